@@ -1,0 +1,256 @@
+"""The provider interface: what the provider-independent actions need from a marketing platform.
+
+Providers (spotler, piggy, spoki) subclass :class:`Provider`, implement what their platform supports and
+list what it does not in ``unsupported`` (operationId -> reason). A method left unimplemented raises
+:class:`~service.providers.errors.NotSupported`. Providers never import Flask or Connexion; they raise only
+the types in :mod:`service.providers.errors`.
+
+The value types below are plain dataclasses so that actions, the ledger and the HTTP layer can use them
+without knowing any platform's wire format.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from service.providers.errors import NotSupported
+
+# ---------------------------------------------------------------------------------------------------------
+# Value types
+# ---------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ContactRef:
+    """How a caller addresses a contact: by e-mail address or by the platform's external id."""
+
+    email: str | None = None
+    external_id: str | None = None
+
+
+@dataclass
+class Contact:
+    external_id: str
+    email: str | None = None
+    #: field name (internal name) -> value, as the platform stores it
+    properties: dict[str, Any] = field(default_factory=dict)
+    #: platform-specific extra identifiers (e.g. Spotler's encryptedId, Piggy's uuid)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class FieldOption:
+    """One entry of a multi-choice (``set``) field, e.g. one permission."""
+
+    name: str
+    value: str  # the platform's id for the option (Spotler: the bit number as a string)
+    description: str | None = None
+
+
+@dataclass(frozen=True)
+class ContactField:
+    """A contact property definition.
+
+    ``type`` is one of: string, int, money, date, dateTime, birthdate, email, gender, mobNr, postcode,
+    set, boolean (the Spotler vocabulary; other platforms map onto it).
+    """
+
+    name: str
+    display_name: str
+    type: str
+    options: tuple[FieldOption, ...] = ()
+    read_only: bool = False
+    description: str | None = None
+
+
+@dataclass(frozen=True)
+class AutomationField:
+    """A personalisation field an automation accepts when it is triggered."""
+
+    name: str
+    type: str = "STRING"  # STRING | URL | PRODUCTLIST
+
+
+@dataclass(frozen=True)
+class Automation:
+    id: str  # what StartAutomation takes (Spotler: the external trigger code)
+    name: str
+    status: str = "ACTIVE"  # ACTIVE | INACTIVE | DRAFT ... (platform vocabulary, upper case)
+    fields: tuple[AutomationField, ...] = ()
+    extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+
+@dataclass(frozen=True)
+class FieldValue:
+    """A value for an automation/campaign field, typed."""
+
+    name: str
+    type: str  # STRING | URL | PRODUCTLIST
+    value: str | None = None
+    values: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class AutomationRunResult:
+    automation_id: str
+    result: str  # OK | AUTOMATION_INACTIVE | PARTICIPATION_LIMIT_REACHED | ...
+    automation_contact_id: str | None = None
+
+
+@dataclass(frozen=True)
+class StartResult:
+    result: str  # OK | NOT_TRIGGERED | ...
+    runs: tuple[AutomationRunResult, ...] = ()
+
+    @property
+    def automation_contact_ids(self) -> list[str]:
+        return [r.automation_contact_id for r in self.runs if r.automation_contact_id]
+
+
+@dataclass(frozen=True)
+class StopRunResult:
+    automation_contact_id: str
+    result: str  # STOPPED | NOT_FOUND | ALREADY_FINISHED
+
+
+@dataclass(frozen=True)
+class CampaignTrigger:
+    id: str
+    name: str
+
+
+@dataclass(frozen=True)
+class Campaign:
+    id: str
+    name: str
+    active: bool = True
+    triggers: tuple[CampaignTrigger, ...] = ()
+
+
+@dataclass(frozen=True)
+class Tag:
+    name: str
+    score: int | None = None
+
+
+@dataclass(frozen=True)
+class Audience:
+    id: str
+    name: str
+    description: str | None = None
+
+
+@dataclass(frozen=True)
+class MemberResult:
+    """Per-contact outcome of an audience change: added, removed, already_member, not_member, not_found."""
+
+    external_id: str
+    result: str
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The interface
+# ---------------------------------------------------------------------------------------------------------
+
+
+class Provider:
+    """Base class of every platform adapter. Methods not overridden raise NotSupported."""
+
+    #: short name: spotler | piggy | spoki
+    name: ClassVar[str] = "base"
+    #: operationId -> human reason, for each action this platform cannot do
+    unsupported: ClassVar[dict[str, str]] = {}
+
+    # -- helpers ------------------------------------------------------------------------------------------
+    def _unsupported(self, operation: str):
+        reason = self.unsupported.get(operation) or f"{self.name} does not support {operation}."
+        raise NotSupported(reason, code="NOT_SUPPORTED_BY_PLATFORM", details={"operation": operation})
+
+    def supports(self, operation: str) -> bool:
+        return operation not in self.unsupported
+
+    # -- connection ---------------------------------------------------------------------------------------
+    def ping(self) -> dict[str, Any]:
+        """Check that the platform answers and accepts our credentials. Returns details for TestConnection."""
+        self._unsupported("TestConnection")
+
+    # -- contacts -----------------------------------------------------------------------------------------
+    def list_contact_fields(self) -> list[ContactField]:
+        self._unsupported("ListContactFields")
+
+    def find_contact(self, ref: ContactRef) -> Contact | None:
+        """The contact for ``ref`` or None. Raises InvalidInput when the reference is unusable."""
+        self._unsupported("GetContact")
+
+    def upsert_contact(self, ref: ContactRef, properties: dict[str, Any], *, purge: bool = False) -> Contact:
+        """Create the contact or update the given properties (``purge``: clear every property not given)."""
+        self._unsupported("UpsertContact")
+
+    def update_contact(self, contact: Contact, properties: dict[str, Any]) -> Contact:
+        """Change only ``properties`` of an existing contact; a value of None clears that property."""
+        self._unsupported("SetContactField")
+
+    def anonymize_contact(self, contact: Contact) -> None:
+        self._unsupported("AnonymizeContact")
+
+    # -- permissions --------------------------------------------------------------------------------------
+    def list_permissions(self) -> list[FieldOption]:
+        self._unsupported("ListPermissions")
+
+    def set_permissions(self, contact: Contact, changes: dict[str, bool]) -> dict[str, bool]:
+        """``changes``: option value -> enabled. Others stay. Returns the resulting state of every option."""
+        self._unsupported("SetPermissions")
+
+    # -- automations --------------------------------------------------------------------------------------
+    def list_automations(self) -> list[Automation]:
+        self._unsupported("ListAutomations")
+
+    def start_automation(self, automation_id: str, contact: Contact, fields: list[FieldValue]) -> StartResult:
+        self._unsupported("StartAutomation")
+
+    def stop_automation(self, automation_id: str, contact: Contact) -> list[StopRunResult]:
+        self._unsupported("StopAutomation")
+
+    def stop_automation_runs(self, automation_contact_ids: list[str]) -> list[StopRunResult]:
+        self._unsupported("StopAutomationRuns")
+
+    # -- campaigns ----------------------------------------------------------------------------------------
+    def list_campaigns(self) -> list[Campaign]:
+        self._unsupported("ListCampaigns")
+
+    def trigger_campaign(self, trigger_id: str, contact: Contact, fields: list[FieldValue]) -> None:
+        self._unsupported("TriggerCampaign")
+
+    def stop_campaign(self, campaign_id: str, contact: Contact) -> None:
+        self._unsupported("StopCampaign")
+
+    # -- tags and scores ----------------------------------------------------------------------------------
+    def list_tags(self) -> list[Tag]:
+        self._unsupported("ListTags")
+
+    def add_tags(self, contact: Contact, tags: list[str], score: int | None = None) -> None:
+        self._unsupported("AddTag")
+
+    def remove_tags(self, contact: Contact, tags: list[str]) -> None:
+        self._unsupported("RemoveTag")
+
+    def set_score(self, contact: Contact, tag: str, score: int, mode: str = "set") -> int | None:
+        """mode: set | increase | decrease. Returns the new score when the platform tells it."""
+        self._unsupported("SetScore")
+
+    # -- audiences ----------------------------------------------------------------------------------------
+    def list_audiences(self) -> list[Audience]:
+        self._unsupported("ListAudiences")
+
+    def create_audience(self, audience_id: str, name: str, description: str | None = None) -> Audience:
+        self._unsupported("CreateAudience")
+
+    def add_to_audience(self, audience_id: str, contacts: list[Contact]) -> list[MemberResult]:
+        self._unsupported("AddToAudience")
+
+    def remove_from_audience(self, audience_id: str, contacts: list[Contact]) -> list[MemberResult]:
+        self._unsupported("RemoveFromAudience")
+
+    def close(self) -> None:
+        """Release sessions/pools."""

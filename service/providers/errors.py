@@ -1,0 +1,93 @@
+"""The only exceptions a provider (upstream platform client) may raise.
+
+Every upstream client maps transport errors and upstream status codes to these types at its boundary
+(the httpx "map exceptions" idea). The HTTP layer maps them to problem+json answers; nothing above the
+providers ever sees a ``requests`` exception.
+
+| type            | meaning                                                    | our answer |
+|-----------------|------------------------------------------------------------|------------|
+| NotFound        | the platform says the thing does not exist                 | 404        |
+| InvalidInput    | the platform rejected the input as malformed               | 400        |
+| Rejected        | the platform refuses for a business reason                 | 409        |
+| Forbidden       | the account/product tier may not use this call             | 403        |
+| AuthFailed      | the platform refused our credentials (configuration)       | 424        |
+| RateLimited     | the platform asks us to slow down                          | 503 + Retry-After |
+| Unavailable     | the platform is down / answered 5xx / reset the connection | 503 + Retry-After |
+| UpstreamTimeout | no answer within the configured bound                      | 504 + Retry-After |
+| NotSupported    | the platform has no such operation                         | 501        |
+"""
+
+from __future__ import annotations
+
+
+class ProviderError(Exception):
+    """Base class. ``code`` is a stable machine-readable code (upper snake case)."""
+
+    default_code = "UPSTREAM_ERROR"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        upstream_status: int | None = None,
+        error_type: str | None = None,
+        details: dict | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code or self.default_code
+        self.upstream_status = upstream_status
+        #: the platform's own error type, e.g. Spotler's ``errorType`` (``CONTACT_NOTFOUND``)
+        self.error_type = error_type
+        #: extra structured information (per-automation results, missing ids, ...)
+        self.details = details or {}
+
+    def __repr__(self) -> str:  # pragma: no cover - debugging aid
+        return f"{type(self).__name__}(code={self.code!r}, message={self.message!r})"
+
+
+class NotFound(ProviderError):
+    default_code = "NOT_FOUND"
+
+
+class InvalidInput(ProviderError):
+    default_code = "UPSTREAM_VALIDATION_FAILED"
+
+
+class Rejected(ProviderError):
+    default_code = "REJECTED"
+
+
+class Forbidden(ProviderError):
+    default_code = "FORBIDDEN_BY_PLATFORM"
+
+
+class AuthFailed(ProviderError):
+    default_code = "PLATFORM_AUTH_FAILED"
+
+
+class TransientError(ProviderError):
+    """Base of the errors worth retrying later. ``retry_after`` is in seconds."""
+
+    default_code = "UPSTREAM_UNAVAILABLE"
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kw) -> None:
+        super().__init__(message, **kw)
+        self.retry_after = retry_after
+
+
+class RateLimited(TransientError):
+    default_code = "UPSTREAM_RATE_LIMITED"
+
+
+class Unavailable(TransientError):
+    default_code = "UPSTREAM_UNAVAILABLE"
+
+
+class UpstreamTimeout(TransientError):
+    default_code = "UPSTREAM_TIMEOUT"
+
+
+class NotSupported(ProviderError):
+    default_code = "NOT_SUPPORTED"
