@@ -1,0 +1,28 @@
+"""The connector's actions, grouped, as the capability list reports them (one source for GetCapabilities,
+provider ``unsupported`` maps and the README's capability table)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Operation:
+    operation_id: str
+    category: str
+
+
+_GROUPS = {
+    "connection": ["TestConnection"],
+    "contacts": ["ListContactFields", "GetContact", "UpsertContact", "SetContactField", "ClearContactField",
+                 "AnonymizeContact"],
+    "permissions": ["ListPermissions", "SetPermissions"],
+    "automations": ["ListAutomations", "GetAutomationFieldsSchema", "StartAutomation", "StopAutomation",
+                    "StopAutomationRuns"],
+    "campaigns": ["ListCampaigns", "TriggerCampaign", "StopCampaign"],
+    "tags": ["ListTags", "AddTag", "RemoveTag", "SetScore"],
+    "audiences": ["ListAudiences", "CreateAudience", "AddToAudience", "RemoveFromAudience"],
+}
+
+OPERATIONS: tuple[Operation, ...] = tuple(Operation(op, cat) for cat, ops in _GROUPS.items() for op in ops)
+OPERATION_IDS = frozenset(o.operation_id for o in OPERATIONS)

@@ -1,0 +1,135 @@
+"""Every error answer is application/problem+json with type, title, status, detail and a stable ``code``."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+
+from connexion.exceptions import (
+    BadRequestProblem,
+    ExtraParameterProblem,
+    Forbidden,
+    OAuthProblem,
+    ProblemException,
+    Unauthorized,
+    UnsupportedMediaTypeProblem,
+)
+from connexion.lifecycle import ConnexionResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from werkzeug.exceptions import HTTPException as WerkzeugHTTPException
+
+from service.actions.problems import ActionError, Problem, title_for, to_problem
+from service.logs import request_id_var
+from service.providers.errors import ProviderError
+
+log = logging.getLogger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+
+_STATUS_CODES = {
+    400: "VALIDATION_FAILED",
+    401: "UNAUTHORIZED",
+    403: "FORBIDDEN",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    406: "NOT_ACCEPTABLE",
+    409: "CONFLICT",
+    413: "PAYLOAD_TOO_LARGE",
+    415: "UNSUPPORTED_MEDIA_TYPE",
+    422: "UNPROCESSABLE",
+    429: "TOO_MANY_REQUESTS",
+    500: "INTERNAL_ERROR",
+    501: "NOT_IMPLEMENTED",
+    503: "SERVICE_UNAVAILABLE",
+}
+
+_DETAILS = {
+    401: "Send a valid API key in the X-API-Key header (the connection's API key).",
+    404: "There is no such endpoint. Check the path; the API is described at /swagger.json and /ui.",
+    405: "This endpoint does not accept that HTTP method.",
+}
+
+# "'abc' is not of type 'integer' - 'score'"  /  "'contact' is a required property"
+_FIELD_AT_END = re.compile(r" - '([^']+)'$")
+_REQUIRED = re.compile(r"'([^']+)' is a required property")
+
+
+def render(problem: Problem) -> ConnexionResponse:
+    body = problem.to_dict(request_id=request_id_var.get())
+    return ConnexionResponse(status_code=problem.status, mimetype=PROBLEM_JSON, content_type=PROBLEM_JSON,
+                             body=json.dumps(body), headers=dict(problem.headers))
+
+
+def _field_from_detail(detail: str) -> str | None:
+    m = _FIELD_AT_END.search(detail or "") or _REQUIRED.search(detail or "")
+    return m.group(1) if m else None
+
+
+def connexion_problem(_request, exc: ProblemException) -> ConnexionResponse:
+    status = exc.status or 500
+    code = (exc.ext or {}).get("code") if isinstance(exc.ext, dict) else None
+    if code is None:
+        if isinstance(exc, UnsupportedMediaTypeProblem):
+            code = "UNSUPPORTED_MEDIA_TYPE"
+        elif isinstance(exc, ExtraParameterProblem):
+            code = "UNKNOWN_PARAMETER"
+        elif isinstance(exc, (Unauthorized, OAuthProblem)):
+            code = "UNAUTHORIZED"
+        elif isinstance(exc, Forbidden):
+            code = "FORBIDDEN"
+        elif isinstance(exc, BadRequestProblem):
+            code = "VALIDATION_FAILED"
+        else:
+            code = _STATUS_CODES.get(status, "ERROR")
+    detail = exc.detail or _DETAILS.get(status) or title_for(status)
+    if status == 401:
+        detail = f"{detail.rstrip('.')}. {_DETAILS[401]}"
+    ext = {}
+    if status == 400:
+        field = _field_from_detail(detail)
+        if field:
+            ext["field"] = field
+    headers = dict(exc.headers or {})
+    if status >= 500:
+        log.error("problem %s: %s", status, detail)
+    return render(Problem(status, code, exc.title or title_for(status), detail, headers=headers, ext=ext))
+
+
+def http_exception(_request, exc) -> ConnexionResponse:
+    status = getattr(exc, "status_code", None) or getattr(exc, "code", None) or 500
+    detail = _DETAILS.get(status) or getattr(exc, "detail", None) or getattr(exc, "description", None) \
+        or title_for(status)
+    headers = {}
+    if status == 405:
+        allow = dict(getattr(exc, "headers", None) or {}).get("Allow") or (
+            ", ".join(exc.valid_methods) if getattr(exc, "valid_methods", None) else None)
+        if allow:
+            headers["Allow"] = allow
+    return render(Problem(status, _STATUS_CODES.get(status, "ERROR"), title_for(status), str(detail),
+                          headers=headers))
+
+
+def domain_error(_request, exc: Exception) -> ConnexionResponse:
+    problem = to_problem(exc)
+    if problem is None:  # pragma: no cover - registered only for domain errors
+        return unexpected(_request, exc)
+    if problem.status >= 500:
+        log.warning("upstream problem %s %s: %s", problem.status, problem.code, problem.detail)
+    return render(problem)
+
+
+def unexpected(_request, exc: Exception) -> ConnexionResponse:
+    log.error("unhandled exception", exc_info=exc)
+    rid = request_id_var.get()
+    return render(Problem(500, "INTERNAL_ERROR", "Internal Server Error",
+                          f"Something went wrong on our side. Quote request id {rid} when you report it."))
+
+
+def register(app) -> None:
+    app.add_error_handler(ProblemException, connexion_problem)
+    app.add_error_handler(StarletteHTTPException, http_exception)
+    app.add_error_handler(WerkzeugHTTPException, http_exception)
+    app.add_error_handler(ActionError, domain_error)
+    app.add_error_handler(ProviderError, domain_error)
+    app.add_error_handler(Exception, unexpected)

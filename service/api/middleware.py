@@ -1,0 +1,125 @@
+"""Outermost ASGI middleware: request id, access log, x-ms-* header log, request body limit.
+
+It sits before Connexion's exception middleware, so it sees every request, including the ones that end in
+an error, and its request id is in every log line and error body further down.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+import uuid
+
+from service.actions.problems import Problem
+from service.logs import request_id_var
+from service.runtime import runtime_var
+
+log = logging.getLogger("service.access")
+
+REQUEST_ID_HEADERS = (b"x-ms-client-tracking-id", b"x-ms-correlation-id", b"x-request-id")
+_SAFE_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+#: x-ms-* headers never logged with their value
+_SECRET_HINTS = ("auth", "token", "key", "secret", "signature", "cookie", "password")
+
+
+def _pick_request_id(headers: dict[bytes, bytes]) -> str:
+    for name in REQUEST_ID_HEADERS:
+        value = headers.get(name)
+        if value:
+            text = value.decode("latin-1").strip()
+            if _SAFE_ID.match(text):
+                return text
+    return uuid.uuid4().hex
+
+
+def ms_headers_for_log(headers: dict[bytes, bytes]) -> dict[str, str]:
+    """The x-ms-* headers a caller sent, with secret-looking values redacted."""
+    out = {}
+    for raw_name, raw_value in headers.items():
+        name = raw_name.decode("latin-1").lower()
+        if not name.startswith("x-ms-"):
+            continue
+        value = raw_value.decode("latin-1")
+        out[name] = "[redacted]" if any(h in name for h in _SECRET_HINTS) else value[:256]
+    return out
+
+
+class RequestContextMiddleware:
+    def __init__(self, app, runtime, max_body_bytes: int = 1024 * 1024) -> None:
+        self.app = app
+        self.runtime = runtime
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        headers = dict(scope.get("headers") or [])
+        request_id = _pick_request_id(headers)
+        token = request_id_var.set(request_id)
+        runtime_token = runtime_var.set(self.runtime)
+        # downstream code (Flask handlers) reads the id from this header
+        scope = dict(scope)
+        scope["headers"] = [(k, v) for k, v in scope.get("headers", []) if k != b"x-request-id"]
+        scope["headers"].append((b"x-request-id", request_id.encode()))
+        started = time.perf_counter()
+        status_holder = {"status": 0}
+
+        async def send_wrapper(message):
+            if message["type"] == "http.response.start":
+                status_holder["status"] = message["status"]
+                hdrs = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"x-request-id"]
+                hdrs.append((b"x-request-id", request_id.encode()))
+                message = dict(message, headers=hdrs)
+            await send(message)
+
+        try:
+            length = headers.get(b"content-length")
+            if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
+                await self._too_large(send_wrapper, request_id)
+                return
+            received = 0
+            too_large = False
+
+            async def receive_wrapper():
+                nonlocal received, too_large
+                message = await receive()
+                if message["type"] == "http.request":
+                    received += len(message.get("body", b""))
+                    if received > self.max_body_bytes:
+                        too_large = True
+                        raise _BodyTooLarge()
+                return message
+
+            try:
+                await self.app(scope, receive_wrapper, send_wrapper)
+            except _BodyTooLarge:
+                if not status_holder["status"]:
+                    await self._too_large(send_wrapper, request_id)
+        finally:
+            extra = {
+                "method": scope.get("method"),
+                "path": scope.get("path"),
+                "status": status_holder["status"],
+                "durationMs": round((time.perf_counter() - started) * 1000, 2),
+            }
+            ms = ms_headers_for_log(headers)
+            if ms:
+                extra["msHeaders"] = ms
+            log.info("request", extra=extra)
+            request_id_var.reset(token)
+            runtime_var.reset(runtime_token)
+
+    async def _too_large(self, send, request_id: str) -> None:
+        problem = Problem(413, "PAYLOAD_TOO_LARGE", "Payload Too Large",
+                          f"The request body is larger than {self.max_body_bytes} bytes. Send fewer items per call.")
+        body = json.dumps(problem.to_dict(request_id=request_id)).encode()
+        await send({"type": "http.response.start", "status": 413,
+                    "headers": [(b"content-type", b"application/problem+json"),
+                                (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+
+class _BodyTooLarge(Exception):
+    pass

@@ -1,0 +1,72 @@
+"""App factory: ``create_app(settings=None) -> connexion.FlaskApp``. No work happens at import time."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from pathlib import Path
+
+import json
+
+import a2wsgi
+import connexion
+from connexion.jsonifier import Jsonifier
+from connexion.middleware import MiddlewarePosition
+from connexion.options import SwaggerUIOptions
+
+from service import __version__
+from service.api import errors
+from service.api.middleware import RequestContextMiddleware
+from service.api.resolver import ControllerResolver
+from service.config import SANDBOX_API_KEY, Settings
+from service.logs import configure_logging
+from service.runtime import Runtime
+
+ROOT = Path(__file__).resolve().parent.parent
+SPEC = "openapi.yaml"
+
+log = logging.getLogger("service")
+
+
+def create_app(settings: Settings | None = None) -> connexion.FlaskApp:
+    settings = settings or Settings.from_env()
+    configure_logging(settings.log_level)
+    runtime = Runtime(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app):
+        yield
+        runtime.close()
+
+    app = connexion.FlaskApp(__name__, specification_dir=ROOT, lifespan=lifespan,
+                             jsonifier=Jsonifier(json, separators=(",", ":"), ensure_ascii=False))
+    app.add_api(
+        SPEC,
+        resolver=ControllerResolver(),
+        strict_validation=True,
+        validate_responses=settings.validate_responses,
+        swagger_ui_options=SwaggerUIOptions(swagger_ui=True, swagger_ui_path="/ui", spec_path="/swagger.json"),
+    )
+    errors.register(app)
+    app.add_middleware(RequestContextMiddleware, position=MiddlewarePosition.BEFORE_EXCEPTION,
+                       runtime=runtime, max_body_bytes=settings.max_body_bytes)
+
+    flask_app = app.app
+    flask_app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    flask_app.extensions["marketing_actions"] = runtime
+    # Connexion 3.3 runs Flask handlers in a fixed 10-thread a2wsgi pool; our handlers block on upstream
+    # calls, so size it from FLASK_THREADS (private attribute: connexion is pinned and a test covers it).
+    app._middleware_app.asgi_app = a2wsgi.WSGIMiddleware(flask_app.wsgi_app, workers=settings.flask_threads)
+    app.runtime = runtime  # for tests and tooling
+
+    log.info("service configured", extra={
+        "version": __version__, "provider": settings.provider, "mode": settings.mode,
+        "flaskThreads": settings.flask_threads,
+    })
+    if settings.sandbox:
+        log.warning("SANDBOX MODE: no %s credentials are set; actions run against the in-repo simulator. "
+                    "Nothing reaches a real marketing platform.", settings.provider)
+        if not settings.api_keys:
+            log.warning("API_KEYS is empty: sandbox mode accepts the API key %r. Set API_KEYS to change it.",
+                        SANDBOX_API_KEY)
+    return app

@@ -1,0 +1,65 @@
+"""JSON-lines logging on stdout with the request id in every line.
+
+``configure_logging`` is called by ``create_app()``; nothing happens at import time. The request id lives in a
+context variable set by the request middleware; it follows the request into Flask's worker threads (a2wsgi
+copies the context) and into error handlers.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import datetime as dt
+import json
+import logging
+import sys
+
+request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
+
+_RESERVED = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime", "taskName"}
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        doc = {
+            "ts": dt.datetime.fromtimestamp(record.created, dt.timezone.utc).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "msg": record.getMessage(),
+            "requestId": getattr(record, "request_id", None) or request_id_var.get(),
+        }
+        for key, value in vars(record).items():
+            if key not in _RESERVED and key != "request_id" and not key.startswith("_"):
+                doc[key] = value
+        if record.exc_info:
+            doc["exc"] = self.formatException(record.exc_info)
+        return json.dumps(doc, default=str, ensure_ascii=False)
+
+
+class RequestIdFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not getattr(record, "request_id", None):
+            record.request_id = request_id_var.get()
+        return True
+
+
+_HANDLER_NAME = "marketing-actions-json"
+
+
+def configure_logging(level: str = "INFO") -> None:
+    """Send every log record to stdout as one JSON object per line (idempotent)."""
+    root = logging.getLogger()
+    for h in list(root.handlers):
+        if h.get_name() == _HANDLER_NAME:
+            root.removeHandler(h)
+    handler = logging.StreamHandler(sys.stdout)
+    handler.set_name(_HANDLER_NAME)
+    handler.setFormatter(JsonFormatter())
+    handler.addFilter(RequestIdFilter())
+    root.addHandler(handler)
+    root.setLevel(level)
+    # uvicorn/gunicorn loggers propagate to root when they have no handlers of their own
+    for name in ("uvicorn", "uvicorn.error", "gunicorn.error"):
+        lg = logging.getLogger(name)
+        lg.handlers = []
+        lg.propagate = True
+    logging.getLogger("uvicorn.access").disabled = True  # our middleware logs each request with its id

@@ -1,0 +1,109 @@
+"""The per-process runtime: settings plus the lazily built provider, ledger and list cache.
+
+One ``Runtime`` per app. Nothing here touches the network or the database until first use (after the
+gunicorn fork), so importing ``service.asgi`` stays free of I/O.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import threading
+import time
+from typing import Any, Callable
+
+from service.config import Settings
+
+log = logging.getLogger(__name__)
+
+#: the Runtime of the app serving the current request (set by the request middleware)
+runtime_var: contextvars.ContextVar["Runtime"] = contextvars.ContextVar("runtime")
+
+
+def current_runtime() -> "Runtime":
+    return runtime_var.get()
+
+
+class TTLCache:
+    """A tiny thread-safe cache for upstream lists (dropdowns): answers fast, refreshes after ``ttl`` s."""
+
+    def __init__(self, ttl: float) -> None:
+        self.ttl = ttl
+        self._data: dict[Any, tuple[float, Any]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: Any, load: Callable[[], Any]) -> Any:
+        now = time.monotonic()
+        with self._lock:
+            hit = self._data.get(key)
+            if hit and hit[0] > now:
+                return hit[1]
+        value = load()
+        if self.ttl > 0:
+            with self._lock:
+                self._data[key] = (now + self.ttl, value)
+        return value
+
+    def clear(self) -> None:
+        with self._lock:
+            self._data.clear()
+
+
+class Runtime:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.cache = TTLCache(settings.list_cache_seconds)
+        self._lock = threading.Lock()
+        self._provider = None
+        self._ledger = None
+        self._sandbox = None  # in-process simulator, when no shared one is configured
+
+    # -- upstream -------------------------------------------------------------------------------------------
+    @property
+    def upstream_url(self) -> str | None:
+        """Sandbox only: the simulator's base URL (shared process, else one started in this process)."""
+        if not self.settings.sandbox:
+            return None
+        if self.settings.sandbox_upstream_url:
+            return self.settings.sandbox_upstream_url
+        with self._lock:
+            if self._sandbox is None:
+                from service.sandbox.launch import start_in_process
+
+                self._sandbox = start_in_process(self.settings.provider)
+                log.info("sandbox simulator started in this process", extra={"url": self._sandbox.url})
+            return self._sandbox.url
+
+    @property
+    def provider(self):
+        if self._provider is None:
+            url = self.upstream_url
+            with self._lock:
+                if self._provider is None:
+                    from service.providers.factory import build_provider
+
+                    self._provider = build_provider(self.settings, sandbox_url=url)
+        return self._provider
+
+    @property
+    def ledger(self):
+        if self._ledger is None:
+            with self._lock:
+                if self._ledger is None:
+                    from service.actions.ledger import Ledger
+                    from service.db import upgrade
+
+                    url = self.settings.effective_database_url
+                    if self.settings.sandbox:
+                        upgrade(url)  # sandbox applies migrations itself; live runs `python -m service.db upgrade`
+                    self._ledger = Ledger.from_url(url, lease_seconds=self.settings.job_lease_seconds,
+                                                   email_hash_key=self.settings.ledger_hash_key.encode())
+        return self._ledger
+
+    def close(self) -> None:
+        if self._provider is not None:
+            self._provider.close()
+        if self._ledger is not None:
+            self._ledger.close()
+        if self._sandbox is not None:
+            self._sandbox.stop()

@@ -1,0 +1,66 @@
+"""Start the simulator that sandbox mode talks to: as a child process (gunicorn master, one per service)
+or in this process on a loopback thread (tests, ``create_app()`` without gunicorn)."""
+
+from __future__ import annotations
+
+import importlib
+import subprocess
+import sys
+from dataclasses import dataclass
+from typing import Callable
+
+#: well-known, non-secret credentials of the sandbox account (the simulator checks them like the real API)
+SANDBOX_CREDENTIALS = {
+    "spotler": {"consumer_key": "sandbox-consumer-key", "consumer_secret": "sandbox-consumer-secret"},
+    "piggy": {"token": "sandbox-piggy-token"},
+    "spoki": {"api_key": "sandbox-spoki-key"},
+}
+
+_CLI_ARGS = {
+    "spotler": ["--consumer-key", SANDBOX_CREDENTIALS["spotler"]["consumer_key"],
+                "--consumer-secret", SANDBOX_CREDENTIALS["spotler"]["consumer_secret"]],
+    "piggy": ["--token", SANDBOX_CREDENTIALS["piggy"]["token"]],
+    "spoki": ["--api-key", SANDBOX_CREDENTIALS["spoki"]["api_key"]],
+}
+
+
+@dataclass
+class RunningSimulator:
+    url: str
+    stop: Callable[[], None]
+    pid: int | None = None
+
+
+def start_process(provider: str, extra_args: list[str] | None = None, timeout: float = 20.0) -> RunningSimulator:
+    """Run ``python -m service.sandbox.<provider> --port 0`` and read its URL from the first output line."""
+    cmd = [sys.executable, "-m", f"service.sandbox.{provider}", "--port", "0", *_CLI_ARGS[provider],
+           *(extra_args or [])]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, bufsize=1)
+    prefix = f"{provider.upper()}_SIMULATOR_URL="
+    url = None
+    for line in proc.stdout:  # blocks until the simulator prints its URL (it does so once listening)
+        if line.startswith(prefix):
+            url = line[len(prefix):].strip()
+            break
+    if url is None:
+        proc.kill()
+        raise RuntimeError(f"the {provider} simulator did not start: {' '.join(cmd)}")
+
+    def stop() -> None:
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:  # pragma: no cover
+            proc.kill()
+
+    # keep draining its output so the pipe never fills up
+    import threading
+
+    threading.Thread(target=lambda: [None for _ in proc.stdout], daemon=True).start()
+    return RunningSimulator(url=url, stop=stop, pid=proc.pid)
+
+
+def start_in_process(provider: str) -> RunningSimulator:
+    """Serve the provider's simulator on 127.0.0.1 (ephemeral port) from a background thread."""
+    module = importlib.import_module(f"service.sandbox.{provider}")
+    return module.start_sandbox(**SANDBOX_CREDENTIALS[provider])
