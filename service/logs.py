@@ -45,13 +45,25 @@ class RequestIdFilter(logging.Filter):
 _HANDLER_NAME = "marketing-actions-json"
 
 
+class _StdoutHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stdout`` is at the time of the record (test capture, redirection)."""
+
+    @property
+    def stream(self):
+        return sys.stdout
+
+    @stream.setter
+    def stream(self, _value):
+        pass
+
+
 def configure_logging(level: str = "INFO") -> None:
     """Send every log record to stdout as one JSON object per line (idempotent)."""
     root = logging.getLogger()
     for h in list(root.handlers):
         if h.get_name() == _HANDLER_NAME:
             root.removeHandler(h)
-    handler = logging.StreamHandler(sys.stdout)
+    handler = _StdoutHandler()
     handler.set_name(_HANDLER_NAME)
     handler.setFormatter(JsonFormatter())
     handler.addFilter(RequestIdFilter())

@@ -1,0 +1,51 @@
+"""Contact resolution: the one piece of code every action uses to turn ``contact`` input into a Contact."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from service.actions.problems import ActionError, invalid
+from service.providers.base import Contact, ContactRef, Provider
+
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+def parse_email(value: Any, field: str = "contact.email") -> str:
+    text = str(value).strip()
+    if not _EMAIL.match(text) or len(text) > 254:
+        raise invalid(field, f"'{text[:80]}' is not a valid email address.", code="INVALID_EMAIL")
+    local, _, domain = text.rpartition("@")
+    return f"{local}@{domain.lower()}"
+
+
+def contact_ref(data: Any, field: str = "contact") -> ContactRef:
+    """Validate a ``{email, externalId}`` object. At least one is required; externalId wins when both are."""
+    if not isinstance(data, dict):
+        raise invalid(field, f"'{field}' must be an object with an email or an externalId.", code="CONTACT_REQUIRED")
+    email = data.get("email")
+    external_id = data.get("externalId")
+    email = parse_email(email, f"{field}.email") if email not in (None, "") else None
+    external_id = str(external_id).strip() if external_id not in (None, "") else None
+    if not email and not external_id:
+        raise invalid(field, f"Give the contact's email or externalId in '{field}'.", code="CONTACT_REQUIRED")
+    return ContactRef(email=email, external_id=external_id)
+
+
+def describe(ref: ContactRef) -> str:
+    return f"externalId '{ref.external_id}'" if ref.external_id else f"email '{ref.email}'"
+
+
+def resolve_contact(provider: Provider, ref: ContactRef, *, create_if_missing: bool = False) -> tuple[Contact, bool]:
+    """The contact for ``ref`` and whether it was created now. 404 when absent and not to be created."""
+    contact = provider.find_contact(ref)
+    if contact is not None:
+        return contact, False
+    if not create_if_missing:
+        raise ActionError(404, "CONTACT_NOT_FOUND",
+                          f"No contact with {describe(ref)} exists on {provider.name}. Create it first "
+                          "(Upsert contact) or set 'Create contact if missing'.")
+    if not ref.email:
+        raise invalid("contact.email", "To create a missing contact, give its email address.",
+                      code="EMAIL_REQUIRED_TO_CREATE")
+    return provider.upsert_contact(ref, {}), True

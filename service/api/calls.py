@@ -1,0 +1,50 @@
+"""Runs one action call through the job ledger: idempotency, recording, replay. Shared by every write handler."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Callable
+
+import flask
+
+from service.actions.idempotency import ActionCall, ActionResult, JobContext, body_hash, derive_key
+from service.actions.resolution import contact_ref
+from service.logs import request_id_var
+from service.runtime import current_runtime
+
+REPLAY_HEADER = "Idempotent-Replayed"
+
+
+def _contact_for_record(body: Any):
+    try:
+        return contact_ref(body.get("contact")) if isinstance(body, dict) and body.get("contact") else None
+    except Exception:  # an invalid contact is reported by the action itself; the record just lacks it
+        return None
+
+
+def run(operation: str, user: str | None, body: Any, work: Callable[[Any, JobContext], ActionResult],
+        scope: dict[str, Any] | None = None) -> flask.Response:
+    """``work(runtime, job)`` does the action; the ledger decides whether it runs (new key) or replays."""
+    rt = current_runtime()
+    raw = flask.request.get_data(cache=True)
+    headers = flask.request.headers
+    call = ActionCall(
+        operation=operation,
+        provider=rt.settings.provider,
+        api_key_id=user,
+        request_id=request_id_var.get(),
+        contact=_contact_for_record(body),
+        inputs={**(scope or {}), **(body if isinstance(body, dict) else {"body": body})},
+        idempotency_key=derive_key(operation, headers, raw, user, scope=scope),
+        body_hash=body_hash(raw, scope),
+    )
+    rt.ledger.maybe_recover()
+    answer = rt.ledger.run(call, lambda job: work(rt, job))
+    response = flask.Response(json.dumps(answer.body, separators=(",", ":"), ensure_ascii=False),
+                              status=answer.status)
+    response.headers.update(answer.headers)
+    if "Content-Type" not in answer.headers and "content-type" not in answer.headers:
+        response.headers["Content-Type"] = "application/problem+json" if answer.status >= 400 else "application/json"
+    if answer.replayed:
+        response.headers[REPLAY_HEADER] = "true"
+    return response

@@ -1,0 +1,63 @@
+import pytest
+
+from service.config import ConfigError, Settings
+
+
+def test_defaults_are_sandbox_spotler():
+    s = Settings.from_env({})
+    assert s.provider == "spotler"
+    assert s.mode == "sandbox"
+    assert s.accepted_api_keys == ("sandbox",)
+    assert s.flask_threads == 32
+
+
+@pytest.mark.parametrize("env, variable", [
+    ({"PROVIDER": "mailchimp"}, "PROVIDER"),
+    ({"FLASK_THREADS": "lots"}, "FLASK_THREADS"),
+    ({"FLASK_THREADS": "0"}, "FLASK_THREADS"),
+    ({"JOB_LEASE_SECONDS": "-1"}, "JOB_LEASE_SECONDS"),
+    ({"LOG_LEVEL": "chatty"}, "LOG_LEVEL"),
+    ({"MAX_BODY_BYTES": "12"}, "MAX_BODY_BYTES"),
+])
+def test_invalid_values_name_the_variable(env, variable):
+    with pytest.raises(ConfigError) as exc:
+        Settings.from_env(env)
+    assert variable in str(exc.value)
+
+
+def test_live_mode_requires_api_keys():
+    with pytest.raises(ConfigError, match="API_KEYS"):
+        Settings.from_env({"SPOTLER_CONSUMER_KEY": "ck", "SPOTLER_CONSUMER_SECRET": "cs"})
+
+
+def test_live_mode_requires_the_second_credential():
+    env = {"SPOTLER_CONSUMER_KEY": "ck", "API_KEYS": "k" * 20, "LEDGER_HASH_KEY": "h" * 40}
+    with pytest.raises(ConfigError, match="SPOTLER_CONSUMER_SECRET"):
+        Settings.from_env(env)
+
+
+def test_live_mode_rejects_short_keys_and_missing_hash_key():
+    base = {"SPOTLER_CONSUMER_KEY": "ck", "SPOTLER_CONSUMER_SECRET": "cs"}
+    with pytest.raises(ConfigError, match="API_KEYS"):
+        Settings.from_env({**base, "API_KEYS": "short", "LEDGER_HASH_KEY": "h" * 40})
+    with pytest.raises(ConfigError, match="LEDGER_HASH_KEY"):
+        Settings.from_env({**base, "API_KEYS": "k" * 20})
+
+
+def test_live_mode_with_everything_set():
+    env = {"SPOTLER_CONSUMER_KEY": "ck", "SPOTLER_CONSUMER_SECRET": "cs", "API_KEYS": "a" * 16 + ", " + "b" * 16,
+           "LEDGER_HASH_KEY": "h" * 40}
+    s = Settings.from_env(env)
+    assert s.mode == "live"
+    assert s.api_keys == ("a" * 16, "b" * 16)
+    assert s.accepted_api_keys == s.api_keys  # no sandbox key in live mode
+
+
+def test_sandbox_with_keys_does_not_accept_the_sandbox_key():
+    s = Settings.from_env({"API_KEYS": "mine"})
+    assert s.accepted_api_keys == ("mine",)
+
+
+def test_provider_selects_its_own_credentials():
+    s = Settings.from_env({"PROVIDER": "spoki", "SPOTLER_CONSUMER_KEY": "ck"})
+    assert s.mode == "sandbox"  # Spotler credentials do not make a Spoki deployment live
