@@ -20,6 +20,7 @@ from service.api.middleware import RequestContextMiddleware
 from service.api.resolver import ControllerResolver
 from service.config import SANDBOX_API_KEY, Settings
 from service.logs import configure_logging
+from service.providers.factory import provider_config
 from service.runtime import Runtime
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,6 +32,8 @@ log = logging.getLogger("service")
 def create_app(settings: Settings | None = None) -> connexion.FlaskApp:
     settings = settings or Settings.from_env()
     configure_logging(settings.log_level)
+    if not settings.sandbox:
+        provider_config(settings)  # fail fast on a bad platform variable (no network)
     runtime = Runtime(settings)
 
     @contextlib.asynccontextmanager

@@ -31,7 +31,8 @@ def capabilities(rt) -> dict:
     provider = rt.provider
     ops = []
     for op in OPERATIONS:
-        item = {"operationId": op.operation_id, "category": op.category, "supported": provider.supports(op.operation_id)}
+        item = {"operationId": op.operation_id, "category": op.category,
+                "supported": provider.supports(op.operation_id)}
         if not item["supported"]:
             item["reason"] = provider.unsupported.get(op.operation_id, "Not supported by this platform.")
         ops.append(item)

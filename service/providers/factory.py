@@ -1,23 +1,87 @@
-"""Build the configured provider from Settings (environment) - the only place that knows every platform."""
+"""Build the configured provider from Settings - the only place that knows every platform.
+
+Each platform's config dataclass is filled from ``<PLATFORM>_<FIELD>`` environment variables (for example
+``SPOTLER_READ_TIMEOUT`` -> ``SpotlerConfig.read_timeout``), converted to the field's type; the shared
+``UPSTREAM_*`` settings are the defaults for timeouts and retries. In sandbox mode the base URL is the
+simulator's and the credentials are the sandbox account's.
+"""
 
 from __future__ import annotations
 
-from service.config import Settings
+import dataclasses
+import importlib
+from typing import Any
+
+from service.config import ConfigError, Settings
 from service.providers.base import Provider
+
+#: provider -> (module, config class, provider class, sandbox credential mapping {config field: sandbox key})
+_PLATFORMS = {
+    "spotler": ("service.providers.spotler", "SpotlerConfig", "SpotlerProvider",
+                {"consumer_key": "consumer_key", "consumer_secret": "consumer_secret"}),
+    "piggy": ("service.providers.piggy", "PiggyConfig", "PiggyProvider", {"api_token": "token"}),
+    "spoki": ("service.providers.spoki", "SpokiConfig", "SpokiProvider", {"api_key": "api_key"}),
+}
+
+_SHARED = {  # config field -> Settings attribute, used when the platform-specific variable is not set
+    "connect_timeout": "upstream_connect_timeout",
+    "read_timeout": "upstream_read_timeout",
+    "max_retries": "upstream_max_retries",
+    "retry_after_max": "upstream_retry_after_max",
+}
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def _convert(raw: str, default: Any, var: str) -> Any:
+    try:
+        if isinstance(default, bool):
+            low = raw.strip().lower()
+            if low not in _TRUE | _FALSE:
+                raise ValueError
+            return low in _TRUE
+        if isinstance(default, int):
+            return int(raw)
+        if isinstance(default, float):
+            return float(raw)
+    except ValueError:
+        raise ConfigError(f"{var}: expected a {type(default).__name__}, got {raw!r}.") from None
+    return raw
+
+
+def provider_config(settings: Settings, *, sandbox_url: str | None = None):
+    """The platform's config dataclass, from the environment. Raises ConfigError naming the variable."""
+    module_name, config_cls_name, _, sandbox_fields = _PLATFORMS[settings.provider]
+    module = importlib.import_module(module_name)
+    config_cls = getattr(module, config_cls_name)
+    prefix = settings.provider.upper() + "_"
+    values: dict[str, Any] = {}
+    for f in dataclasses.fields(config_cls):
+        if not f.init:
+            continue
+        var = prefix + f.name.upper()
+        default = f.default if f.default is not dataclasses.MISSING else None
+        if f.name in _SHARED:
+            values[f.name] = getattr(settings, _SHARED[f.name])
+        raw = settings.platform_env.get(var)
+        if raw not in (None, ""):
+            values[f.name] = _convert(raw, default if default is not None else "", var)
+    if settings.sandbox:
+        from service.sandbox.launch import SANDBOX_CREDENTIALS
+
+        creds = SANDBOX_CREDENTIALS[settings.provider]
+        for field_name, key in sandbox_fields.items():
+            values[field_name] = creds[key]
+        if sandbox_url:
+            values["base_url"] = sandbox_url
+    try:
+        return config_cls(**values)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{prefix}*: invalid {settings.provider} configuration - {exc}") from None
 
 
 def build_provider(settings: Settings, *, sandbox_url: str | None = None) -> Provider:
-    builder = {"spotler": _spotler, "piggy": _piggy, "spoki": _spoki}[settings.provider]
-    return builder(settings, sandbox_url)
-
-
-def _spotler(settings: Settings, sandbox_url: str | None) -> Provider:
-    raise NotImplementedError
-
-
-def _piggy(settings: Settings, sandbox_url: str | None) -> Provider:
-    raise NotImplementedError
-
-
-def _spoki(settings: Settings, sandbox_url: str | None) -> Provider:
-    raise NotImplementedError
+    module_name, _, provider_cls_name, _ = _PLATFORMS[settings.provider]
+    provider_cls = getattr(importlib.import_module(module_name), provider_cls_name)
+    return provider_cls(provider_config(settings, sandbox_url=sandbox_url))
