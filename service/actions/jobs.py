@@ -18,12 +18,9 @@ def _when(value: str | None, name: str) -> datetime | None:
 
 def list_jobs(ledger, *, status=None, operation=None, email=None, since=None, until=None, limit=50,
               cursor=None) -> dict:
-    try:
-        items, next_cursor = ledger.list(status=status, operation=operation, email=email,
-                                         since=_when(since, "since"), until=_when(until, "until"),
-                                         limit=limit, cursor=cursor)
-    except ValueError:
-        raise invalid("cursor", "The cursor is not valid; use the nextCursor of the previous page.")
+    items, next_cursor = ledger.list(status=status, operation=operation, email=email,
+                                     since=_when(since, "since"), until=_when(until, "until"),
+                                     limit=limit, cursor=cursor)
     out = {"value": [r.to_public_dict() for r in items]}
     if next_cursor:
         out["nextCursor"] = next_cursor

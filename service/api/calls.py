@@ -37,6 +37,7 @@ def run(operation: str, user: str | None, body: Any, work: Callable[[Any, JobCon
         inputs={**(scope or {}), **(body if isinstance(body, dict) else {"body": body})},
         idempotency_key=derive_key(operation, headers, raw, user, scope=scope),
         body_hash=body_hash(raw, scope),
+        known_secrets=tuple(k for k in (headers.get("X-API-Key"),) if k),
     )
     rt.ledger.maybe_recover()
     answer = rt.ledger.run(call, lambda job: work(rt, job))

@@ -1,0 +1,1 @@
+"""Alembic migrations of the job ledger (applied by ``python -m service.db upgrade``)."""

@@ -1,0 +1,140 @@
+"""service.db: URL normalisation, engine set-up, concurrent-safe migrations and the maintenance commands."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from service import db
+from service.actions.idempotency import ActionCall, ActionResult
+from service.actions.ledger import Ledger, utcnow
+from tests.actions import conftest as ledger_fixtures
+from tests.actions.conftest import TEST_HASH_KEY
+
+# the ledger fixtures (temporary SQLite file, private PostgreSQL schema) shared with tests/actions
+pg_admin_url = ledger_fixtures.pg_admin_url
+pg_url = ledger_fixtures.pg_url
+sqlite_url = ledger_fixtures.sqlite_url
+empty_db_url = ledger_fixtures.empty_db_url
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize(("given", "driver"), [
+    ("postgres://u:p@h:5432/d", "postgresql+psycopg"),
+    ("postgresql://u:p@h/d", "postgresql+psycopg"),
+    ("postgresql+psycopg://u@h/d", "postgresql+psycopg"),
+    ("sqlite:///x.db", "sqlite"),
+])
+def test_normalize_url(given, driver):
+    url = db.normalize_url(given)
+    assert url.drivername == driver
+    if "h" in given:
+        assert url.host == "h"
+
+
+@pytest.mark.parametrize("bad", ["", "mysql://u@h/d"])
+def test_normalize_url_rejects(bad):
+    with pytest.raises(ValueError):
+        db.normalize_url(bad)
+
+
+def test_sqlite_engine_uses_wal_and_busy_timeout(tmp_path):
+    engine = db.create_engine(f"sqlite:///{tmp_path / 'sub' / 'x.db'}")
+    try:
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+            assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() >= 5000
+        assert (tmp_path / "sub").is_dir()
+    finally:
+        engine.dispose()
+
+
+def test_upgrade_creates_the_schema_and_is_idempotent(empty_db_url):
+    assert db.upgrade(empty_db_url) == db.head_revision()
+    assert db.upgrade(empty_db_url) == db.head_revision()
+    engine = db.create_engine(empty_db_url)
+    try:
+        insp = sa.inspect(engine)
+        cols = {c["name"] for c in insp.get_columns("job_ledger")}
+        assert {"id", "idempotency_key", "status", "lease_expires_at", "response_body"} <= cols
+        uniques = insp.get_unique_constraints("job_ledger")
+        assert any(u["column_names"] == ["idempotency_key"] for u in uniques)
+    finally:
+        engine.dispose()
+
+
+def test_concurrent_upgrades_from_threads_all_succeed(empty_db_url):
+    with ThreadPoolExecutor(4) as pool:
+        revs = list(pool.map(lambda _: db.upgrade(empty_db_url), range(4)))
+    assert revs == [db.head_revision()] * 4
+
+
+def _upgrade_in_child(url: str, results) -> None:
+    try:
+        results.put(db.upgrade(url))
+    except Exception as exc:  # noqa: BLE001 - reported to the parent
+        results.put(f"error: {exc!r}")
+
+
+def test_concurrent_upgrades_from_processes_all_succeed(empty_db_url):
+    ctx = multiprocessing.get_context("spawn")
+    results = ctx.Queue()
+    procs = [ctx.Process(target=_upgrade_in_child, args=(empty_db_url, results)) for _ in range(3)]
+    for p in procs:
+        p.start()
+    revs = [results.get(timeout=60) for _ in procs]
+    for p in procs:
+        p.join(60)
+    assert revs == [db.head_revision()] * 3
+
+
+def _cli(*args: str, url: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "DATABASE_URL": url, "LEDGER_HASH_KEY": TEST_HASH_KEY.decode()}
+    return subprocess.run([sys.executable, "-m", "service.db", *args], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=120)
+
+
+def test_cli_upgrade_purge_recover(empty_db_url):
+    up = _cli("upgrade", url=empty_db_url)
+    assert up.returncode == 0, up.stderr
+    assert db.head_revision() in up.stdout
+    cur = _cli("current", url=empty_db_url)
+    assert cur.returncode == 0 and cur.stdout.strip() == db.head_revision()
+
+    now = utcnow()
+    led = Ledger.from_url(empty_db_url, email_hash_key=TEST_HASH_KEY, clock=lambda: now - timedelta(days=40))
+    try:
+        old = led.run(ActionCall("AddTag", "spotler"), lambda ctx: ActionResult(body={})).job_id
+        stale = led._insert(ActionCall("AddTag", "spotler", idempotency_key="k1:x"), now - timedelta(hours=1))
+        fresh = led._insert(ActionCall("AddTag", "spotler"), now)
+    finally:
+        led.close()
+
+    rec = _cli("recover", url=empty_db_url)
+    assert rec.returncode == 0, rec.stderr
+    assert "marked 1 stale" in rec.stdout
+    purge = _cli("purge", "--days", "30", url=empty_db_url)
+    assert purge.returncode == 0, purge.stderr
+    assert "purged 1 " in purge.stdout
+
+    led = Ledger.from_url(empty_db_url, email_hash_key=TEST_HASH_KEY)
+    try:
+        assert led.get(old) is None
+        assert led.get(stale).result_code == "OUTCOME_UNKNOWN"
+        assert led.get(fresh).status == "InProgress"
+    finally:
+        led.close()
+
+
+def test_cli_rejects_bad_arguments(sqlite_url):
+    assert _cli("purge", url=sqlite_url).returncode != 0
+    assert _cli("purge", "--days", "-1", url=sqlite_url).returncode != 0
