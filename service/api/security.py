@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 
+from service.privacy import api_key_id
 from service.runtime import current_runtime
-
-
-def key_id(api_key: str) -> str:
-    """A stable, non-reversible id of a key for logs and the job ledger (never the key itself)."""
-    return "key_" + hashlib.sha256(api_key.encode()).hexdigest()[:12]
 
 
 def check_api_key(apikey: str, required_scopes=None, request=None) -> dict | None:
@@ -22,4 +17,4 @@ def check_api_key(apikey: str, required_scopes=None, request=None) -> dict | Non
         ok |= hmac.compare_digest(presented, candidate.encode())
     if not ok:
         return None
-    return {"sub": key_id(apikey)}
+    return {"sub": api_key_id(apikey)}  # handlers get this id as ``user``; never the key
