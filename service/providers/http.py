@@ -1,0 +1,323 @@
+"""Shared HTTP plumbing for every upstream client (Spotler, Piggy, Spoki).
+
+One :class:`requests.Session` per upstream per process: each client builds its session with
+:func:`build_session` (lazily, after a possible gunicorn fork; :class:`LazySession` does that for you) and
+keeps it for its lifetime. The session carries an :class:`~requests.adapters.HTTPAdapter` whose pool is sized
+for the worker's thread count and whose urllib3 ``Retry`` policy is:
+
+* **Idempotent methods only** (GET, HEAD, PUT, DELETE, OPTIONS, TRACE) are retried on 429/500/502/503/504
+  and on connection drops after the request was sent. POST is never retried once it reached the server.
+* **Connect failures** (refused, connect timeout) are retried for every method, POST included: the request
+  was never sent, so a retry cannot double a side effect.
+* **Read timeouts are never retried**: a hung upstream would otherwise hold the caller for
+  ``(retries + 1) x read_timeout``. The caller gets :class:`UpstreamTimeout` after one read timeout.
+* Exponential backoff ``backoff_factor * 2 ** (n - 1)`` (+ jitter) between attempts.
+* ``Retry-After`` is honoured when it is at most ``retry_after_max`` seconds. A longer ``Retry-After`` is
+  not slept at all: the response goes back to the caller at once, which raises :class:`RateLimited` /
+  :class:`Unavailable` carrying the upstream's ``retry_after`` so that Power Automate comes back later
+  (sleeping minutes inside a request thread helps nobody).
+
+Worst case time of one call (all attempts fail at connect):
+``(max_retries + 1) * connect_timeout + sum(backoffs)``; a read hang costs ``connect + read`` once;
+status retries cost at most ``max_retries * max(backoff, retry_after_max)``. :func:`worst_case_seconds`
+computes the bound so callers can check it against Power Automate's 120 s limit.
+
+Errors: :func:`map_request_exception` turns a ``requests`` exception into one of our
+:mod:`service.providers.errors` types; :func:`error_for_status` gives the default type for an HTTP status
+(clients refine it with the platform's own error body); :func:`parse_retry_after` reads the header.
+
+Usage (a client)::
+
+    settings = HttpSettings(connect_timeout=3.05, read_timeout=20, max_retries=3, user_agent="x/1")
+    session = LazySession("piggy", settings, auth=None, headers={"Accept": "application/json"})
+    try:
+        resp = session.get().request("GET", url, timeout=settings.timeout)
+    except requests.RequestException as exc:
+        raise map_request_exception(exc, upstream="Piggy") from exc
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import math
+import os
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    MaxRetryError,
+    NewConnectionError,
+    ProtocolError,
+    ReadTimeoutError,
+)
+from urllib3.util.retry import Retry
+
+from service.providers import errors
+
+log = logging.getLogger(__name__)
+
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS", "TRACE"})
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+
+@dataclass(frozen=True)
+class HttpSettings:
+    """Transport settings of one upstream. Hashable, so it can key a cache."""
+
+    connect_timeout: float = 3.05
+    read_timeout: float = 20.0
+    max_retries: int = 3
+    backoff_factor: float = 0.5
+    backoff_jitter: float = 0.1
+    backoff_max: float = 8.0
+    retry_after_max: float = 10.0
+    pool_maxsize: int = 32
+    user_agent: str = "marketing-actions"
+    retry_statuses: frozenset[int] = RETRY_STATUSES
+
+    @property
+    def timeout(self) -> tuple[float, float]:
+        """The ``(connect, read)`` tuple to pass as ``timeout=`` on every call."""
+        return (self.connect_timeout, self.read_timeout)
+
+    def __post_init__(self) -> None:
+        if self.connect_timeout <= 0 or self.read_timeout <= 0:
+            raise ValueError("connect_timeout and read_timeout must be positive")
+        if self.max_retries < 0:
+            raise ValueError("max_retries must be >= 0")
+        if self.pool_maxsize < 1:
+            raise ValueError("pool_maxsize must be >= 1")
+        if self.retry_after_max < 0:
+            raise ValueError("retry_after_max must be >= 0")
+
+
+def worst_case_seconds(settings: HttpSettings) -> float:
+    """Upper bound of one call's wall time under the retry policy (ignores time spent sending bodies)."""
+    backoffs = sum(
+        min(settings.backoff_max, settings.backoff_factor * 2 ** (n - 1)) + settings.backoff_jitter
+        for n in range(1, settings.max_retries + 1)
+    )
+    per_retry_wait = max(backoffs, settings.max_retries * settings.retry_after_max)
+    attempts = settings.max_retries + 1
+    return attempts * settings.connect_timeout + settings.read_timeout + per_retry_wait + attempts * 0.05
+
+
+class PolicyRetry(Retry):
+    """urllib3 ``Retry`` that never retries a read timeout and never sleeps a ``Retry-After`` above the cap.
+
+    Both deviations from stock urllib3 keep a call bounded: see the module docstring.
+    """
+
+    def increment(self, method=None, url=None, response=None, error=None, _pool=None, _stacktrace=None):
+        if isinstance(error, ReadTimeoutError):
+            raise error.with_traceback(_stacktrace)
+        if response is not None:
+            header = response.headers.get("Retry-After")
+            if header:
+                seconds = parse_retry_after(header)
+                if seconds is not None and seconds > self.retry_after_max:
+                    # Hand the response back (raise_on_status=False) instead of sleeping the capped value.
+                    raise MaxRetryError(_pool, url, reason=None)
+        return super().increment(method, url, response, error, _pool, _stacktrace)
+
+
+def build_retry(settings: HttpSettings) -> Retry:
+    n = settings.max_retries
+    return PolicyRetry(
+        total=n,
+        connect=n,
+        read=n,
+        status=n,
+        other=0,
+        redirect=n,
+        allowed_methods=IDEMPOTENT_METHODS,
+        status_forcelist=settings.retry_statuses,
+        backoff_factor=settings.backoff_factor,
+        backoff_jitter=settings.backoff_jitter,
+        backoff_max=settings.backoff_max,
+        respect_retry_after_header=True,
+        retry_after_max=int(math.ceil(settings.retry_after_max)),
+        raise_on_status=False,
+        raise_on_redirect=False,
+    )
+
+
+def build_session(
+    settings: HttpSettings,
+    *,
+    auth: Any = None,
+    headers: dict[str, str] | None = None,
+) -> requests.Session:
+    """A new Session with the retry policy and a pool of ``pool_maxsize`` connections per host.
+
+    Do not mutate the returned session's headers or auth per request (it is shared by threads): pass
+    per-request headers to ``request()`` instead. Always pass ``timeout=settings.timeout``.
+    """
+    session = requests.Session()
+    adapter = HTTPAdapter(
+        pool_connections=4,
+        pool_maxsize=settings.pool_maxsize,
+        max_retries=build_retry(settings),
+        pool_block=False,
+    )
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    session.headers["User-Agent"] = settings.user_agent
+    if headers:
+        session.headers.update(headers)
+    if auth is not None:
+        session.auth = auth
+    session.trust_env = False  # no proxies or .netrc picked up behind our back
+    return session
+
+
+class LazySession:
+    """Builds the session on first use and again after a fork (one session per upstream per process)."""
+
+    def __init__(self, name: str, settings: HttpSettings, *, auth: Any = None,
+                 headers: dict[str, str] | None = None) -> None:
+        self.name = name
+        self.settings = settings
+        self._auth = auth
+        self._headers = dict(headers or {})
+        self._lock = threading.Lock()
+        self._session: requests.Session | None = None
+        self._pid: int | None = None
+
+    def get(self) -> requests.Session:
+        pid = os.getpid()
+        session = self._session
+        if session is not None and self._pid == pid:
+            return session
+        with self._lock:
+            if self._session is None or self._pid != pid:
+                self._session = build_session(self.settings, auth=self._auth, headers=self._headers)
+                self._pid = pid
+                log.debug("built HTTP session for %s (pid %s)", self.name, pid)
+            return self._session
+
+    def close(self) -> None:
+        with self._lock:
+            if self._session is not None:
+                self._session.close()
+            self._session = None
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Errors
+# ---------------------------------------------------------------------------------------------------------
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a ``Retry-After`` header (delta-seconds or HTTP-date); None when absent or unreadable."""
+    if value is None:
+        return None
+    value = value.strip()
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when is None:
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _chain(exc: BaseException) -> Iterable[BaseException]:
+    """The exception, its args that are exceptions, MaxRetryError reasons and causes (depth-limited)."""
+    seen: set[int] = set()
+    todo = [exc]
+    while todo and len(seen) < 20:
+        cur = todo.pop(0)
+        if id(cur) in seen:
+            continue
+        seen.add(id(cur))
+        yield cur
+        if isinstance(cur, MaxRetryError) and cur.reason is not None:
+            todo.append(cur.reason)
+        todo.extend(a for a in getattr(cur, "args", ()) if isinstance(a, BaseException))
+        for nxt in (cur.__cause__, cur.__context__):
+            if nxt is not None:
+                todo.append(nxt)
+
+
+def map_request_exception(exc: requests.RequestException, *, upstream: str) -> errors.ProviderError:
+    """Our error for a transport failure. The result has ``request_sent`` (bool) set as an attribute.
+
+    * connect timeout / refused / DNS (the request never left): :class:`Unavailable`, ``request_sent=False``
+    * read timeout: :class:`UpstreamTimeout` (the request may have been applied)
+    * connection reset or closed after sending: :class:`Unavailable` (the outcome is unknown)
+    * a malformed URL: a plain :class:`ProviderError` (configuration)
+    """
+    chain = list(_chain(exc))
+    err: errors.ProviderError
+    sent = True
+    if isinstance(exc, (requests.exceptions.MissingSchema, requests.exceptions.InvalidSchema,
+                        requests.exceptions.InvalidURL)):
+        err = errors.ProviderError(f"The {upstream} base URL is not valid; check the configuration.",
+                                   code="UPSTREAM_MISCONFIGURED")
+        sent = False
+    elif isinstance(exc, requests.exceptions.ReadTimeout) or any(isinstance(e, ReadTimeoutError) for e in chain):
+        err = errors.UpstreamTimeout(f"{upstream} did not answer in time.")
+    elif isinstance(exc, requests.exceptions.ConnectTimeout) or any(
+        isinstance(e, (ConnectTimeoutError, NewConnectionError)) for e in chain
+    ):
+        err = errors.Unavailable(f"{upstream} could not be reached.")
+        sent = False
+    elif isinstance(exc, requests.exceptions.SSLError):
+        err = errors.Unavailable(f"The TLS connection to {upstream} failed.")
+        sent = False
+    elif isinstance(exc, requests.exceptions.ConnectionError) or any(isinstance(e, ProtocolError) for e in chain):
+        err = errors.Unavailable(f"{upstream} closed the connection without answering.")
+    elif isinstance(exc, requests.exceptions.Timeout):
+        err = errors.UpstreamTimeout(f"{upstream} did not answer in time.")
+    else:
+        err = errors.Unavailable(f"The call to {upstream} failed ({type(exc).__name__}).")
+    err.request_sent = sent  # type: ignore[attr-defined]
+    return err
+
+
+def error_for_status(
+    status: int,
+    message: str,
+    *,
+    error_type: str | None = None,
+    retry_after: float | None = None,
+    details: dict | None = None,
+    code: str | None = None,
+) -> errors.ProviderError:
+    """Default mapping of an upstream HTTP error status to our error types (clients may refine it).
+
+    400/413/422 invalid input, 401 auth failed, 403 forbidden, 404/410 not found, 409/412/417 rejected,
+    408/504 timeout, 429 rate limited, other 5xx unavailable.
+    """
+    kw: dict[str, Any] = {"upstream_status": status, "error_type": error_type, "details": details, "code": code}
+    if status == 401:
+        return errors.AuthFailed(message, **kw)
+    if status == 403:
+        return errors.Forbidden(message, **kw)
+    if status in (404, 410):
+        return errors.NotFound(message, **kw)
+    if status in (409, 412, 417):
+        return errors.Rejected(message, **kw)
+    if status == 429:
+        return errors.RateLimited(message, retry_after=retry_after, **kw)
+    if status in (408, 504):
+        return errors.UpstreamTimeout(message, retry_after=retry_after, **kw)
+    if status >= 500:
+        return errors.Unavailable(message, retry_after=retry_after, **kw)
+    if 400 <= status < 500:
+        return errors.InvalidInput(message, **kw)
+    return errors.ProviderError(message, **kw)

@@ -1,0 +1,11 @@
+"""Faithful HTTP simulators of the upstream APIs (tests, benchmarks, sandbox mode).
+
+Generic parts: :mod:`service.sandbox.server` (run a WSGI app on loopback) and :mod:`service.sandbox.faults`
+(latency, errors, hangs and connection resets as WSGI middleware). One package per platform
+(``service.sandbox.spotler``, ...). Simulators may use werkzeug, never Flask or Connexion.
+"""
+
+from service.sandbox.faults import FaultConfig, FaultInjector
+from service.sandbox.server import SimulatorServer
+
+__all__ = ["FaultConfig", "FaultInjector", "SimulatorServer"]

@@ -1,0 +1,104 @@
+"""Run any WSGI app on loopback in a background thread (tests, sandbox mode) or in the foreground.
+
+    with SimulatorServer(app) as base_url:          # ephemeral port
+        requests.get(base_url + "/integrationservice/...")
+
+    server = SimulatorServer(app, port=8081).start()  # returns the server; .url is the base URL
+    ...
+    server.stop()
+
+Uses werkzeug's ``make_server(threaded=True)``: one thread per connection, daemon threads (a handler
+that hangs on purpose never blocks ``stop()``), request logging silenced.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+
+log = logging.getLogger(__name__)
+
+
+class QuietRequestHandler(WSGIRequestHandler):
+    """No access log on stderr (it would print personal data from paths and queries)."""
+
+    def log_request(self, code: Any = "-", size: Any = "-") -> None:
+        log.debug("%s %s -> %s", self.command, self.path.split("?", 1)[0], code)
+
+    def log(self, type: str, message: str, *args: Any) -> None:  # noqa: A002 - werkzeug's signature
+        log.debug(message, *args)
+
+
+class SimulatorServer:
+    def __init__(self, app: Callable, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.app = app
+        self.host = host
+        self.port = port
+        self._server: BaseWSGIServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        """``http://host:port`` (no trailing slash)."""
+        if self._server is None:
+            raise RuntimeError("server not started")
+        return f"http://{self.host}:{self._server.server_port}"
+
+    def _bind(self) -> BaseWSGIServer:
+        server = make_server(self.host, self.port, self.app, threaded=True, request_handler=QuietRequestHandler)
+        server.daemon_threads = True
+        self.port = server.server_port
+        self._server = server
+        return server
+
+    def start(self) -> SimulatorServer:
+        """Bind (port 0 = ephemeral) and serve in a daemon thread. Returns self; see :attr:`url`."""
+        if self._server is not None:
+            return self
+        server = self._bind()
+        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name=f"simulator-{self.port}", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        server, self._server = self._server, None
+        if server is None:
+            return
+        server.shutdown()
+        server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def __enter__(self) -> str:
+        return self.start().url
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    def serve_foreground(self, on_ready: Callable[[str], None] | None = None) -> None:
+        """Serve in the calling thread until SIGINT/SIGTERM. ``on_ready(url)`` runs once the port is bound."""
+        server = self._bind()
+
+        def _terminate(signum, frame):  # noqa: ARG001
+            threading.Thread(target=server.shutdown, daemon=True).start()
+
+        try:
+            signal.signal(signal.SIGTERM, _terminate)
+        except ValueError:  # not in the main thread
+            pass
+        if on_ready is not None:
+            on_ready(self.url)
+        try:
+            server.serve_forever(poll_interval=0.2)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            server.server_close()
+            self._server = None

@@ -1,0 +1,64 @@
+"""Run the Spotler simulator standalone.
+
+    python -m service.sandbox.spotler --port 8081 --consumer-key K --consumer-secret S \
+        [--latency-ms 50 --jitter-ms 20] [--fail-rate 0.1 --fail-status 503] [--tier basic]
+
+The first line on stdout is ``SPOTLER_SIMULATOR_URL=http://127.0.0.1:PORT/integrationservice`` (port 0 picks
+a free port), followed by the demo account's ids as ``#`` comment lines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from service.sandbox.faults import FaultConfig
+from service.sandbox.server import SimulatorServer
+from service.sandbox.spotler.app import BASE_PATH, SpotlerSimulator
+from service.sandbox.spotler.demo import SANDBOX_CONSUMER_KEY, SANDBOX_CONSUMER_SECRET, describe
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m service.sandbox.spotler", description="Spotler Mail+ simulator")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8081, help="0 = a free port")
+    p.add_argument("--consumer-key", default=SANDBOX_CONSUMER_KEY)
+    p.add_argument("--consumer-secret", default=SANDBOX_CONSUMER_SECRET)
+    p.add_argument("--tier", choices=("basic", "automation", "ecommerce"), default="automation")
+    p.add_argument("--auth-failure-status", type=int, choices=(401, 403), default=401)
+    p.add_argument("--date-format", choices=("epoch_ms", "iso"), default="epoch_ms")
+    p.add_argument("--latency-ms", type=float, default=0.0)
+    p.add_argument("--jitter-ms", type=float, default=0.0)
+    p.add_argument("--fail-rate", type=float, default=0.0)
+    p.add_argument("--fail-status", type=int, default=503)
+    p.add_argument("--retry-after", type=float, default=1.0)
+    p.add_argument("--hang-rate", type=float, default=0.0)
+    p.add_argument("--hang-seconds", type=float, default=30.0)
+    p.add_argument("--reset-rate", type=float, default=0.0)
+    p.add_argument("--seed", type=int, default=None)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        faults = FaultConfig(latency_ms=args.latency_ms, jitter_ms=args.jitter_ms, fail_rate=args.fail_rate,
+                             fail_status=args.fail_status, retry_after=args.retry_after, hang_rate=args.hang_rate,
+                             hang_seconds=args.hang_seconds, reset_rate=args.reset_rate, seed=args.seed)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    app = SpotlerSimulator(args.consumer_key, args.consumer_secret, tier=args.tier,
+                           auth_failure_status=args.auth_failure_status, date_format=args.date_format, faults=faults)
+
+    def ready(url: str) -> None:
+        for line in describe(url + BASE_PATH):
+            print(line)
+        print(f"# control: {url}/__sim__/stats, {url}/__sim__/faults, POST {url}/__sim__/reset", flush=True)
+
+    SimulatorServer(app, host=args.host, port=args.port).serve_foreground(on_ready=ready)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
