@@ -8,8 +8,8 @@ from service.actions.automation_fields import build_field_values, dynamic_schema
 from service.actions.idempotency import ActionResult, JobContext
 from service.actions.problems import ActionError, invalid
 from service.actions.resolution import contact_ref, resolve_contact
-from service.providers.base import Automation, AutomationField, StartResult, StopRunResult
-from service.providers.errors import NotSupported
+from service.providers.base import Automation, AutomationField, AutomationRunResult, StartResult, StopRunResult
+from service.providers.errors import NotSupported, Rejected
 
 _REASONS = {
     "AUTOMATION_INACTIVE": "the automation is not active (set it to Final and publish it in the platform)",
@@ -73,16 +73,23 @@ def start_automation(rt, automation_id: str, body: dict, job: JobContext) -> Act
     values = build_field_values(_definitions(automation, body.get("fields"), body.get("fieldsText")),
                                 body.get("fields"), body.get("fieldsText"))
     contact, created = resolve_contact(provider, ref, create_if_missing=bool(body.get("createContactIfMissing")))
-    result: StartResult = provider.start_automation(automation_id, contact, values)
+    try:
+        result: StartResult = provider.start_automation(automation_id, contact, values)
+    except Rejected as exc:  # the platform refused with per-automation reasons (Spotler's 417)
+        runs = exc.details.get("automationResults")
+        if not runs:
+            raise
+        result = StartResult(result="NOT_TRIGGERED", runs=tuple(
+            AutomationRunResult(r.get("automationId") or automation_id, r.get("result") or "UNKNOWN") for r in runs))
     ids = result.automation_contact_ids
     if ids:
         job.add_upstream_ids("automationContactIds", ids)
     runs = [_run_info(r) for r in result.runs]
     if result.result != "OK":
-        reasons = "; ".join(f"{r.automation_id}: {_REASONS.get(r.result, r.result)}" for r in result.runs
-                            if r.result != "OK") or result.result
+        reasons = "; ".join(_REASONS.get(r.result, r.result) for r in result.runs if r.result != "OK") \
+            or result.result
         raise ActionError(409, "AUTOMATION_NOT_TRIGGERED",
-                          f"The automation did not start for this contact - {reasons}.", results=runs)
+                          f"The automation did not start for this contact: {reasons}.", results=runs)
     out: dict[str, Any] = {"jobId": job.job_id, "resultCode": "OK", "automationContactIds": ids, "results": runs,
                            "contact": {"externalId": contact.external_id, "created": created}}
     if ids:
