@@ -16,6 +16,7 @@ from connexion.options import SwaggerUIOptions
 
 from service import __version__
 from service.api import errors
+from service.api.capability import require_capability
 from service.api.middleware import RequestContextMiddleware
 from service.api.resolver import ControllerResolver
 from service.config import SANDBOX_API_KEY, Settings
@@ -57,6 +58,7 @@ def create_app(settings: Settings | None = None) -> connexion.FlaskApp:
     flask_app = app.app
     flask_app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     flask_app.extensions["marketing_actions"] = runtime
+    flask_app.before_request(require_capability)
     # Connexion 3.3 runs Flask handlers in a fixed 10-thread a2wsgi pool; our handlers block on upstream
     # calls, so size it from FLASK_THREADS (private attribute: connexion is pinned and a test covers it).
     app._middleware_app.asgi_app = a2wsgi.WSGIMiddleware(flask_app.wsgi_app, workers=settings.flask_threads)
