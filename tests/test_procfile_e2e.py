@@ -1,0 +1,115 @@
+"""End to end: the service started exactly as the Procfile starts it (gunicorn, 2 uvicorn workers, sandbox mode
+with one shared simulator process), driven over HTTP the way a flow maker's three core journeys go."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+
+from service.sandbox.spotler import DEMO
+
+ROOT = Path(__file__).resolve().parent.parent
+KEY = {"X-API-Key": "sandbox"}
+WELCOME = DEMO.automations["welcome"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _web_command() -> str:
+    for line in (ROOT / "Procfile").read_text().splitlines():
+        if line.startswith("web:"):
+            return line[len("web:"):].strip()
+    raise AssertionError("Procfile has no web: line")
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory):
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("SPOTLER_", "PIGGY_", "SPOKI_", "API_KEYS", "SANDBOX_", "DATABASE_URL"))}
+    env.update(PORT=str(port), WEB_CONCURRENCY="2", PROVIDER="spotler",
+               DATABASE_URL=f"sqlite:///{tmp_path_factory.mktemp('e2e')}/ledger.db",
+               PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}")
+    proc = subprocess.Popen(["sh", "-c", "exec " + _web_command()], cwd=ROOT, env=env, start_new_session=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    with httpx.Client(base_url=base, timeout=10) as client:
+        while True:  # readiness: poll /health until gunicorn's workers answer (bounded by the deadline)
+            if proc.poll() is not None:
+                raise AssertionError(f"service exited: {proc.stdout.read()[-3000:]}")
+            try:
+                if client.get("/health").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                os.killpg(proc.pid, signal.SIGKILL)
+                raise AssertionError("service did not become ready within 60 s")
+            time.sleep(0.2)
+        yield client
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:  # pragma: no cover
+        os.killpg(proc.pid, signal.SIGKILL)
+        raise
+
+
+def test_health_says_sandbox(service):
+    body = service.get("/health").json()
+    assert body["mode"] == "sandbox" and body["provider"] == "spotler"
+
+
+def test_connection_needs_the_key(service):
+    assert service.get("/connection").status_code == 401
+    r = service.get("/connection", headers=KEY)
+    assert r.status_code == 200 and r.json()["status"] == "ok"
+    assert service.get("/nope", headers=KEY).status_code == 404
+
+
+def start(service, contact, **body):
+    return service.post(f"/automations/{WELCOME}/start", json={"contact": contact, **body},
+                        headers={**KEY, "Idempotency-Key": uuid.uuid4().hex, "Connection": "close"})
+
+
+def test_journeys_start_with_fields_stop_by_id_stop_all(service):
+    # 1. start with fields, get an automationContactId
+    r = start(service, {"email": DEMO.emails["jan"]}, fieldsText="voucherCode=WELCOME10;recommended={P-100,P-200}")
+    assert r.status_code == 200, r.text
+    run_id = r.json()["automationContactId"]
+    # 2. stop that run by id
+    stop = service.post("/automation-runs/stop", json={"automationContactIds": run_id}, headers=KEY)
+    assert stop.status_code == 200, stop.text
+    assert stop.json()["results"] == [{"automationContactId": run_id, "result": "STOPPED"}]
+    # 3. stop all runs for the contact
+    ids = {start(service, {"email": DEMO.emails["anna"]}).json()["automationContactId"] for _ in range(2)}
+    r = service.post(f"/automations/{WELCOME}/stop", json={"contact": {"email": DEMO.emails["anna"]}}, headers=KEY)
+    assert r.status_code == 200, r.text
+    assert {x["automationContactId"] for x in r.json()["results"] if x["result"] == "STOPPED"} == ids
+
+
+def test_every_worker_sees_one_sandbox_account(service):
+    """A contact created through one worker is known to the other (one shared simulator process). Every call
+    opens a new connection, so the calls spread over both workers."""
+    for _ in range(12):
+        email = f"e2e-{uuid.uuid4().hex[:10]}@example.com"
+        created = start(service, {"email": email}, createContactIfMissing=True)
+        assert created.status_code == 200, created.text
+        again = start(service, {"email": email})  # may land on the other worker
+        assert again.status_code == 200, again.text
+    job = service.get(f"/jobs/{created.json()['jobId']}", headers=KEY)
+    assert job.status_code == 200 and job.json()["status"] == "Completed"
