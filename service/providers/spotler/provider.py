@@ -78,6 +78,9 @@ def generated_external_id(email: str) -> str:
 class SpotlerProvider(Provider):
     name: ClassVar[str] = "spotler"
     unsupported: ClassVar[dict[str, str]] = {}
+    #: the trigger call takes the externalId and answers CONTACT_NOTFOUND itself, so StartAutomation by
+    #: externalId needs no lookup round trip first (service.actions.automations reads this flag)
+    trigger_checks_contact: ClassVar[bool] = True
 
     def __init__(self, config: SpotlerConfig, *, client: SpotlerClient | None = None) -> None:
         self.config = config
@@ -138,6 +141,21 @@ class SpotlerProvider(Provider):
         return out
 
     # -- contacts -----------------------------------------------------------------------------------------
+    def _wire_properties(self, properties: dict[str, Any]) -> dict[str, Any]:
+        """Spotler's form of the values: a ``set`` field given as the chosen option values (``["1", "3"]``)
+        becomes the full ``[{bit, enabled}]`` state, since Spotler merges set entries by bit."""
+        if not any(isinstance(v, list) for v in properties.values()):
+            return dict(properties)
+        sets = {p["name"]: p for p in self._properties() if p["type"].lower() == "set"}
+        out = dict(properties)
+        for name, value in properties.items():
+            prop = sets.get(name)
+            if prop is None or not isinstance(value, list) or not all(isinstance(v, (str, int)) for v in value):
+                continue
+            chosen = {str(v) for v in value}
+            out[name] = [{"bit": e["bit"], "enabled": str(e["bit"]) in chosen} for e in prop.get("entries") or []]
+        return out
+
     def _to_contact(self, raw: dict) -> Contact:
         types = {p["name"]: p["type"] for p in self._properties()}
         props = {k: _normalise_value(types.get(k), v) for k, v in (raw.get("properties") or {}).items()}
@@ -176,7 +194,7 @@ class SpotlerProvider(Provider):
             external_id = ref.external_id
         else:
             external_id = generated_external_id(email or "")
-        props = dict(properties)
+        props = self._wire_properties(properties)
         if email and "email" not in props and (existing is None or not existing.email or purge):
             props["email"] = email
         contact: dict[str, Any] = {"external_id": external_id, "properties": props}
@@ -187,7 +205,7 @@ class SpotlerProvider(Provider):
 
     def update_contact(self, contact: Contact, properties: dict[str, Any]) -> Contact:
         if properties:
-            self.client.update_contact(contact.external_id, dict(properties), purge=False)
+            self.client.update_contact(contact.external_id, self._wire_properties(properties), purge=False)
         return self._to_contact(self.client.get_contact(contact.external_id))
 
     def anonymize_contact(self, contact: Contact) -> None:

@@ -1,0 +1,255 @@
+"""Audience actions: list, create, add and remove members. Independent of the platform.
+
+Membership changes take up to :data:`MAX_CONTACTS` contacts, each by email or externalId. Each distinct
+contact is resolved once (the provider's bulk lookup ``find_contacts(refs)`` when it has one, else the shared
+:func:`~service.actions.resolution.resolve_contact` on a small bounded thread pool); contacts that do not exist
+are reported ``not_found`` without failing the call. Chunking to the platform's limit is the provider's job.
+The answer has one result per input entry, in input order; an entry that repeats an earlier contact (same
+reference, or another reference to the same contact) is marked ``duplicate`` and counted once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import time
+import unicodedata
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Iterator
+
+from service.actions.contacts import with_fresh_list
+from service.actions.idempotency import ActionResult, JobContext
+from service.actions.problems import ActionError, invalid
+from service.actions.resolution import contact_ref, resolve_contact
+from service.providers.base import Audience, Contact, ContactRef, Provider
+from service.providers.errors import Forbidden, NotSupported
+
+MAX_CONTACTS = 10_000
+#: parallel look-ups when the provider has no bulk lookup (bounded: the platform's rate limit is shared)
+LOOKUP_THREADS = 8
+MAX_ID_LENGTH = 100
+#: extend the ledger lease at most this often while resolving a long list
+_HEARTBEAT_SECONDS = 5.0
+
+_NOT_IN_PRODUCT = {
+    "spotler": ("Audiences are part of Spotler Mail+ Automation and Spotler Mail+ eCommerce; this Spotler account's "
+                "product (for example Mail+ Professional) does not include them. Ask Spotler to upgrade the "
+                "account, or use tags or contact fields to build the segment instead."),
+}
+
+
+@contextlib.contextmanager
+def audience_tier(rt) -> Iterator[None]:
+    """The platform refuses audiences for this account's product tier -> 403 that says which products allow them."""
+    try:
+        yield
+    except Forbidden as exc:
+        name = rt.provider.name
+        detail = _NOT_IN_PRODUCT.get(name) or (f"The {name} account may not use audiences: {exc.message}")
+        raise ActionError(403, "AUDIENCES_NOT_IN_PRODUCT", detail, upstreamErrorType=exc.error_type) from exc
+
+
+def _info(a: Audience) -> dict:
+    out = {"id": a.id, "name": a.name}
+    if a.description:
+        out["description"] = a.description
+    return out
+
+
+def audiences(rt) -> list[Audience]:
+    with audience_tier(rt):
+        return rt.cache.get(("audiences",), rt.provider.list_audiences)
+
+
+def list_audiences(rt) -> dict:
+    return {"value": [_info(a) for a in audiences(rt)]}
+
+
+def check_audience(rt, audience_id: str) -> None:
+    """404 before any contact is looked up when the audience does not exist (list refreshed once first).
+    Nothing is checked when the platform cannot list audiences."""
+    def attempt() -> None:
+        if not any(a.id == audience_id for a in audiences(rt)):
+            raise ActionError(404, "AUDIENCE_NOT_FOUND",
+                              f"There is no audience '{audience_id}' on {rt.provider.name}. Choose one from the "
+                              "list or create it first (Create an audience).")
+    try:
+        with_fresh_list(rt, attempt, ("AUDIENCE_NOT_FOUND",))
+    except NotSupported:
+        return
+
+
+# -- create -----------------------------------------------------------------------------------------------
+
+def audience_id_from_name(name: str) -> str:
+    """``"Spring Sale 2025!"`` -> ``"spring-sale-2025"`` (ASCII letters, digits, dashes)."""
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii")
+    return re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")[:MAX_ID_LENGTH].strip("-")
+
+
+def create_audience(rt, body: dict, job: JobContext) -> ActionResult:
+    name = body.get("name")
+    if not isinstance(name, str) or not name.strip():
+        raise invalid("name", "Give the audience's name.", code="NAME_REQUIRED")
+    name = name.strip()
+    given_id = body.get("id")
+    if given_id is not None and not isinstance(given_id, str):
+        raise invalid("id", "'id' must be text.")
+    audience_id = (given_id or "").strip() or audience_id_from_name(name)
+    if not audience_id:
+        raise invalid("id", f"An id cannot be made from the name '{name[:60]}'; give an id (letters and digits).",
+                      code="ID_REQUIRED")
+    if len(audience_id) > MAX_ID_LENGTH:
+        raise invalid("id", f"An audience id has at most {MAX_ID_LENGTH} characters.")
+    description = body.get("description")
+    description = description.strip() or None if isinstance(description, str) else None
+    with audience_tier(rt):
+        audience = rt.provider.create_audience(audience_id, name, description)
+    rt.cache.clear()  # the dropdown and the existence check must see it at once
+    job.add_upstream_ids("audienceIds", [audience.id])
+    return ActionResult(body={"jobId": job.job_id, "resultCode": "OK",
+                              "message": f"The audience '{audience.name}' exists (id '{audience.id}').",
+                              "audience": _info(audience)},
+                        upstream_ids={"audienceIds": [audience.id]}, message="Audience created.")
+
+
+# -- members ----------------------------------------------------------------------------------------------
+
+class _Entry:
+    __slots__ = ("index", "given", "ref")
+
+    def __init__(self, index: int, given: dict, ref: ContactRef) -> None:
+        self.index = index
+        self.given = given
+        self.ref = ref
+
+
+def parse_members(body: dict) -> list[_Entry]:
+    contacts = body.get("contacts")
+    single = body.get("contact")
+    if contacts is None and single is None:
+        raise invalid("contacts", "Give the contacts (each with an email or externalId) in 'contacts', or one "
+                      "contact in 'contact'.", code="CONTACTS_REQUIRED")
+    if contacts is not None and not isinstance(contacts, list):
+        raise invalid("contacts", "'contacts' must be an array of {email or externalId}.", code="CONTACTS_REQUIRED")
+    contacts = contacts or []
+    total = len(contacts) + (1 if single is not None else 0)
+    if total > MAX_CONTACTS:
+        raise invalid("contacts", f"At most {MAX_CONTACTS:,} contacts per call; this call has {total:,}. Split the "
+                      "list into several calls.", code="TOO_MANY_CONTACTS", count=total, limit=MAX_CONTACTS)
+    entries: list[_Entry] = []
+    problems: list[dict] = []
+    items = [(i, c, f"contacts[{i}]") for i, c in enumerate(contacts)]
+    if single is not None:
+        items.append((-1, single, "contact"))
+    for index, given, field in items:
+        try:
+            entries.append(_Entry(index, given, contact_ref(given, field=field)))
+        except ActionError as exc:
+            problems.append({"field": exc.problem.ext.get("field") or field, "detail": exc.problem.detail})
+    if problems:
+        listed = "; ".join(f"{p['field']}: {p['detail']}" for p in problems[:5])
+        more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+        raise invalid(problems[0]["field"], f"{len(problems)} contact(s) in the input are not valid - {listed}{more}",
+                      code="INVALID_CONTACTS", invalid=problems[:100])
+    if not entries:
+        raise invalid("contacts", "Give at least one contact.", code="CONTACTS_REQUIRED")
+    return entries
+
+
+def _lookup_one(provider: Provider, ref: ContactRef) -> Contact | None:
+    try:
+        return resolve_contact(provider, ref)[0]
+    except ActionError as exc:
+        if exc.problem.status == 404:
+            return None
+        raise
+
+
+def resolve_many(provider: Provider, refs: list[ContactRef], job: JobContext | None = None,
+                 threads: int = LOOKUP_THREADS) -> list[Contact | None]:
+    """The contact (or None) for every ref, in order. Uses the provider's bulk ``find_contacts`` when it has one."""
+    bulk = getattr(provider, "find_contacts", None)
+    if callable(bulk):
+        found = list(bulk(refs))
+        if len(found) != len(refs):
+            raise RuntimeError("find_contacts returned a list of the wrong length")
+        return found
+    if len(refs) <= 1 or threads <= 1:
+        return [_lookup_one(provider, r) for r in refs]
+    out: list[Contact | None] = []
+    beat = time.monotonic()
+    pool = ThreadPoolExecutor(max_workers=min(threads, len(refs)), thread_name_prefix="resolve")
+    try:
+        for contact in pool.map(lambda r: _lookup_one(provider, r), refs):
+            out.append(contact)
+            if job is not None and time.monotonic() - beat > _HEARTBEAT_SECONDS:
+                job.heartbeat()
+                beat = time.monotonic()
+    except BaseException:
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+    return out
+
+
+def change_members(rt, audience_id: str, body: dict, job: JobContext, *, add: bool) -> ActionResult:
+    provider = rt.provider
+    entries = parse_members(body)
+    check_audience(rt, audience_id)
+
+    unique_refs = list(dict.fromkeys(e.ref for e in entries))
+    found = dict(zip(unique_refs, resolve_many(provider, unique_refs, job), strict=True))
+    contacts: dict[str, Contact] = {}
+    for c in found.values():
+        if c is not None:
+            contacts.setdefault(c.external_id, c)
+    outcome: dict[str, str] = {}
+    if contacts:
+        call = provider.add_to_audience if add else provider.remove_from_audience
+        with audience_tier(rt):
+            outcome = {r.external_id: r.result for r in call(audience_id, list(contacts.values()))}
+
+    done, same = ("added", "already_member") if add else ("removed", "not_member")
+    counts = {done: 0, same: 0, "not_found": 0, "duplicates": 0}
+    seen: set[Any] = set()
+    results = []
+    for e in entries:
+        contact = found[e.ref]
+        key = contact.external_id if contact is not None else e.ref
+        result = outcome.get(contact.external_id, "not_found") if contact is not None else "not_found"
+        item: dict[str, Any] = {"index": e.index, "result": result}
+        for wire in ("email", "externalId"):
+            if e.given.get(wire) not in (None, ""):
+                item[wire] = str(e.given[wire]).strip()
+        if contact is not None and "externalId" not in item:
+            item["externalId"] = contact.external_id
+        if key in seen:
+            item["duplicate"] = True
+            counts["duplicates"] += 1
+        else:
+            seen.add(key)
+            counts[result if result in counts else same] += 1
+        results.append(item)
+
+    missing = counts["not_found"]
+    unique = len(entries) - counts["duplicates"]
+    code = "OK" if missing == 0 else ("NONE_FOUND" if missing == unique else "PARTIAL")
+    label_done, label_same = ("added", "already members") if add else ("removed", "not members")
+    message = (f"{counts[done]} {label_done}, {counts[same]} {label_same}, {missing} not found"
+               + (f", {counts['duplicates']} duplicate entries" if counts["duplicates"] else "") + ".")
+    out: dict[str, Any] = {"jobId": job.job_id, "resultCode": code, "message": message, "total": len(entries),
+                           "notFound": missing, "duplicates": counts["duplicates"], "results": results}
+    if add:
+        out.update(added=counts["added"], alreadyMember=counts["already_member"])
+    else:
+        out.update(removed=counts["removed"], notMember=counts["not_member"])
+    return ActionResult(body=out, result_code=code, message=message)
+
+
+def add_to_audience(rt, audience_id: str, body: dict, job: JobContext) -> ActionResult:
+    return change_members(rt, audience_id, body, job, add=True)
+
+
+def remove_from_audience(rt, audience_id: str, body: dict, job: JobContext) -> ActionResult:
+    return change_members(rt, audience_id, body, job, add=False)
