@@ -7,9 +7,16 @@ from typing import Any
 from service.actions.automation_fields import build_field_values, dynamic_schema, parse_fields_text
 from service.actions.idempotency import ActionResult, JobContext
 from service.actions.problems import ActionError, invalid
-from service.actions.resolution import contact_ref, resolve_contact
-from service.providers.base import Automation, AutomationField, AutomationRunResult, StartResult, StopRunResult
-from service.providers.errors import NotSupported, Rejected
+from service.actions.resolution import contact_ref, describe, resolve_contact
+from service.providers.base import (
+    Automation,
+    AutomationField,
+    AutomationRunResult,
+    Contact,
+    StartResult,
+    StopRunResult,
+)
+from service.providers.errors import NotFound, NotSupported, Rejected
 
 _REASONS = {
     "AUTOMATION_INACTIVE": "the automation is not active (set it to Final and publish it in the platform)",
@@ -45,8 +52,9 @@ def find_automation(rt, automation_id: str) -> Automation | None:
     except NotSupported:
         return None
     raise ActionError(404, "AUTOMATION_NOT_FOUND",
-                      f"There is no automation '{automation_id}' on {rt.provider.name}. Choose one from the "
-                      "list; an automation appears there once it has an external trigger and is published.")
+                      f"There is no automation '{automation_id}' on {rt.provider.name} that can be started "
+                      "through the API. Choose one from the list (on Spotler an automation appears there once it "
+                      "has an external trigger and is published).")
 
 
 def fields_schema(rt, automation_id: str) -> dict:
@@ -56,11 +64,12 @@ def fields_schema(rt, automation_id: str) -> dict:
 
 # -- start and stop ---------------------------------------------------------------------------------------
 
-def _definitions(automation: Automation | None, fields: Any, text: Any) -> list[AutomationField]:
-    if automation is not None:
+def _definitions(automation: Automation | None, fields: Any, text: Any, *,
+                 fields_known: bool = True) -> list[AutomationField]:
+    if automation is not None and fields_known:
         return list(automation.fields)
-    # no field list to check against (campaigns, platforms that cannot list): accept what is given,
-    # lists as PRODUCTLIST
+    # no field list to check against (campaigns; platforms that cannot tell an automation's fields): accept
+    # what is given, lists as PRODUCTLIST
     names: dict[str, Any] = dict(parse_fields_text(text)) if isinstance(text, str) and text.strip() else {}
     names.update(fields if isinstance(fields, dict) else {})
     return [AutomationField(n, "PRODUCTLIST" if isinstance(v, list) else "STRING") for n, v in names.items()]
@@ -70,11 +79,22 @@ def start_automation(rt, automation_id: str, body: dict, job: JobContext) -> Act
     provider = rt.provider
     ref = contact_ref(body.get("contact"))
     automation = find_automation(rt, automation_id)
-    values = build_field_values(_definitions(automation, body.get("fields"), body.get("fieldsText")),
-                                body.get("fields"), body.get("fieldsText"))
-    contact, created = resolve_contact(provider, ref, create_if_missing=bool(body.get("createContactIfMissing")))
+    fields, text = body.get("fields"), body.get("fieldsText")
+    known = provider.supports("GetAutomationFieldsSchema")
+    values = build_field_values(_definitions(automation, fields, text, fields_known=known), fields, text)
+    create = bool(body.get("createContactIfMissing"))
+    if ref.external_id and not create and getattr(provider, "trigger_checks_contact", False):
+        # the platform's trigger checks the contact itself: skip the lookup round trip (hot path)
+        contact, created = Contact(external_id=ref.external_id), False
+    else:
+        contact, created = resolve_contact(provider, ref, create_if_missing=create)
     try:
         result: StartResult = provider.start_automation(automation_id, contact, values)
+    except NotFound as exc:
+        if exc.code != "CONTACT_NOT_FOUND":
+            raise
+        raise ActionError(404, "CONTACT_NOT_FOUND", f"No contact with {describe(ref)} exists on {provider.name}. "
+                          "Create it first (Upsert contact) or set 'Create contact if missing'.") from exc
     except Rejected as exc:  # the platform refused with per-automation reasons (Spotler's 417)
         runs = exc.details.get("automationResults")
         if not runs:

@@ -10,7 +10,9 @@ from service.actions.catalog import OPERATIONS
 
 def health(rt) -> dict:
     s = rt.settings
-    return {"status": "ok", "version": __version__, "provider": s.provider, "mode": s.mode}
+    provider = rt.provider  # built without network I/O
+    return {"status": "ok", "version": __version__, "provider": s.provider, "mode": s.mode,
+            "supportedOperations": [op.operation_id for op in OPERATIONS if provider.supports(op.operation_id)]}
 
 
 def test_connection(rt) -> dict:

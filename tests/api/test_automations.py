@@ -301,4 +301,5 @@ def test_unknown_campaign_trigger_is_404(api):
                      max_size=25).map("".join))
 def test_arbitrary_fields_text_never_causes_a_500(api, text):
     r = start(api, fieldsText=text)
-    assert r.status_code in (200, 400), r.text
+    # 400: our validation; 404: the platform does not know a product id in a list; never a 5xx
+    assert r.status_code in (200, 400, 404), r.text

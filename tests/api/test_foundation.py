@@ -45,7 +45,9 @@ def use_provider(client, provider):
 def test_health_is_public_and_reports_mode(client):
     r = client.get("/health")
     assert r.status_code == 200
-    assert r.json() == {"status": "ok", "version": r.json()["version"], "provider": "spotler", "mode": "sandbox"}
+    body = r.json()
+    assert {k: body[k] for k in ("status", "provider", "mode")} == {"status": "ok", "provider": "spotler", "mode": "sandbox"}
+    assert "StartAutomation" in body["supportedOperations"]
 
 
 def test_spec_and_ui_are_served(client):
@@ -200,6 +202,8 @@ def test_capabilities_lists_every_operation(client, auth):
     ops = {o["operationId"]: o for o in body["operations"]}
     assert ops["AddTag"] == {"operationId": "AddTag", "category": "tags", "supported": False, "reason": "No tags here."}
     assert ops["StartAutomation"]["supported"] is True
+    health = client.get("/health").json()
+    assert health["supportedOperations"] == [o for o, v in ops.items() if v["supported"]]
 
 
 def test_no_logging_handler_duplication(make_client, settings):

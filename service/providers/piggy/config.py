@@ -77,6 +77,11 @@ class PiggyConfig:
     list_all_automations: bool = False
 
     def __post_init__(self) -> None:
+        # the provider factory fills every field from its raw PIGGY_* text: parse the structured ones here too
+        if isinstance(self.automation_uuids, str):
+            object.__setattr__(self, "automation_uuids", parse_pairs(self.automation_uuids))
+        if isinstance(self.automation_fields, str):
+            object.__setattr__(self, "automation_fields", parse_field_lists(self.automation_fields))
         if not self.base_url.startswith(("http://", "https://")):
             raise ValueError(f"PiggyConfig.base_url must be an http(s) URL, got {self.base_url!r}")
         if not self.api_token and not (self.client_id and self.client_secret):

@@ -59,8 +59,8 @@ BATCH = 500
 
 NO_STOP = ("Spoki has no API to stop an automation for a contact; add a 'Stop Automations' step to an automation "
            "and start that one instead, or stop it in Spoki.")
-NO_TAGS = ("Spoki's API cannot {verb} tags; create an automation with an API start step and a '{step}' step and "
-           "start it with StartAutomation.")
+NO_TAGS = ("Spoki's API cannot {verb} tags; create an automation with an API start step followed by the step "
+           "'{step}', and start it with StartAutomation.")
 NO_CAMPAIGNS = "Spoki's API has no campaign trigger; use an automation with an API start step instead."
 
 
