@@ -9,9 +9,8 @@ from __future__ import annotations
 import contextvars
 import logging
 import threading
-import time
-from typing import Any, Callable
 
+from service.cache import TTLCache
 from service.config import Settings
 
 log = logging.getLogger(__name__)
@@ -22,31 +21,6 @@ runtime_var: contextvars.ContextVar["Runtime"] = contextvars.ContextVar("runtime
 
 def current_runtime() -> "Runtime":
     return runtime_var.get()
-
-
-class TTLCache:
-    """A tiny thread-safe cache for upstream lists (dropdowns): answers fast, refreshes after ``ttl`` s."""
-
-    def __init__(self, ttl: float) -> None:
-        self.ttl = ttl
-        self._data: dict[Any, tuple[float, Any]] = {}
-        self._lock = threading.Lock()
-
-    def get(self, key: Any, load: Callable[[], Any]) -> Any:
-        now = time.monotonic()
-        with self._lock:
-            hit = self._data.get(key)
-            if hit and hit[0] > now:
-                return hit[1]
-        value = load()
-        if self.ttl > 0:
-            with self._lock:
-                self._data[key] = (now + self.ttl, value)
-        return value
-
-    def clear(self) -> None:
-        with self._lock:
-            self._data.clear()
 
 
 class Runtime:

@@ -61,3 +61,21 @@ def test_sandbox_with_keys_does_not_accept_the_sandbox_key():
 def test_provider_selects_its_own_credentials():
     s = Settings.from_env({"PROVIDER": "spoki", "SPOTLER_CONSUMER_KEY": "ck"})
     assert s.mode == "sandbox"  # Spotler credentials do not make a Spoki deployment live
+
+
+def test_env_example_documents_every_variable():
+    """Every setting and every platform config field has its line in .env.example."""
+    import dataclasses
+    from pathlib import Path
+
+    from service.config import _EnvSchema
+    from service.providers.piggy import PiggyConfig
+    from service.providers.spoki import SpokiConfig
+    from service.providers.spotler import SpotlerConfig
+
+    documented = {line.split("=", 1)[0] for line in (Path(__file__).parent.parent / ".env.example").read_text()
+                  .splitlines() if line and not line.startswith("#") and "=" in line}
+    expected = set(_EnvSchema._declared_fields)
+    for prefix, cls in (("SPOTLER", SpotlerConfig), ("PIGGY", PiggyConfig), ("SPOKI", SpokiConfig)):
+        expected |= {f"{prefix}_{f.name.upper()}" for f in dataclasses.fields(cls) if f.init}
+    assert expected - documented == set()

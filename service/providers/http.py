@@ -98,6 +98,24 @@ class HttpSettings:
             raise ValueError("retry_after_max must be >= 0")
 
 
+class TransportConfig:
+    """Mixin for a platform config dataclass with the common transport fields (connect_timeout, read_timeout,
+    max_retries, backoff_factor, retry_after_max, pool_maxsize, user_agent)."""
+
+    @property
+    def http_settings(self) -> HttpSettings:
+        return HttpSettings(
+            connect_timeout=self.connect_timeout,
+            read_timeout=self.read_timeout,
+            max_retries=self.max_retries,
+            backoff_factor=self.backoff_factor,
+            backoff_jitter=min(0.25, self.backoff_factor / 2),
+            retry_after_max=self.retry_after_max,
+            pool_maxsize=self.pool_maxsize,
+            user_agent=self.user_agent,
+        )
+
+
 def worst_case_seconds(settings: HttpSettings) -> float:
     """Upper bound of one call's wall time under the retry policy (ignores time spent sending bodies)."""
     backoffs = sum(

@@ -425,7 +425,7 @@ def test_config_validation_and_env_parsing():
         PiggyConfig(client_id="x")
     with pytest.raises(ValueError):
         PiggyConfig(api_token="t", body_encoding="xml")
-    cfg = PiggyConfig.from_env({"PIGGY_API_TOKEN": "t", "PIGGY_READ_TIMEOUT": "7.5", "PIGGY_LIST_ALL_AUTOMATIONS": "1",
+    cfg = _config_from_env({"PIGGY_API_TOKEN": "t", "PIGGY_READ_TIMEOUT": "7.5", "PIGGY_LIST_ALL_AUTOMATIONS": "1",
                                 "PIGGY_AUTOMATION_UUIDS": "A=u1; B=u2", "PIGGY_AUTOMATION_FIELDS": "u1=x,y"})
     assert cfg.read_timeout == 7.5 and cfg.list_all_automations is True
     assert cfg.automation_uuids == (("A", "u1"), ("B", "u2")) and cfg.automation_fields == (("u1", ("x", "y")),)
@@ -435,3 +435,12 @@ def test_config_validation_and_env_parsing():
     assert parse_pairs("") == ()
     with pytest.raises(ValueError):
         parse_pairs("no-equals-sign")
+
+
+def _config_from_env(env):
+    """The config exactly as the service builds it from the environment (live mode)."""
+    from service.config import Settings
+    from service.providers.factory import provider_config
+
+    return provider_config(Settings.from_env({"PROVIDER": "piggy", "API_KEYS": "k" * 16, "LEDGER_HASH_KEY": "h" * 32,
+                                               **env}))

@@ -381,7 +381,16 @@ def test_config_validation_and_env():
         SpokiConfig(api_key="")
     with pytest.raises(ValueError):
         SpokiConfig(api_key="k", list_remove_key="contacts")
-    cfg = SpokiConfig.from_env({"SPOKI_API_KEY": "very-secret-key", "SPOKI_MAX_PAGES": "3",
+    cfg = _config_from_env({"SPOKI_API_KEY": "very-secret-key", "SPOKI_MAX_PAGES": "3",
                                 "SPOKI_AUTOMATION_FIELDS_LOOKUP": "false", "SPOKI_BASE_URL": "https://app.spoki.it"})
     assert cfg.max_pages == 3 and cfg.automation_fields_lookup is False and cfg.base_url == "https://app.spoki.it"
     assert "very-secret-key" not in repr(cfg)
+
+
+def _config_from_env(env):
+    """The config exactly as the service builds it from the environment (live mode)."""
+    from service.config import Settings
+    from service.providers.factory import provider_config
+
+    return provider_config(Settings.from_env({"PROVIDER": "spoki", "API_KEYS": "k" * 16, "LEDGER_HASH_KEY": "h" * 32,
+                                               **env}))

@@ -6,12 +6,9 @@ Environment variable names are in the comments; :meth:`PiggyConfig.from_env` rea
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
-from typing import Any
+from dataclasses import dataclass, field
 
-from service.providers.http import HttpSettings
+from service.providers.http import TransportConfig
 
 DEFAULT_BASE_URL = "https://api.piggy.eu"
 
@@ -35,7 +32,7 @@ def parse_field_lists(text: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
 
 
 @dataclass(frozen=True, kw_only=True)
-class PiggyConfig:
+class PiggyConfig(TransportConfig):
     base_url: str = DEFAULT_BASE_URL  # PIGGY_BASE_URL
     #: Personal Access Token (preferred). Either this or client_id + client_secret. (PIGGY_API_TOKEN)
     api_token: str | None = field(default=None, repr=False)
@@ -101,41 +98,4 @@ class PiggyConfig:
     def auth_mode(self) -> str:
         return "personal_access_token" if self.api_token else "client_credentials"
 
-    @property
-    def http_settings(self) -> HttpSettings:
-        return HttpSettings(
-            connect_timeout=self.connect_timeout,
-            read_timeout=self.read_timeout,
-            max_retries=self.max_retries,
-            backoff_factor=self.backoff_factor,
-            backoff_jitter=min(0.25, self.backoff_factor / 2),
-            retry_after_max=self.retry_after_max,
-            pool_maxsize=self.pool_maxsize,
-            user_agent=self.user_agent,
-        )
 
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> PiggyConfig:
-        """Build from ``PIGGY_*`` variables (empty ones are ignored); ``overrides`` win."""
-        env = os.environ if env is None else env
-        kw: dict[str, Any] = {}
-        names = {f.name: f for f in fields(cls)}
-        special = {"api_token": "PIGGY_API_TOKEN", "cache_seconds": "PIGGY_CACHE_SECONDS"}
-        for name, f in names.items():
-            raw = env.get(special.get(name, "PIGGY_" + name.upper()), "")
-            if raw == "":
-                continue
-            if name == "automation_uuids":
-                kw[name] = parse_pairs(raw)
-            elif name == "automation_fields":
-                kw[name] = parse_field_lists(raw)
-            elif f.type in ("float",):
-                kw[name] = float(raw)
-            elif f.type in ("int",):
-                kw[name] = int(raw)
-            elif f.type in ("bool",):
-                kw[name] = raw.strip().lower() in ("1", "true", "yes", "on")
-            else:
-                kw[name] = raw
-        kw.update(overrides)
-        return cls(**kw)

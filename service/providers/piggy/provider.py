@@ -10,13 +10,13 @@ and docs/piggy-spoki-coverage.md).
 from __future__ import annotations
 
 import re
-import threading
 import time
 from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any, ClassVar
 
 from service.providers import errors
+from service.cache import TTLCache
 from service.providers.base import (
     Automation,
     AutomationField,
@@ -49,29 +49,6 @@ _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 NO_STOP = "Piggy has no API to stop an automation run; stop it in the Piggy dashboard."
 
 
-class _Cache:
-    """A tiny TTL cache for dropdown-like upstream lists (thread-safe, per provider instance)."""
-
-    def __init__(self, ttl: float, clock: Callable[[], float]) -> None:
-        self.ttl, self.clock = ttl, clock
-        self._lock = threading.Lock()
-        self._items: dict[str, tuple[float, Any]] = {}
-
-    def get(self, key: str, load: Callable[[], Any]) -> Any:
-        with self._lock:
-            hit = self._items.get(key)
-            if hit and self.clock() - hit[0] < self.ttl:
-                return hit[1]
-        value = load()
-        with self._lock:
-            self._items[key] = (self.clock(), value)
-        return value
-
-    def clear(self) -> None:
-        with self._lock:
-            self._items.clear()
-
-
 class PiggyProvider(Provider):
     name: ClassVar[str] = "piggy"
     unsupported: ClassVar[dict[str, str]] = {
@@ -102,7 +79,7 @@ class PiggyProvider(Provider):
         self.config = config
         self._clock = clock or time.monotonic
         self.client = PiggyClient(config, clock=self._clock)
-        self._cache = _Cache(config.cache_seconds, self._clock)
+        self._cache = TTLCache(config.cache_seconds, self._clock)
         self._automation_fields = {k: v for k, v in config.automation_fields}
         self._automation_uuids = {k.lower(): v for k, v in config.automation_uuids}
         if self._automation_fields:

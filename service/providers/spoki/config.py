@@ -6,18 +6,15 @@ Environment variable names are in the comments; :meth:`SpokiConfig.from_env` rea
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
-from typing import Any
+from dataclasses import dataclass, field
 
-from service.providers.http import HttpSettings
+from service.providers.http import TransportConfig
 
 DEFAULT_BASE_URL = "https://api.spoki.com"
 
 
 @dataclass(frozen=True, kw_only=True)
-class SpokiConfig:
+class SpokiConfig(TransportConfig):
     api_key: str = field(repr=False)  # SPOKI_API_KEY (sent as X-Spoki-Api-Key)
     base_url: str = DEFAULT_BASE_URL  # SPOKI_BASE_URL (legacy host: https://app.spoki.it)
     connect_timeout: float = 3.05  # SPOKI_CONNECT_TIMEOUT (seconds)
@@ -63,35 +60,4 @@ class SpokiConfig:
                 raise ValueError(f"SpokiConfig.{name} must start with '/'")
         self.http_settings  # noqa: B018 - validates timeouts/retries
 
-    @property
-    def http_settings(self) -> HttpSettings:
-        return HttpSettings(
-            connect_timeout=self.connect_timeout,
-            read_timeout=self.read_timeout,
-            max_retries=self.max_retries,
-            backoff_factor=self.backoff_factor,
-            backoff_jitter=min(0.25, self.backoff_factor / 2),
-            retry_after_max=self.retry_after_max,
-            pool_maxsize=self.pool_maxsize,
-            user_agent=self.user_agent,
-        )
 
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> SpokiConfig:
-        """Build from ``SPOKI_*`` variables (empty ones are ignored); ``overrides`` win."""
-        env = os.environ if env is None else env
-        kw: dict[str, Any] = {}
-        for f in fields(cls):
-            raw = env.get("SPOKI_" + f.name.upper(), "")
-            if raw == "":
-                continue
-            if f.type == "float":
-                kw[f.name] = float(raw)
-            elif f.type == "int":
-                kw[f.name] = int(raw)
-            elif f.type == "bool":
-                kw[f.name] = raw.strip().lower() in ("1", "true", "yes", "on")
-            else:
-                kw[f.name] = raw
-        kw.update(overrides)
-        return cls(**kw)

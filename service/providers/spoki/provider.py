@@ -14,13 +14,13 @@
 from __future__ import annotations
 
 import re
-import threading
 import time
 from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any, ClassVar
 
 from service.providers import errors
+from service.cache import TTLCache
 from service.providers.base import (
     Audience,
     Automation,
@@ -64,29 +64,6 @@ NO_TAGS = ("Spoki's API cannot {verb} tags; create an automation with an API sta
 NO_CAMPAIGNS = "Spoki's API has no campaign trigger; use an automation with an API start step instead."
 
 
-class _Cache:
-    """A tiny TTL cache for dropdown-like upstream lists (thread-safe, per provider instance)."""
-
-    def __init__(self, ttl: float, clock: Callable[[], float]) -> None:
-        self.ttl, self.clock = ttl, clock
-        self._lock = threading.Lock()
-        self._items: dict[str, tuple[float, Any]] = {}
-
-    def get(self, key: str, load: Callable[[], Any]) -> Any:
-        with self._lock:
-            hit = self._items.get(key)
-            if hit and self.clock() - hit[0] < self.ttl:
-                return hit[1]
-        value = load()
-        with self._lock:
-            self._items[key] = (self.clock(), value)
-        return value
-
-    def clear(self) -> None:
-        with self._lock:
-            self._items.clear()
-
-
 def normalize_phone(value: Any) -> str | None:
     """'+39 333 123 4567' / '0039…' / '39333…' -> '+39333…'; None when it is not a plausible number."""
     text = str(value or "").strip()
@@ -114,7 +91,7 @@ class SpokiProvider(Provider):
     def __init__(self, config: SpokiConfig, *, clock: Callable[[], float] | None = None) -> None:
         self.config = config
         self.client = SpokiClient(config)
-        self._cache = _Cache(config.cache_seconds, clock or time.monotonic)
+        self._cache = TTLCache(config.cache_seconds, clock or time.monotonic)
 
     def close(self) -> None:
         self.client.close()

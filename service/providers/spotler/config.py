@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from service.providers.http import HttpSettings
+from service.providers.http import TransportConfig
 from service.providers.spotler.paths import build_routes
 
 DEFAULT_BASE_URL = "https://restapi.mailplus.nl/integrationservice"
 
 
 @dataclass(frozen=True, kw_only=True)
-class SpotlerConfig:
+class SpotlerConfig(TransportConfig):
     consumer_key: str  # SPOTLER_CONSUMER_KEY
     consumer_secret: str = field(repr=False)  # SPOTLER_CONSUMER_SECRET
     base_url: str = DEFAULT_BASE_URL  # SPOTLER_BASE_URL
@@ -70,15 +70,3 @@ class SpotlerConfig:
         self.http_settings  # noqa: B018 - validates timeouts/retries
         build_routes(self)  # raises WireFormatError (a ValueError) naming the bad field
 
-    @property
-    def http_settings(self) -> HttpSettings:
-        return HttpSettings(
-            connect_timeout=self.connect_timeout,
-            read_timeout=self.read_timeout,
-            max_retries=self.max_retries,
-            backoff_factor=self.backoff_factor,
-            backoff_jitter=min(0.25, self.backoff_factor / 2),
-            retry_after_max=self.retry_after_max,
-            pool_maxsize=self.pool_maxsize,
-            user_agent=self.user_agent,
-        )
