@@ -54,8 +54,6 @@ from service.actions.problems import ActionError, invalid
 
 log = logging.getLogger(__name__)
 
-#: sandbox/development key (settings supply the real one from LEDGER_HASH_KEY)
-DEV_HASH_KEY = b"marketing-actions-dev-ledger-key-do-not-use-in-production"
 DEFAULT_LEASE_SECONDS = 150.0  # > Power Automate's 120 s request limit
 DEFAULT_RECOVER_INTERVAL = 30.0
 DEFAULT_IN_PROGRESS_RETRY_AFTER = 5
@@ -151,6 +149,12 @@ class Job(Base):
 
 T = Job.__table__
 c = T.c
+
+
+#: hot-path statements built once: the SET/VALUES columns come from the parameters at execution, so the
+#: statement and its cache key are not rebuilt (and every value not coerced into a new bind) on each call
+_INSERT = sa.insert(T)
+_UPDATE_ATTEMPT = sa.update(T).where(c.id == sa.bindparam("_job_id"), c.attempts == sa.bindparam("_attempt"))
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -407,7 +411,7 @@ class Ledger:
     def _insert(self, call: ActionCall, now: datetime) -> str:
         job_id = new_job_id(now)
         with self.engine.begin() as conn:
-            conn.execute(sa.insert(T).values(self._values(call, now, job_id)))
+            conn.execute(_INSERT, self._values(call, now, job_id))
         return job_id
 
     def _insert_keyed(self, call: ActionCall, now: datetime) -> str | None:
@@ -464,7 +468,7 @@ class Ledger:
             values.update(response_status=r_status, response_headers=_safe_headers(r_headers),
                           response_body=self._seal(job_id, r_body))
         with self.engine.begin() as conn:
-            res = conn.execute(sa.update(T).where(c.id == job_id, c.attempts == attempt).values(**values))
+            res = conn.execute(_UPDATE_ATTEMPT, {"_job_id": job_id, "_attempt": attempt, **values})
         if res.rowcount != 1:
             log.warning("job %s: attempt %s finished after a newer attempt took over; outcome not recorded",
                         job_id, attempt)
@@ -512,8 +516,8 @@ class Ledger:
 
     def _save_upstream_ids(self, job_id: str, attempt: int, upstream_ids: dict[str, list[str]]) -> None:
         with self.engine.begin() as conn:
-            conn.execute(sa.update(T).where(c.id == job_id, c.attempts == attempt)
-                         .values(upstream_ids=upstream_ids or None, updated_at=self._now()))
+            conn.execute(_UPDATE_ATTEMPT, {"_job_id": job_id, "_attempt": attempt,
+                                           "upstream_ids": upstream_ids or None, "updated_at": self._now()})
 
     def _extend_lease(self, job_id: str, attempt: int) -> None:
         now = self._now()
@@ -563,6 +567,6 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
 
 
 __all__ = [
-    "COMPLETED", "FAILED", "IN_PROGRESS", "STATUSES", "ActionCall", "ActionResult", "Answer", "DEV_HASH_KEY",
+    "COMPLETED", "FAILED", "IN_PROGRESS", "STATUSES", "ActionCall", "ActionResult", "Answer",
     "Job", "JobContext", "JobRecord", "Ledger", "new_job_id",
 ]

@@ -14,6 +14,7 @@ Personal data stays out of the logs: only the operation name, status and timing 
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import time
@@ -124,7 +125,7 @@ class SpotlerClient:
         info = {"error_type": None, "message": None, "external_contact_ids": [], "result": None}
         if isinstance(payload, dict):
             try:
-                info = s.ErrorSchema().load(payload)
+                info = _schema(s.ErrorSchema).load(payload)
             except Exception:  # noqa: BLE001 - a malformed error body must not hide the status
                 pass
         elif isinstance(payload, str):
@@ -193,18 +194,18 @@ class SpotlerClient:
     # contacts [SPEC]
     # ------------------------------------------------------------------------------------------------------
     def list_properties(self) -> list[dict]:
-        items, _ = _load_list(s.PropertySchema(), self.call("list_properties", "GET", "contact/properties/list"))
+        items, _ = _load_list(_schema(s.PropertySchema), self.call("list_properties", "GET", "contact/properties/list"))
         return items
 
     def get_contact(self, external_id: str) -> dict:
         """The contact, or NotFound (404 CONTACT_NOT_FOUND)."""
         payload = self.call("get_contact", "GET", f"contact/{_enc(external_id)}")
-        return _load_one(s.ContactSchema(), payload)
+        return _load_one(_schema(s.ContactSchema), payload)
 
     def search_contacts(self, query: str, *, page_size: int = 100, limit: int | None = None) -> list[dict]:
         """Contacts matching ``MPSearchQuery`` (``<property>=<value>``, exact match)."""
         out = []
-        for item in self.paginate("search_contacts", "contact/search", key="contacts", schema=s.ContactSchema(),
+        for item in self.paginate("search_contacts", "contact/search", key="contacts", schema=_schema(s.ContactSchema),
                                   params={"MPSearchQuery": query}, page_size=page_size):
             out.append(item)
             if limit is not None and len(out) >= limit:
@@ -218,17 +219,17 @@ class SpotlerClient:
         """
         payload = self.call("search_contacts", "GET", "contact/search",
                             params={"pageSize": 1, "MPSearchQuery": f"email={email.strip()}"})
-        items, _ = _load_list(s.ContactSchema(), payload, "contacts")
+        items, _ = _load_list(_schema(s.ContactSchema), payload, "contacts")
         return items[0] if items else None
 
     def insert_contact(self, contact: dict, *, update: bool = True, purge: bool = False) -> None:
         """``POST /contact``; with ``update`` an existing contact is updated (upsert). ``contact`` is wire-shaped."""
-        body = s.ContactRequestSchema().dump({"update": update, "purge": purge, "contact": _contact_out(contact)})
+        body = _schema(s.ContactRequestSchema).dump({"update": update, "purge": purge, "contact": _contact_out(contact)})
         self.call("insert_contact", "POST", "contact", body=body)
 
     def update_contact(self, external_id: str, properties: dict[str, Any], *, purge: bool = False) -> None:
         """``PUT /contact/{externalId}``: only ``properties`` change unless ``purge``; None clears a property."""
-        body = s.ContactRequestSchema().dump(
+        body = _schema(s.ContactRequestSchema).dump(
             {"purge": purge, "contact": {"external_id": external_id, "properties": properties}}
         )
         self.call("update_contact", "PUT", f"contact/{_enc(external_id)}", body=body)
@@ -238,8 +239,8 @@ class SpotlerClient:
         results: list[dict] = []
         for i in range(0, len(contacts), MAX_BULK_CONTACTS):
             chunk = [_contact_out(c) for c in contacts[i:i + MAX_BULK_CONTACTS]]
-            body = s.AddContactsRequestSchema().dump({"update": update, "purge": purge, "contacts": chunk})
-            items, _ = _load_list(s.AddContactResultSchema(), self.call("insert_contacts", "POST", "contact/list",
+            body = _schema(s.AddContactsRequestSchema).dump({"update": update, "purge": purge, "contacts": chunk})
+            items, _ = _load_list(_schema(s.AddContactResultSchema), self.call("insert_contacts", "POST", "contact/list",
                                                                         body=body))
             results.extend(items)
         return results
@@ -251,12 +252,12 @@ class SpotlerClient:
                               page_size: int = DEFAULT_PAGE_SIZE) -> Iterator[dict]:
         """Contacts changed between two ISO 8601 dates (``GET /contact/updates/list``)."""
         yield from self.paginate("updated_contacts", "contact/updates/list", key="contacts",
-                                 schema=s.ContactSchema(), params={"fromDate": from_date, "toDate": to_date},
+                                 schema=_schema(s.ContactSchema), params={"fromDate": from_date, "toDate": to_date},
                                  page_size=page_size)
 
     def iter_bounces(self, from_date: str, to_date: str, *, page_size: int = DEFAULT_PAGE_SIZE) -> Iterator[dict]:
         """Bounces between two ISO 8601 dates (``GET /contact/bounces/list``)."""
-        yield from self.paginate("bounces", "contact/bounces/list", key="bounces", schema=s.BounceSchema(),
+        yield from self.paginate("bounces", "contact/bounces/list", key="bounces", schema=_schema(s.BounceSchema),
                                  params={"fromDate": from_date, "toDate": to_date}, page_size=page_size)
 
     def subscribe(self, contact: dict) -> None:
@@ -284,7 +285,7 @@ class SpotlerClient:
         parsed = None
         if isinstance(payload, dict):
             try:
-                parsed = _load_one(s.TriggerResultSchema(), payload)
+                parsed = _load_one(_schema(s.TriggerResultSchema), payload)
             except errors.ProviderError:
                 parsed = None
         runs = _runs(parsed) if parsed else []
@@ -303,7 +304,7 @@ class SpotlerClient:
 
     def list_automations(self) -> list[dict]:
         """[ASSUMED route] automations with ``automation_id, name, trigger_code, status, active, fields_``."""
-        items, _ = _load_list(s.AutomationSchema(), self._route("automation_list"), "automations")
+        items, _ = _load_list(_schema(s.AutomationSchema), self._route("automation_list"), "automations")
         return items
 
     def stop_automation_run(self, automation_contact_id: str) -> str:
@@ -324,18 +325,18 @@ class SpotlerClient:
         payload = self._route("automation_stop_contact", trigger_code=trigger_code, external_id=external_contact_id)
         if isinstance(payload, dict) and isinstance(payload.get("automationContactIds"), list):
             return [{"automation_contact_id": str(x), "result": "STOPPED"} for x in payload["automationContactIds"]]
-        items, _ = _load_list(s.StopResultSchema(), payload, "results")
+        items, _ = _load_list(_schema(s.StopResultSchema), payload, "results")
         return items
 
     # ------------------------------------------------------------------------------------------------------
     # campaigns [SPEC]
     # ------------------------------------------------------------------------------------------------------
     def list_campaigns(self) -> list[dict]:
-        items, _ = _load_list(s.CampaignSchema(), self.call("list_campaigns", "GET", "campaign/list"), "campaigns")
+        items, _ = _load_list(_schema(s.CampaignSchema), self.call("list_campaigns", "GET", "campaign/list"), "campaigns")
         return items
 
     def trigger_campaign(self, trigger_id: str, external_contact_id: str, fields: list[dict] | None = None) -> None:
-        body = s.CampaignTriggerRequestSchema().dump({
+        body = _schema(s.CampaignTriggerRequestSchema).dump({
             "external_contact_id": external_contact_id,
             **({"campaign_fields": [_field_out(f) for f in fields]} if fields else {}),
         })
@@ -352,23 +353,23 @@ class SpotlerClient:
         body = {"externalId": external_id, "name": name}
         if description is not None:
             body["description"] = description
-        return _load_one(s.AudienceSchema(), self.call("create_audience", "POST", "audience", body=body))
+        return _load_one(_schema(s.AudienceSchema), self.call("create_audience", "POST", "audience", body=body))
 
     def get_audience(self, external_id: str) -> dict:
-        return _load_one(s.AudienceSchema(), self.call("get_audience", "GET", f"audience/{_enc(external_id)}"))
+        return _load_one(_schema(s.AudienceSchema), self.call("get_audience", "GET", f"audience/{_enc(external_id)}"))
 
     def update_audience(self, external_id: str, name: str, description: str | None = None) -> dict:
         body = {"externalId": external_id, "name": name}
         if description is not None:
             body["description"] = description
         payload = self.call("update_audience", "PUT", f"audience/{_enc(external_id)}", body=body)
-        return _load_one(s.AudienceSchema(), payload)
+        return _load_one(_schema(s.AudienceSchema), payload)
 
     def delete_audience(self, external_id: str) -> None:
         self.call("delete_audience", "DELETE", f"audience/{_enc(external_id)}")
 
     def list_audiences(self) -> list[dict]:
-        items, _ = _load_list(s.AudienceSchema(), self._route("audience_list"), "audiences")
+        items, _ = _load_list(_schema(s.AudienceSchema), self._route("audience_list"), "audiences")
         return items
 
     def list_audience_members(self, external_id: str) -> list[str] | None:
@@ -378,7 +379,7 @@ class SpotlerClient:
             return None
         _, path, _ = route.render(audience_id=external_id)
         return [m["external_id"] for m in self.paginate("audience_members", path, key="contacts",
-                                                         schema=s.MemberSchema(), page_size=MAX_PAGE_SIZE)]
+                                                         schema=_schema(s.MemberSchema), page_size=MAX_PAGE_SIZE)]
 
     def add_audience_contacts(self, external_id: str, contact_ids: list[str]) -> None:
         """``POST /audience/{id}/contact`` in chunks of 2,500. NotFound carries ``details['externalContactIds']``
@@ -408,7 +409,7 @@ class SpotlerClient:
         self.call("create_temporary_list", "POST", "templist", body=body)
 
     def list_temporary_lists(self) -> list[dict]:
-        items, _ = _load_list(s.TemporaryListSchema(), self.call("list_temporary_lists", "GET", "templist"))
+        items, _ = _load_list(_schema(s.TemporaryListSchema), self.call("list_temporary_lists", "GET", "templist"))
         return items
 
     def add_to_temporary_list(self, external_id: str, contact_ids: list[str]) -> None:
@@ -422,7 +423,7 @@ class SpotlerClient:
     # tags and scores [ASSUMED routes]
     # ------------------------------------------------------------------------------------------------------
     def list_tags(self) -> list[dict]:
-        items, _ = _load_list(s.TagSchema(), self._route("tag_list"), "tags")
+        items, _ = _load_list(_schema(s.TagSchema), self._route("tag_list"), "tags")
         return items
 
     def add_tags(self, external_id: str, tags: list[str], score: int | None = None) -> None:
@@ -437,7 +438,7 @@ class SpotlerClient:
         payload = self._route("score", external_id=external_id, tag=tag, score=int(score), mode=mode)
         if isinstance(payload, dict):
             try:
-                return _load_one(s.ScoreResultSchema(), payload).get("score")
+                return _load_one(_schema(s.ScoreResultSchema), payload).get("score")
             except errors.ProviderError:
                 return None
         return None
@@ -469,6 +470,13 @@ def _default_message(op: str, status: int, error_type: str | None) -> str:
     if error_type:
         return f"Spotler refused {op}: {error_type}."
     return f"Spotler answered HTTP {status} to {op}."
+
+
+@functools.cache
+def _schema(cls: type[s.Schema]) -> s.Schema:
+    """One instance per schema class: building a marshmallow Schema deep-copies its fields, which cost more
+    than the load itself on the hot path; loading and dumping do not change the instance."""
+    return cls()
 
 
 def _load_one(schema: s.Schema, payload: Any) -> dict:
