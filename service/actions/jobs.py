@@ -8,7 +8,7 @@ from service.actions.problems import ActionError, invalid
 
 
 def _when(value: str | None, name: str) -> datetime | None:
-    if not value:
+    if value is None:  # absent; an empty value is not a date-time (the spec says format: date-time)
         return None
     try:
         return datetime.fromisoformat(value.replace("Z", "+00:00"))

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import flask
 from connexion.context import operation
+from werkzeug.exceptions import NotFound
 
 from service.actions.catalog import OPERATION_IDS
 from service.api.resolver import snake
@@ -16,6 +18,8 @@ def require_capability() -> None:
     try:
         handler = operation.operation_id.rsplit(".", 1)[-1]
     except (RuntimeError, LookupError, AttributeError):  # not an API operation (e.g. static files)
+        if flask.request.url_rule is not None:  # Flask matched a path Connexion's router refused (a %0A in it)
+            raise NotFound()
         return
     op = _BY_HANDLER.get(handler)
     if op is not None:

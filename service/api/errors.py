@@ -62,8 +62,14 @@ def render(problem: Problem) -> ConnexionResponse:
 
 
 def _field_from_detail(detail: str) -> str | None:
+    """The field a schema error names, written as makers see it: ``contacts.1.email`` -> ``contacts[1].email``."""
     m = _FIELD_AT_END.search(detail or "") or _REQUIRED.search(detail or "")
-    return m.group(1) if m else None
+    if not m:
+        return None
+    out = ""
+    for part in m.group(1).split("."):
+        out += f"[{part}]" if part.isdigit() and out else (f".{part}" if out else part)
+    return out
 
 
 def connexion_problem(_request, exc: ProblemException) -> ConnexionResponse:
@@ -131,5 +137,7 @@ def register(app) -> None:
     app.add_error_handler(StarletteHTTPException, http_exception)
     app.add_error_handler(WerkzeugHTTPException, http_exception)
     app.add_error_handler(ActionError, domain_error)
+    app.add_error_handler(UnicodeDecodeError, lambda _r, _e: render(Problem(  # connexion 3.3 does not catch it
+        400, "INVALID_JSON", "Bad Request", "The request body is not valid UTF-8 JSON.")))
     app.add_error_handler(ProviderError, domain_error)
     app.add_error_handler(Exception, unexpected)
