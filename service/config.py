@@ -28,6 +28,7 @@ LIVE_CREDENTIALS = {
 
 SANDBOX_API_KEY = "sandbox"
 DEV_LEDGER_HASH_KEY = "sandbox-ledger-hash-key-not-secret"
+DEFAULT_DATABASE_URL = "sqlite:///var/marketing-actions.db"
 
 
 class ConfigError(Exception):
@@ -100,7 +101,7 @@ class Settings:
 
     @property
     def effective_database_url(self) -> str:
-        return self.database_url or "sqlite:///var/marketing-actions.db"
+        return self.database_url or DEFAULT_DATABASE_URL
 
     def with_(self, **changes: Any) -> "Settings":
         return replace(self, **changes)

@@ -25,9 +25,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine, make_url
 
+from service.config import DEFAULT_DATABASE_URL, DEV_LEDGER_HASH_KEY
+
 log = logging.getLogger(__name__)
 
-DEFAULT_DATABASE_URL = "sqlite:///var/ledger.db"
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 #: SQLite: how long a writer waits for the lock held by another connection/process
 SQLITE_BUSY_TIMEOUT_S = 30.0
@@ -198,9 +199,10 @@ def upgrade(database_url: str | URL | Engine, revision: str = "head") -> str:
 
 
 def _ledger(database_url: str):
-    from service.actions.ledger import DEV_HASH_KEY, Ledger
+    from service.actions.ledger import Ledger
 
-    key = os.environ.get("LEDGER_HASH_KEY", "").encode() or DEV_HASH_KEY
+    # the same fallback as the service's (config.Settings), so sandbox records stay readable
+    key = (os.environ.get("LEDGER_HASH_KEY") or DEV_LEDGER_HASH_KEY).encode()
     return Ledger.from_url(database_url, email_hash_key=key, pool_size=1)
 
 
