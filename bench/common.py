@@ -1,0 +1,655 @@
+"""Process management and measurement helpers shared by the benchmarks and tests/resilience.
+
+* :func:`start_simulator` - the Spotler simulator as its own process (``python -m service.sandbox.spotler`` or
+  the fault-mixing wrapper ``python -m bench.simulator``), on an ephemeral loopback port.
+* :func:`start_service` - the service started exactly as the Procfile's ``web:`` line (read from the file and
+  run through ``sh -c`` with ``PORT`` set, ``WEB_CONCURRENCY=2``), ready once ``/health`` answers 200.
+* :func:`start_baseline` - the naive proxy of :mod:`bench.baseline_proxy` under gunicorn.
+* :func:`worker_pids` / :func:`rss_mb` / :class:`RssSampler` - per-worker memory from ``/proc``.
+* :func:`closed_loop` (asyncio streams, :class:`RawConnection`) and :func:`threaded_loop` (threads, for the direct client) - bounded
+  load generators that record one latency per call.
+
+Everything binds to 127.0.0.1, every wait has a deadline, and :class:`Stack` stops what it started (by pid /
+process group, never by name).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import json
+import os
+import platform
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+API_KEY = "sandbox"  # accepted in sandbox mode when API_KEYS is empty
+HOST = "127.0.0.1"
+
+#: variables that would switch the service to live mode or point it elsewhere
+_STRIP_PREFIXES = ("SPOTLER_", "PIGGY_", "SPOKI_", "API_KEYS", "SANDBOX_", "DATABASE_URL", "JOB_LEASE",
+                   "UPSTREAM_", "WEB_CONCURRENCY", "FLASK_THREADS", "LOG_LEVEL")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+def web_command() -> str:
+    """The Procfile's ``web:`` command, verbatim."""
+    for line in (ROOT / "Procfile").read_text().splitlines():
+        if line.startswith("web:"):
+            return line[len("web:"):].strip()
+    raise RuntimeError("Procfile has no web: line")
+
+
+def _clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(_STRIP_PREFIXES)}
+    env["PATH"] = f"{Path(PYTHON).parent}{os.pathsep}{env.get('PATH', '')}"
+    env["PYTHONPATH"] = str(ROOT)
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
+def _kill_group(proc: subprocess.Popen, timeout: float = 20.0) -> None:
+    if proc.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(5)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Simulator
+# ---------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Simulator:
+    url: str  # the client's base URL: http://127.0.0.1:PORT/integrationservice
+    root: str  # http://127.0.0.1:PORT (control endpoints /__sim__/...)
+    proc: subprocess.Popen
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def stats(self) -> dict:
+        return httpx.get(self.root + "/__sim__/stats", timeout=10).json()
+
+    def stop(self) -> None:
+        _kill_group(self.proc, 10)
+
+
+def start_simulator(*, latency_ms: float = 0, jitter_ms: float = 0, args: list[str] | tuple[str, ...] = (),
+                    module: str = "service.sandbox.spotler", timeout: float = 30.0) -> Simulator:
+    """Run the simulator (sandbox credentials, port 0) as its own process; wait for its URL line."""
+    from service.sandbox.launch import SANDBOX_CREDENTIALS
+
+    creds = SANDBOX_CREDENTIALS["spotler"]
+    cmd = [PYTHON, "-m", module, "--host", HOST, "--port", "0", "--consumer-key", creds["consumer_key"],
+           "--consumer-secret", creds["consumer_secret"], "--latency-ms", str(latency_ms),
+           "--jitter-ms", str(jitter_ms), *args]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=_clean_env(), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                            stdin=subprocess.DEVNULL, text=True, bufsize=1, start_new_session=True)
+    url: list[str] = []
+
+    def read() -> None:
+        for line in proc.stdout:  # keeps draining after the URL so the pipe never fills
+            if not url and line.startswith("SPOTLER_SIMULATOR_URL="):
+                url.append(line.split("=", 1)[1].strip())
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    deadline = time.monotonic() + timeout
+    while not url:
+        if proc.poll() is not None or time.monotonic() > deadline:
+            _kill_group(proc, 5)
+            raise RuntimeError(f"simulator did not start: {' '.join(cmd)}")
+        time.sleep(0.02)
+    base = url[0]
+    root = base.split("/integrationservice", 1)[0]
+    return Simulator(url=base, root=root, proc=proc)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Service (Procfile) and baseline
+# ---------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Server:
+    name: str
+    base_url: str
+    proc: subprocess.Popen
+    log_path: Path
+    started_at: float = 0.0
+    ready_after: float = 0.0  # seconds from spawn to the first 200 on the readiness path
+
+    @property
+    def master_pid(self) -> int:
+        return self.proc.pid
+
+    def worker_pids(self) -> list[int]:
+        return worker_pids(self.proc.pid)
+
+    def log_tail(self, chars: int = 3000) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-chars:]
+        except OSError:
+            return ""
+
+    def stop(self) -> None:
+        _kill_group(self.proc, 30)
+
+
+def wait_ready(base_url: str, path: str, proc: subprocess.Popen, deadline_s: float, log_path: Path) -> None:
+    deadline = time.monotonic() + deadline_s
+    with httpx.Client(base_url=base_url, timeout=5) as client:
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"{base_url} exited with {proc.returncode}: "
+                                   f"{log_path.read_text(errors='replace')[-3000:]}")
+            try:
+                if client.get(path).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{base_url}{path} not ready within {deadline_s} s")
+            time.sleep(0.05)
+
+
+def start_service(*, workdir: Path, upstream_url: str | None = None, workers: int = 2,
+                  ready_timeout: float = 60.0, **env: Any) -> Server:
+    """Start the service exactly as the Procfile's ``web:`` line, in sandbox mode, with its own SQLite ledger.
+
+    ``upstream_url``: a running simulator (SANDBOX_UPSTREAM_URL); None lets gunicorn.conf.py start its own.
+    Extra keyword arguments become environment variables (e.g. ``JOB_LEASE_SECONDS=5``).
+    """
+    port = free_port()
+    variables: dict[str, Any] = dict(WEB_CONCURRENCY=workers, PROVIDER="spotler",
+                                     DATABASE_URL=f"sqlite:///{workdir}/ledger.db")
+    variables.update(env)
+    variables["PORT"] = port
+    if upstream_url:
+        variables["SANDBOX_UPSTREAM_URL"] = upstream_url
+    log_path = workdir / "service.log"
+    log = open(log_path, "w")  # noqa: SIM115 - closed with the process
+    started = time.monotonic()
+    proc = subprocess.Popen(["sh", "-c", "exec " + web_command()], cwd=ROOT, env=_clean_env(**variables),
+                            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+    log.close()
+    server = Server("service", f"http://{HOST}:{port}", proc, log_path, started_at=started)
+    try:
+        wait_ready(server.base_url, "/health", proc, ready_timeout, log_path)
+    except Exception:
+        server.stop()
+        raise
+    server.ready_after = time.monotonic() - started
+    return server
+
+
+def start_baseline(*, workdir: Path, upstream_url: str, workers: int = 2, threads: int = 32,
+                   ready_timeout: float = 30.0) -> Server:
+    """The naive proxy (:mod:`bench.baseline_proxy`) under gunicorn gthread workers, same worker/thread counts
+    as the service (WEB_CONCURRENCY=2, FLASK_THREADS=32)."""
+    port = free_port()
+    log_path = workdir / "baseline.log"
+    log = open(log_path, "w")  # noqa: SIM115
+    cmd = [str(Path(PYTHON).parent / "gunicorn"), "bench.baseline_proxy:app", "-k", "gthread", "-w", str(workers),
+           "--threads", str(threads), "--bind", f"{HOST}:{port}", "--keep-alive", "75"]
+    started = time.monotonic()
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=_clean_env(BASELINE_UPSTREAM_URL=upstream_url), stdout=log,
+                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+    log.close()
+    server = Server("baseline", f"http://{HOST}:{port}", proc, log_path, started_at=started)
+    try:
+        wait_ready(server.base_url, "/health", proc, ready_timeout, log_path)
+    except Exception:
+        server.stop()
+        raise
+    server.ready_after = time.monotonic() - started
+    return server
+
+
+DEFAULT_POSTGRES_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+@contextlib.contextmanager
+def temp_postgres_database(admin_url: str | None = None):
+    """A fresh PostgreSQL database for one run (dropped afterwards); yields its SQLAlchemy URL.
+
+    ``admin_url`` (default ``BENCH_POSTGRES_URL`` or the local server as the test suite uses it) must be
+    allowed to CREATE DATABASE.
+    """
+    import uuid
+
+    import psycopg
+
+    admin = admin_url or os.environ.get("BENCH_POSTGRES_URL") or DEFAULT_POSTGRES_ADMIN_URL
+    name = f"bench_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(admin, autocommit=True, connect_timeout=5) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base, _, _ = admin.rpartition("/")
+    try:
+        yield base.replace("postgresql://", "postgresql+psycopg://", 1) + "/" + name
+    finally:
+        with psycopg.connect(admin, autocommit=True, connect_timeout=5) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+class Stack(contextlib.ExitStack):
+    """ExitStack that also owns a temp directory: ``with Stack() as st: sim = st.sim(...)``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._tmp = tempfile.TemporaryDirectory(prefix="bench-")
+        self.callback(self._tmp.cleanup)
+        self.dir = Path(self._tmp.name)
+
+    def sim(self, **kw: Any) -> Simulator:
+        s = start_simulator(**kw)
+        self.callback(s.stop)
+        return s
+
+    def service(self, **kw: Any) -> Server:
+        sub = self.dir / f"service-{len(list(self.dir.glob('service-*')))}"
+        sub.mkdir()
+        s = start_service(workdir=sub, **kw)
+        self.callback(s.stop)
+        return s
+
+    def baseline(self, **kw: Any) -> Server:
+        s = start_baseline(workdir=self.dir, **kw)
+        self.callback(s.stop)
+        return s
+
+
+# ---------------------------------------------------------------------------------------------------------
+# /proc
+# ---------------------------------------------------------------------------------------------------------
+
+
+def children(pid: int) -> list[int]:
+    out: list[int] = []
+    try:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            with contextlib.suppress(OSError):
+                out.extend(int(x) for x in Path(f"/proc/{pid}/task/{tid}/children").read_text().split())
+    except OSError:
+        pass
+    return out
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def worker_pids(master_pid: int) -> list[int]:
+    """gunicorn's worker processes: the master's children, minus a sandbox simulator it may have started."""
+    return sorted(p for p in children(master_pid) if "service.sandbox" not in _cmdline(p))
+
+
+def _status_kb(pid: int, key: str) -> int | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def rss_mb(pid: int) -> float | None:
+    kb = _status_kb(pid, "VmRSS")
+    return None if kb is None else kb / 1024
+
+
+def peak_rss_mb(pid: int) -> float | None:
+    """VmHWM: the process's peak resident set size so far."""
+    kb = _status_kb(pid, "VmHWM")
+    return None if kb is None else kb / 1024
+
+
+class RssSampler:
+    """Samples the RSS of a server's workers (re-discovered every tick: gunicorn may recycle them) and keeps
+    the peak per pid (max of the samples and of VmHWM)."""
+
+    def __init__(self, server: Server, interval: float = 0.5) -> None:
+        self.server = server
+        self.interval = interval
+        self.peaks: dict[int, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _tick(self) -> None:
+        for pid in self.server.worker_pids():
+            value = max(x for x in (rss_mb(pid), peak_rss_mb(pid), 0.0) if x is not None)
+            if value:
+                self.peaks[pid] = max(self.peaks.get(pid, 0.0), value)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._tick()
+
+    def __enter__(self) -> RssSampler:
+        self._tick()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._tick()
+        self._stop.set()
+        self._thread.join(5)
+
+    @property
+    def max_mb(self) -> float:
+        return max(self.peaks.values(), default=0.0)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Load generation
+# ---------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class LoadResult:
+    latencies_ms: list[float] = field(default_factory=list)  # successful (2xx) calls
+    statuses: Counter = field(default_factory=Counter)
+    errors: Counter = field(default_factory=Counter)  # transport errors by exception name
+    elapsed_s: float = 0.0
+
+    @property
+    def ok(self) -> int:
+        return sum(n for s, n in self.statuses.items() if 200 <= int(s) < 300)
+
+    @property
+    def failed(self) -> int:
+        return sum(self.errors.values()) + sum(n for s, n in self.statuses.items() if not 200 <= int(s) < 300)
+
+    @property
+    def rate(self) -> float:
+        return self.ok / self.elapsed_s if self.elapsed_s else 0.0
+
+    def summary(self) -> dict[str, Any]:
+        return {"ok": self.ok, "failed": self.failed, "statuses": dict(self.statuses), "errors": dict(self.errors),
+                "elapsed_s": round(self.elapsed_s, 2), "rate": round(self.rate, 1),
+                "p50_ms": pct(self.latencies_ms, 50), "p99_ms": pct(self.latencies_ms, 99)}
+
+
+def pct(values: list[float], p: float) -> float | None:
+    """Nearest-rank percentile (None for no values)."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    k = max(0, min(len(ordered) - 1, int(round(p / 100 * len(ordered) + 0.5)) - 1))
+    return round(ordered[k], 2)
+
+
+def _stop_reached(started: float, issued: int, duration: float | None, total: int | None) -> bool:
+    if total is not None and issued >= total:
+        return True
+    return duration is not None and time.perf_counter() - started >= duration
+
+
+class RawResponse:
+    """The little a benchmark needs from an answer: status, headers (lower-case names), body."""
+
+    __slots__ = ("status_code", "headers", "content")
+
+    def __init__(self, status_code: int, headers: dict[str, str], content: bytes) -> None:
+        self.status_code = status_code
+        self.headers = headers
+        self.content = content
+
+    def json(self) -> Any:
+        return json.loads(self.content)
+
+    @property
+    def text(self) -> str:
+        return self.content.decode("utf-8", "replace")
+
+
+class TransportError(Exception):
+    """The connection broke or timed out before a complete answer arrived."""
+
+
+class RawConnection:
+    """A minimal HTTP/1.1 keep-alive client on asyncio streams (loopback benchmarks only).
+
+    httpx's AsyncClient costs several ms of CPU per call on this machine, which made the load generator the
+    bottleneck; this costs a few hundred microseconds. Reconnects transparently when the server closed the
+    connection between calls.
+    """
+
+    def __init__(self, base_url: str, timeout: float = 30.0) -> None:
+        rest = base_url.split("://", 1)[1].rstrip("/")
+        host, _, port = rest.partition(":")
+        self.host, self.port = host, int(port or 80)
+        self.hostport = rest
+        self.timeout = timeout
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+
+    async def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            with contextlib.suppress(Exception):
+                await self._writer.wait_closed()
+        self._reader = self._writer = None
+
+    async def request(self, method: str, path: str, *, json_body: Any = None, headers: dict[str, str] | None = None,
+                      body: bytes | None = None) -> RawResponse:
+        if json_body is not None:
+            body = json.dumps(json_body, separators=(",", ":")).encode()
+        lines = [f"{method} {path} HTTP/1.1", f"Host: {self.hostport}"]
+        if body is not None:
+            lines.append(f"Content-Length: {len(body)}")
+            if json_body is not None:
+                lines.append("Content-Type: application/json")
+        lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
+        payload = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + (body or b"")
+        try:
+            return await asyncio.wait_for(self._exchange(payload, method), self.timeout)
+        except (OSError, asyncio.IncompleteReadError, asyncio.TimeoutError, ValueError) as exc:
+            await self.close()
+            raise TransportError(type(exc).__name__) from exc
+
+    async def _exchange(self, payload: bytes, method: str) -> RawResponse:
+        fresh = self._writer is None
+        if fresh:
+            self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
+        try:
+            return await self._send_read(payload, method)
+        except (ConnectionError, asyncio.IncompleteReadError):
+            if fresh:
+                raise
+            await self.close()  # the server closed an idle keep-alive connection: once more on a new one
+            self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
+            return await self._send_read(payload, method)
+
+    async def _send_read(self, payload: bytes, method: str) -> RawResponse:
+        assert self._reader is not None and self._writer is not None
+        self._writer.write(payload)
+        await self._writer.drain()
+        head = await self._reader.readuntil(b"\r\n\r\n")
+        status_line, *header_lines = head.decode("latin-1").split("\r\n")
+        status = int(status_line.split(" ", 2)[1])
+        headers: dict[str, str] = {}
+        for line in header_lines:
+            if line:
+                k, _, v = line.partition(":")
+                headers[k.strip().lower()] = v.strip()
+        if method == "HEAD" or status in (204, 304) or 100 <= status < 200:
+            content = b""
+        elif "content-length" in headers:
+            content = await self._reader.readexactly(int(headers["content-length"]))
+        elif headers.get("transfer-encoding", "").lower() == "chunked":
+            parts = []
+            while True:
+                size = int((await self._reader.readuntil(b"\r\n")).split(b";")[0], 16)
+                if size == 0:
+                    await self._reader.readuntil(b"\r\n")
+                    break
+                parts.append(await self._reader.readexactly(size))
+                await self._reader.readexactly(2)
+            content = b"".join(parts)
+        else:
+            content = await self._reader.read()
+            await self.close()
+            return RawResponse(status, headers, content)
+        if headers.get("connection", "").lower() == "close":
+            await self.close()
+        return RawResponse(status, headers, content)
+
+
+async def _closed_loop(call: Callable[[RawConnection, int], Awaitable[RawResponse]], concurrency: int,
+                       duration: float | None, total: int | None, base_url: str, timeout: float,
+                       ramp_s: float) -> LoadResult:
+    res = LoadResult()
+    issued = 0
+    started = time.perf_counter()
+
+    async def worker(index: int) -> None:
+        nonlocal issued
+        conn = RawConnection(base_url, timeout)
+        if ramp_s and concurrency > 1:
+            await asyncio.sleep(ramp_s * index / concurrency)
+        try:
+            while not _stop_reached(started, issued, duration, total):
+                n = issued
+                issued += 1
+                t0 = time.perf_counter()
+                try:
+                    resp = await call(conn, n)
+                except TransportError as exc:
+                    res.errors[str(exc)] += 1
+                    continue
+                res.statuses[resp.status_code] += 1
+                if 200 <= resp.status_code < 300:
+                    res.latencies_ms.append((time.perf_counter() - t0) * 1000)
+        finally:
+            await conn.close()
+
+    await asyncio.gather(*(worker(i) for i in range(concurrency)))
+    res.elapsed_s = time.perf_counter() - started
+    return res
+
+
+def closed_loop(call: Callable[[RawConnection, int], Awaitable[RawResponse]], *, concurrency: int,
+                base_url: str, duration: float | None = None, total: int | None = None,
+                timeout: float = 30.0, ramp_s: float = 1.0) -> LoadResult:
+    """``concurrency`` callers, each on its own keep-alive connection, sending its next call as soon as the
+    previous one is answered, until ``total`` calls were issued or ``duration`` seconds passed.
+
+    Callers join evenly over the first ``ramp_s`` seconds (their connections too): opened all at once, every
+    connection tends to land on the one gunicorn worker that wakes first (asyncio accepts a whole batch per
+    wake-up), which measures that imbalance rather than the service.
+    """
+    if duration is None and total is None:
+        raise ValueError("give duration or total")
+    return asyncio.run(_closed_loop(call, concurrency, duration, total, base_url, timeout, ramp_s))
+
+
+def threaded_loop(call: Callable[[int], Any], *, concurrency: int, duration: float | None = None,
+                  total: int | None = None) -> LoadResult:
+    """Same as :func:`closed_loop` with threads and a blocking ``call(n)`` (the direct client). An exception
+    counts as an error; anything returned counts as a 200."""
+    if duration is None and total is None:
+        raise ValueError("give duration or total")
+    res = LoadResult()
+    lock = threading.Lock()
+    counter = iter(range(10**12))
+    started = time.perf_counter()
+
+    def worker() -> None:
+        while True:
+            with lock:
+                n = next(counter)
+                if _stop_reached(started, n, duration, total):
+                    return
+            t0 = time.perf_counter()
+            try:
+                call(n)
+            except Exception as exc:  # noqa: BLE001 - counted
+                with lock:
+                    res.errors[type(exc).__name__] += 1
+                continue
+            ms = (time.perf_counter() - t0) * 1000
+            with lock:
+                res.statuses[200] += 1
+                res.latencies_ms.append(ms)
+
+    threads = [threading.Thread(target=worker, daemon=True) for _ in range(concurrency)]
+    for t in threads:
+        t.start()
+    limit = (duration or 0) + 120 if duration else None
+    for t in threads:
+        t.join(limit)
+    res.elapsed_s = time.perf_counter() - started
+    return res
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Reporting
+# ---------------------------------------------------------------------------------------------------------
+
+
+def machine_info() -> dict[str, Any]:
+    mem_kb = _status_kb_file("/proc/meminfo", "MemTotal")
+    cpu = ""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    return {"date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"), "nproc": os.cpu_count(),
+            "memory_gb": round((mem_kb or 0) / 1024 / 1024, 1), "cpu": cpu,
+            "python": platform.python_version(), "platform": platform.platform()}
+
+
+def _status_kb_file(path: str, key: str) -> int | None:
+    with contextlib.suppress(OSError):
+        for line in Path(path).read_text().splitlines():
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    return None
+
+
+def md_table(headers: list[str], rows: list[list[Any]]) -> str:
+    def fmt(v: Any) -> str:
+        if v is None:
+            return "-"
+        if isinstance(v, float):
+            return f"{v:,.2f}" if abs(v) < 100 else f"{v:,.1f}"
+        return str(v)
+
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)

@@ -1,0 +1,136 @@
+"""Overhead of StartAutomation through the service against the same upstream calls made directly.
+
+    .venv/bin/python -m bench.overhead [--latency-ms 50] [--calls-c1 300] [--calls-c32 2000]
+
+The Spotler simulator runs as its own process with a fixed latency (no jitter). Measured, at concurrency 1 and 32:
+
+* ``service``: POST /automations/{welcome}/start through the service started as the Procfile starts it
+  (gunicorn, 2 uvicorn workers), fresh Idempotency-Key per call, contacts by externalId (5 demo contacts);
+* ``direct``: the upstream calls the service makes for that action, with our provider/client in this process
+  (threads): ``find_contact`` + ``start_automation`` (2 calls) and the trigger alone (1 call); the service is
+  compared with the variant that makes as many upstream calls per action as it did (counted by the simulator);
+* ``baseline``: the naive Flask + requests proxy (bench/baseline_proxy.py, gunicorn gthread 2 x 32) that only
+  forwards the trigger.
+
+Targets (issue #8): service p50 <= direct p50 x 1.05 + 3 ms; service p99 <= direct p99 + 15 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import uuid
+
+from bench.common import API_KEY, Stack, closed_loop, machine_info, md_table, threaded_loop
+from service.providers.base import ContactRef
+from service.providers.spotler import SpotlerConfig, SpotlerProvider
+from service.sandbox.launch import SANDBOX_CREDENTIALS
+from service.sandbox.spotler import DEMO
+
+WELCOME = DEMO.automations["welcome"]  # no participation limit
+CONTACTS = [DEMO.contacts[k] for k in ("jan", "piet", "anna", "shared_a", "shared_b")]
+
+
+def start_call(path_prefix: str = ""):
+    async def call(conn, n):
+        return await conn.request("POST", f"{path_prefix}/automations/{WELCOME}/start",
+                                  json_body={"contact": {"externalId": CONTACTS[n % len(CONTACTS)]}},
+                                  headers={"X-API-Key": API_KEY, "Idempotency-Key": uuid.uuid4().hex})
+    return call
+
+
+def provider_for(url: str, pool_maxsize: int = 32) -> SpotlerProvider:
+    c = SANDBOX_CREDENTIALS["spotler"]
+    return SpotlerProvider(SpotlerConfig(base_url=url, consumer_key=c["consumer_key"],
+                                         consumer_secret=c["consumer_secret"], pool_maxsize=pool_maxsize))
+
+
+def upstream_requests(sim) -> int:
+    return sum(n for route, n in sim.stats()["requests"].items() if not route.startswith("GET /automation/list")
+               and "properties" not in route)
+
+
+def run(args: argparse.Namespace) -> dict:
+    out: dict = {"machine": machine_info(), "latency_ms": args.latency_ms, "rows": []}
+    with Stack() as st:
+        sim = st.sim(latency_ms=args.latency_ms, jitter_ms=0)
+        service = st.service(upstream_url=sim.url)
+        baseline = st.baseline(upstream_url=sim.url)
+        provider = provider_for(sim.url)
+
+        def direct_full(n: int) -> None:
+            contact = provider.find_contact(ContactRef(external_id=CONTACTS[n % len(CONTACTS)]))
+            res = provider.start_automation(WELCOME, contact, [])
+            assert res.result == "OK", res
+
+        def direct_trigger(n: int) -> None:
+            res = provider.client.trigger_automation(WELCOME, CONTACTS[n % len(CONTACTS)])
+            assert res["result"] == "OK", res
+
+        # warm-up: pools, caches (automation list, properties), first-request imports in every worker
+        for _ in range(2):
+            closed_loop(start_call(), concurrency=8, base_url=service.base_url, total=64)
+        closed_loop(start_call(), concurrency=8, base_url=baseline.base_url, total=32)
+        threaded_loop(direct_full, concurrency=8, total=32)
+
+        for conc, calls in ((1, args.calls_c1), (32, args.calls_c32)):
+            before = upstream_requests(sim)
+            svc = closed_loop(start_call(), concurrency=conc, base_url=service.base_url, total=calls)
+            per_action = (upstream_requests(sim) - before) / max(1, svc.ok)
+            full = threaded_loop(direct_full, concurrency=conc, total=calls)
+            trig = threaded_loop(direct_trigger, concurrency=conc, total=calls)
+            base = closed_loop(start_call(), concurrency=conc, base_url=baseline.base_url, total=calls)
+            direct = full if per_action > 1.5 else trig
+            row = {
+                "concurrency": conc, "calls": calls, "upstream_calls_per_action": round(per_action, 2),
+                "service": svc.summary(), "direct_2_calls": full.summary(), "direct_trigger": trig.summary(),
+                "baseline": base.summary(),
+                "compared_with": "direct_2_calls" if direct is full else "direct_trigger",
+            }
+            d50, d99 = direct.summary()["p50_ms"], direct.summary()["p99_ms"]
+            s50, s99 = svc.summary()["p50_ms"], svc.summary()["p99_ms"]
+            row["p50_target_ms"] = round(d50 * 1.05 + 3, 2)
+            row["p99_target_ms"] = round(d99 + 15, 2)
+            row["p50_ok"] = s50 <= row["p50_target_ms"]
+            row["p99_ok"] = s99 <= row["p99_target_ms"]
+            out["rows"].append(row)
+    return out
+
+
+def markdown(out: dict) -> str:
+    rows = []
+    for r in out["rows"]:
+        for name in ("service", "direct_2_calls", "direct_trigger", "baseline"):
+            s = r[name]
+            rows.append([r["concurrency"], name, s["ok"], s["failed"], s["p50_ms"], s["p99_ms"], s["rate"]])
+    t1 = md_table(["conc.", "path", "ok", "failed", "p50 ms", "p99 ms", "calls/s"], rows)
+    checks = []
+    for r in out["rows"]:
+        d = r[r["compared_with"]]
+        s, b = r["service"], r["baseline"]
+        checks.append([r["concurrency"], r["upstream_calls_per_action"], r["compared_with"],
+                       round(s["p50_ms"] / d["p50_ms"], 3), round(s["p99_ms"] / d["p99_ms"], 3),
+                       f'{s["p50_ms"]} <= {r["p50_target_ms"]}: {"PASS" if r["p50_ok"] else "FAIL"}',
+                       f'{s["p99_ms"]} <= {r["p99_target_ms"]}: {"PASS" if r["p99_ok"] else "FAIL"}',
+                       round(s["p50_ms"] / b["p50_ms"], 3), round(s["p99_ms"] / b["p99_ms"], 3)])
+    t2 = md_table(["conc.", "upstream calls/action", "direct variant", "p50 ratio", "p99 ratio",
+                   "p50 target", "p99 target", "p50 vs baseline", "p99 vs baseline"], checks)
+    return f"Upstream latency {out['latency_ms']} ms (fixed).\n\n{t1}\n\n{t2}\n"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--latency-ms", type=float, default=50)
+    p.add_argument("--calls-c1", type=int, default=300)
+    p.add_argument("--calls-c32", type=int, default=2000)
+    p.add_argument("--json", help="also write the raw results to this file")
+    args = p.parse_args()
+    out = run(args)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(out, f, indent=2)
+    print(markdown(out))
+
+
+if __name__ == "__main__":
+    main()
