@@ -140,7 +140,7 @@ def _error(field: ContactField, ftype: str, value: Any, reason: str = "", expect
     detail = f"Field '{field.name}' cannot take '{shown}'"
     detail += f": {reason}" if reason else ""
     detail += f". Expected {expected}."
-    return invalid(field.name, detail, code=CODE_INVALID_VALUE, value=shown, expected=expected, type=ftype)
+    return invalid(field.name, detail, code=CODE_INVALID_VALUE, value=shown, expected=expected, fieldType=ftype)
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -39,7 +39,7 @@ class Problem:
             "code": self.code,
         }
         for k, v in self.ext.items():
-            if v is not None:
+            if v is not None and k not in doc:  # extensions never replace the RFC 7807 members or the code
                 doc[k] = v
         if request_id:
             doc["requestId"] = request_id
