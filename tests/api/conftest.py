@@ -1,25 +1,39 @@
-"""API tests on the Spotler simulator: one simulator per test module on a loopback port, reset before each test.
+"""API tests against the platform simulators: one simulator per test module on a loopback port.
 
-Fixtures: ``spotler_sim`` (the running simulator, module scope), ``sim`` (its SpotlerSimulator, reset to the
-demo account), ``api`` (the Connexion test client of the real app, talking to that simulator) and ``call``
+Fixtures: ``spotler_sim``, ``piggy_sim``, ``spoki_sim`` (a running simulator of that platform with the sandbox
+credentials, module scope); for Spotler also ``sim`` (its SpotlerSimulator, reset to the demo account), ``api``
+(the Connexion test client of the real app, talking to that simulator) and ``call``
 (``call(method, path, body=None, key=None, **query)`` with the API key and an optional Idempotency-Key).
+``make_call(settings)`` gives such a ``call`` for any settings (other platforms' modules use it).
 """
 
 from __future__ import annotations
 
 import pytest
 
-from service.sandbox.launch import SANDBOX_CREDENTIALS
+from service.sandbox.launch import start_in_process
 from tests.conftest import API_KEY
+
+
+def _running(provider: str):
+    running = start_in_process(provider)
+    yield running
+    running.stop()
 
 
 @pytest.fixture(scope="module")
 def spotler_sim():
-    from service.sandbox.spotler import start_sandbox
+    yield from _running("spotler")
 
-    running = start_sandbox(**SANDBOX_CREDENTIALS["spotler"])
-    yield running
-    running.stop()
+
+@pytest.fixture(scope="module")
+def piggy_sim():
+    yield from _running("piggy")
+
+
+@pytest.fixture(scope="module")
+def spoki_sim():
+    yield from _running("spoki")
 
 
 @pytest.fixture
@@ -35,8 +49,9 @@ def api(make_client, settings, spotler_sim, sim):
     return make_client(settings.with_(sandbox_upstream_url=spotler_sim.url))
 
 
-@pytest.fixture
-def call(api):
+def caller(client):
+    """``call(method, path, body=None, key=None, **query)`` on a test client, with the API key."""
+
     def _call(method: str, path: str, body=None, key: str | None = None, **query):
         headers = {"X-API-Key": API_KEY}
         if key:
@@ -46,6 +61,17 @@ def call(api):
             kwargs["json"] = body
         if query:
             kwargs["params"] = query
-        return api.request(method, path, **kwargs)
+        return client.request(method, path, **kwargs)
 
+    _call.client = client
     return _call
+
+
+@pytest.fixture
+def make_call(make_client):
+    return lambda settings: caller(make_client(settings))
+
+
+@pytest.fixture
+def call(api):
+    return caller(api)

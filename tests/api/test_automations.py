@@ -7,8 +7,7 @@ import uuid
 import pytest
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 
-from service.sandbox.launch import SANDBOX_CREDENTIALS
-from service.sandbox.spotler import DEMO, start_sandbox
+from service.sandbox.spotler import DEMO
 from tests.api.test_foundation import assert_problem
 
 WELCOME = DEMO.automations["welcome"]
@@ -16,15 +15,9 @@ JAN = {"email": DEMO.emails["jan"]}
 
 
 @pytest.fixture
-def spotler():
-    running = start_sandbox(**SANDBOX_CREDENTIALS["spotler"])
-    yield running
-    running.stop()
-
-
-@pytest.fixture
-def sim(spotler):
-    return spotler.simulator
+def spotler(spotler_sim, sim):
+    """The module's Spotler simulator, reset to the demo account (conftest's ``sim``)."""
+    return spotler_sim
 
 
 @pytest.fixture

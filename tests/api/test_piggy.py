@@ -13,10 +13,8 @@ import yaml
 
 from service.actions.catalog import OPERATIONS
 from service.capabilities_table import ROOT
-from service.sandbox.launch import SANDBOX_CREDENTIALS
-from service.sandbox.piggy import demo, start_sandbox
+from service.sandbox.piggy import demo
 from tests.api.test_foundation import assert_problem
-from tests.conftest import API_KEY
 
 SPONGEBOB = {"email": demo.DEMO_CONTACT_EMAIL}
 BIRTHDAY = demo.AUTOMATION_BIRTHDAY_UUID
@@ -24,10 +22,8 @@ NEWSLETTER = demo.SUBSCRIPTION_NEWSLETTER_UUID
 
 
 @pytest.fixture(scope="module")
-def piggy():
-    running = start_sandbox(token=SANDBOX_CREDENTIALS["piggy"]["token"])
-    yield running
-    running.stop()
+def piggy(piggy_sim):
+    return piggy_sim
 
 
 @pytest.fixture
@@ -40,23 +36,6 @@ def sim(piggy):
 @pytest.fixture
 def piggy_settings(settings, piggy):
     return settings.with_(provider="piggy", sandbox_upstream_url=piggy.url)
-
-
-@pytest.fixture
-def make_call(make_client):
-    def _make(settings):
-        client = make_client(settings)
-
-        def call(method: str, path: str, body=None, key: str | None = None, **query):
-            headers = {"X-API-Key": API_KEY}
-            if key:
-                headers["Idempotency-Key"] = key
-            return client.request(method, path, json=body, params=query or None, headers=headers)
-
-        call.client = client
-        return call
-
-    return _make
 
 
 @pytest.fixture

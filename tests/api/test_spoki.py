@@ -12,9 +12,8 @@ import yaml
 from service.actions.catalog import OPERATIONS
 from service.capabilities_table import ROOT
 from service.sandbox.launch import SANDBOX_CREDENTIALS
-from service.sandbox.spoki import demo, start_sandbox
+from service.sandbox.spoki import demo
 from tests.api.test_foundation import assert_problem
-from tests.conftest import API_KEY
 
 MARIO = {"email": demo.CONTACT_MARIO_EMAIL}
 GIULIA = {"email": demo.CONTACT_GIULIA_EMAIL}
@@ -23,10 +22,8 @@ CUSTOMERS, PROSPECTS = str(demo.LIST_CUSTOMERS_ID), str(demo.LIST_PROSPECTS_ID)
 
 
 @pytest.fixture(scope="module")
-def spoki():
-    running = start_sandbox(api_key=SANDBOX_CREDENTIALS["spoki"]["api_key"])
-    yield running
-    running.stop()
+def spoki(spoki_sim):
+    return spoki_sim
 
 
 @pytest.fixture
@@ -37,17 +34,8 @@ def sim(spoki):
 
 
 @pytest.fixture
-def call(make_client, settings, spoki, sim):
-    client = make_client(settings.with_(provider="spoki", sandbox_upstream_url=spoki.url))
-
-    def _call(method: str, path: str, body=None, key: str | None = None, **query):
-        headers = {"X-API-Key": API_KEY}
-        if key:
-            headers["Idempotency-Key"] = key
-        return client.request(method, path, json=body, params=query or None, headers=headers)
-
-    _call.client = client
-    return _call
+def call(make_call, settings, spoki, sim):
+    return make_call(settings.with_(provider="spoki", sandbox_upstream_url=spoki.url))
 
 
 def ok(resp) -> dict:
