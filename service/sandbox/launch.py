@@ -7,7 +7,7 @@ import importlib
 import subprocess
 import sys
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 #: well-known, non-secret credentials of the sandbox account (the simulator checks them like the real API)
 SANDBOX_CREDENTIALS = {
@@ -29,6 +29,16 @@ class RunningSimulator:
     url: str
     stop: Callable[[], None]
     pid: int | None = None
+    #: the in-memory simulator object (in-process only), for tests to inspect and control
+    simulator: Any = None
+
+
+def serve_in_thread(app, simulator=None, base_path: str = "") -> RunningSimulator:
+    """Serve a simulator's WSGI ``app`` on 127.0.0.1 (ephemeral port) from a daemon thread."""
+    from service.sandbox.server import SimulatorServer
+
+    server = SimulatorServer(app).start()
+    return RunningSimulator(url=server.url + base_path, stop=server.stop, simulator=simulator)
 
 
 def start_process(provider: str, extra_args: list[str] | None = None, timeout: float = 20.0) -> RunningSimulator:

@@ -15,7 +15,6 @@ from typing import Any
 from service.sandbox.faults import FaultConfig, FaultInjector
 from service.sandbox.piggy import demo
 from service.sandbox.piggy.app import FakeClock, PiggySimulator, create_app
-from service.sandbox.server import SimulatorServer
 
 __all__ = ["FakeClock", "PiggySimulator", "build", "create_app", "demo", "start_sandbox"]
 
@@ -33,10 +32,7 @@ def build(*, token: str | None = None, faults: FaultConfig | None = None,
 
 def start_sandbox(token: str | None = None, **kwargs: Any):
     """Serve a seeded simulator on 127.0.0.1 (ephemeral port) in a daemon thread."""
-    from service.sandbox.launch import RunningSimulator
+    from service.sandbox.launch import serve_in_thread
 
     sim, app = build(token=token, **kwargs)
-    server = SimulatorServer(app).start()
-    running = RunningSimulator(url=server.url, stop=server.stop)
-    running.simulator = sim  # type: ignore[attr-defined]
-    return running
+    return serve_in_thread(app, sim)

@@ -13,7 +13,6 @@ from __future__ import annotations
 from typing import Any
 
 from service.sandbox.faults import FaultConfig, FaultInjector
-from service.sandbox.server import SimulatorServer
 from service.sandbox.spoki import demo
 from service.sandbox.spoki.app import SpokiSimulator, create_app
 
@@ -33,10 +32,7 @@ def build(*, api_key: str | None = None, faults: FaultConfig | None = None,
 
 def start_sandbox(api_key: str | None = None, **kwargs: Any):
     """Serve a seeded simulator on 127.0.0.1 (ephemeral port) in a daemon thread."""
-    from service.sandbox.launch import RunningSimulator
+    from service.sandbox.launch import serve_in_thread
 
     sim, app = build(api_key=api_key, **kwargs)
-    server = SimulatorServer(app).start()
-    running = RunningSimulator(url=server.url, stop=server.stop)
-    running.simulator = sim  # type: ignore[attr-defined]
-    return running
+    return serve_in_thread(app, sim)

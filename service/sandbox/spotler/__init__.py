@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from service.sandbox.server import SimulatorServer
 from service.sandbox.spotler.app import BASE_PATH, SpotlerSimulator
 from service.sandbox.spotler.demo import DEMO, SANDBOX_CONSUMER_KEY, SANDBOX_CONSUMER_SECRET
 
@@ -27,10 +26,7 @@ def start_sandbox(consumer_key: str = SANDBOX_CONSUMER_KEY, consumer_secret: str
     Returns ``service.sandbox.launch.RunningSimulator`` whose ``url`` is the client's base URL
     (``http://127.0.0.1:NNNN/integrationservice``); ``.simulator`` is the SpotlerSimulator.
     """
-    from service.sandbox.launch import RunningSimulator
+    from service.sandbox.launch import serve_in_thread
 
     sim = SpotlerSimulator(consumer_key, consumer_secret, **kwargs)
-    server = SimulatorServer(sim).start()
-    running = RunningSimulator(url=server.url + BASE_PATH, stop=server.stop)
-    running.simulator = sim  # type: ignore[attr-defined]
-    return running
+    return serve_in_thread(sim, sim, BASE_PATH)
