@@ -9,6 +9,9 @@ from service.config import Settings
 
 API_KEY = "test-key-0123456789abcdef"
 
+#: database fixtures (SQLite file, PostgreSQL schema per test) for every test package
+pytest_plugins = ["tests.databases"]
+
 
 @pytest.fixture
 def settings(tmp_path) -> Settings:

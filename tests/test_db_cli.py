@@ -16,14 +16,8 @@ import sqlalchemy as sa
 from service import db
 from service.actions.idempotency import ActionCall, ActionResult
 from service.actions.ledger import Ledger, utcnow
-from tests.actions import conftest as ledger_fixtures
-from tests.actions.conftest import TEST_HASH_KEY
+from tests.databases import TEST_HASH_KEY
 
-# the ledger fixtures (temporary SQLite file, private PostgreSQL schema) shared with tests/actions
-pg_admin_url = ledger_fixtures.pg_admin_url
-pg_url = ledger_fixtures.pg_url
-sqlite_url = ledger_fixtures.sqlite_url
-empty_db_url = ledger_fixtures.empty_db_url
 
 ROOT = Path(__file__).resolve().parents[1]
 

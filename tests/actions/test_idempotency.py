@@ -17,7 +17,7 @@ from service.actions.ledger import Ledger, utcnow
 from service.actions.problems import ActionError
 from service.providers import errors as perr
 from service.providers.base import ContactRef
-from tests.actions.conftest import TEST_HASH_KEY
+from tests.databases import TEST_HASH_KEY
 
 WAIT = 30  # upper bound of every wait below (a bug makes the test fail after it, never hang)
 OP = "StartAutomation"

@@ -14,7 +14,7 @@ from service.actions.ledger import JobRecord, Ledger, new_job_id, utcnow
 from service.actions.problems import ActionError
 from service.providers import errors as perr
 from service.providers.base import ContactRef
-from tests.actions.conftest import TEST_HASH_KEY
+from tests.databases import TEST_HASH_KEY
 
 API_KEY = "sk_live_4f9a8b7c6d5e4f3a2b1c"
 API_KEY_ID = privacy.api_key_id(API_KEY)

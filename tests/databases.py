@@ -1,4 +1,4 @@
-"""Ledger fixtures: a migrated database on a temporary SQLite file and on the local PostgreSQL.
+"""Database fixtures (a pytest plugin loaded by tests/conftest.py): a migrated database on a temporary SQLite file and on the local PostgreSQL.
 
 PostgreSQL: ``TEST_DATABASE_URL`` (default ``postgresql+psycopg://postgres@127.0.0.1:5432/test``). Every test gets
 its own schema (``search_path`` set through the connection options) that is dropped afterwards, so parallel runs
