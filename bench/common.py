@@ -196,20 +196,8 @@ def start_service(*, workdir: Path, upstream_url: str | None = None, workers: in
     variables["PORT"] = port
     if upstream_url:
         variables["SANDBOX_UPSTREAM_URL"] = upstream_url
-    log_path = workdir / "service.log"
-    log = open(log_path, "w")  # noqa: SIM115 - closed with the process
-    started = time.monotonic()
-    proc = subprocess.Popen(["sh", "-c", "exec " + web_command()], cwd=ROOT, env=_clean_env(**variables),
-                            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
-    log.close()
-    server = Server("service", f"http://{HOST}:{port}", proc, log_path, started_at=started)
-    try:
-        wait_ready(server.base_url, "/health", proc, ready_timeout, log_path)
-    except Exception:
-        server.stop()
-        raise
-    server.ready_after = time.monotonic() - started
-    return server
+    return _spawn("service", ["sh", "-c", "exec " + web_command()], _clean_env(**variables), port, workdir,
+                  ready_timeout)
 
 
 def start_baseline(*, workdir: Path, upstream_url: str, workers: int = 2, threads: int = 32,
@@ -217,15 +205,19 @@ def start_baseline(*, workdir: Path, upstream_url: str, workers: int = 2, thread
     """The naive proxy (:mod:`bench.baseline_proxy`) under gunicorn gthread workers, same worker/thread counts
     as the service (WEB_CONCURRENCY=2, FLASK_THREADS=32)."""
     port = free_port()
-    log_path = workdir / "baseline.log"
-    log = open(log_path, "w")  # noqa: SIM115
     cmd = [str(Path(PYTHON).parent / "gunicorn"), "bench.baseline_proxy:app", "-k", "gthread", "-w", str(workers),
            "--threads", str(threads), "--bind", f"{HOST}:{port}", "--keep-alive", "75"]
+    return _spawn("baseline", cmd, _clean_env(BASELINE_UPSTREAM_URL=upstream_url), port, workdir, ready_timeout)
+
+
+def _spawn(name: str, cmd: list[str], env: dict, port: int, workdir: Path, ready_timeout: float) -> Server:
+    """Start a server process in its own session, log to ``workdir/<name>.log``, wait until /health answers."""
+    log_path = workdir / f"{name}.log"
     started = time.monotonic()
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=_clean_env(BASELINE_UPSTREAM_URL=upstream_url), stdout=log,
-                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
-    log.close()
-    server = Server("baseline", f"http://{HOST}:{port}", proc, log_path, started_at=started)
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
+    server = Server(name, f"http://{HOST}:{port}", proc, log_path, started_at=started)
     try:
         wait_ready(server.base_url, "/health", proc, ready_timeout, log_path)
     except Exception:
