@@ -83,7 +83,7 @@ def start_automation(rt, automation_id: str, body: dict, job: JobContext) -> Act
     known = provider.supports("GetAutomationFieldsSchema")
     values = build_field_values(_definitions(automation, fields, text, fields_known=known), fields, text)
     create = bool(body.get("createContactIfMissing"))
-    if ref.external_id and not create and getattr(provider, "trigger_checks_contact", False):
+    if ref.external_id and not create and provider.trigger_checks_contact:
         # the platform's trigger checks the contact itself: skip the lookup round trip (hot path)
         contact, created = Contact(external_id=ref.external_id), False
     else:

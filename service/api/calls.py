@@ -7,6 +7,7 @@ from typing import Any, Callable
 
 import flask
 
+from service.actions.problems import ActionError
 from service.actions.idempotency import ActionCall, ActionResult, JobContext, body_hash, derive_key
 from service.actions.resolution import contact_ref
 from service.logs import request_id_var
@@ -18,7 +19,7 @@ REPLAY_HEADER = "Idempotent-Replayed"
 def _contact_for_record(body: Any):
     try:
         return contact_ref(body.get("contact")) if isinstance(body, dict) and body.get("contact") else None
-    except Exception:  # an invalid contact is reported by the action itself; the record just lacks it
+    except ActionError:  # an invalid contact is reported by the action itself; the record just lacks it
         return None
 
 

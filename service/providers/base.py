@@ -161,6 +161,9 @@ class Provider:
     name: ClassVar[str] = "base"
     #: operationId -> human reason, for each action this platform cannot do
     unsupported: ClassVar[dict[str, str]] = {}
+    #: True when start_automation by externalId checks the contact itself (raises NotFound CONTACT_NOT_FOUND),
+    #: so the action may skip its own lookup round trip
+    trigger_checks_contact: ClassVar[bool] = False
 
     # -- helpers ------------------------------------------------------------------------------------------
     def _unsupported(self, operation: str):
