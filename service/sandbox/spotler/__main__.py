@@ -26,7 +26,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--consumer-secret", default=SANDBOX_CONSUMER_SECRET)
     p.add_argument("--tier", choices=("basic", "automation", "ecommerce"), default="automation")
     p.add_argument("--auth-failure-status", type=int, choices=(401, 403), default=401)
-    p.add_argument("--date-format", choices=("epoch_ms", "iso"), default="epoch_ms")
+    p.add_argument("--date-format", choices=("epoch_ms", "iso"), default="epoch_ms",
+                   help="response dates: epoch milliseconds (as observed live) or ISO 8601 (as in the spec)")
+    p.add_argument("--list-shape", choices=("paged", "array"), default="paged",
+                   help="feed lists: {paging, items} (spec) or a bare array (observed on -1.1.0)")
     p.add_argument("--latency-ms", type=float, default=0.0)
     p.add_argument("--jitter-ms", type=float, default=0.0)
     p.add_argument("--fail-rate", type=float, default=0.0)
@@ -49,12 +52,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     app = SpotlerSimulator(args.consumer_key, args.consumer_secret, tier=args.tier,
-                           auth_failure_status=args.auth_failure_status, date_format=args.date_format, faults=faults)
+                           auth_failure_status=args.auth_failure_status, date_format=args.date_format,
+                           list_shape=args.list_shape, faults=faults)
 
     def ready(url: str) -> None:
         for line in describe(url + BASE_PATH):
             print(line)
         print(f"# control: {url}/__sim__/stats, {url}/__sim__/faults, POST {url}/__sim__/reset", flush=True)
+        print(f"# events: POST {url}/__sim__/signup|bounce|open|click|unsubscribe, {url}/__sim__/clock", flush=True)
 
     SimulatorServer(app, host=args.host, port=args.port).serve_foreground(on_ready=ready)
     return 0
