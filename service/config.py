@@ -28,6 +28,7 @@ LIVE_CREDENTIALS = {
 
 SANDBOX_API_KEY = "sandbox"
 DEV_LEDGER_HASH_KEY = "sandbox-ledger-hash-key-not-secret"
+DEV_TRIGGER_STATE_SECRET = "sandbox-trigger-state-secret-not-secret"
 DEFAULT_DATABASE_URL = "sqlite:///var/marketing-actions.db"
 
 
@@ -59,6 +60,12 @@ class _EnvSchema(Schema):
     SANDBOX_UPSTREAM_URL = fields.String(load_default="")
     PUBLIC_HOST = fields.String(load_default="")
     VALIDATE_RESPONSES = fields.Boolean(load_default=False)
+    TRIGGER_STATE_SECRET = fields.String(load_default="")
+    TRIGGER_BATCH_SIZE = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
+    TRIGGER_POLL_SECONDS = fields.Integer(load_default=180, validate=validate.Range(min=1, max=86400))
+    TRIGGER_OVERLAP_SECONDS = fields.Float(load_default=600.0, validate=validate.Range(min=0, max=86400))
+    TRIGGER_PAGE_SIZE = fields.Integer(load_default=1000, validate=validate.Range(min=10, max=10000))
+    TRIGGER_MAX_PAGES = fields.Integer(load_default=20, validate=validate.Range(min=1, max=1000))
 
 
 @dataclass(frozen=True)
@@ -81,6 +88,17 @@ class Settings:
     public_host: str = ""
     #: check every response against openapi.yaml (tests turn it on; costs a few % in production)
     validate_responses: bool = False
+    #: polling triggers: the secrets that sign trigger states (oldest first; the last one signs)
+    trigger_state_secrets: tuple[str, ...] = (DEV_TRIGGER_STATE_SECRET,)
+    #: most events one poll answers (a flow maker may ask for fewer with batchSize)
+    trigger_batch_size: int = 100
+    #: Retry-After of a poll with nothing new, in seconds
+    trigger_poll_seconds: int = 180
+    #: how far back each poll looks again (clock differences with the platform, late events), in seconds
+    trigger_overlap_seconds: float = 600.0
+    #: page size of the platform's feeds, and most pages one poll reads per feed
+    trigger_page_size: int = 1000
+    trigger_max_pages: int = 20
     #: every PROVIDER-prefixed variable (SPOTLER_*, PIGGY_*, SPOKI_*), raw, for the provider factory
     platform_env: Mapping[str, str] = field(default_factory=dict)
 
@@ -133,6 +151,12 @@ class Settings:
             sandbox_upstream_url=data["SANDBOX_UPSTREAM_URL"],
             public_host=data["PUBLIC_HOST"],
             validate_responses=data["VALIDATE_RESPONSES"],
+            trigger_state_secrets=tuple(_csv(data["TRIGGER_STATE_SECRET"])) or (DEV_TRIGGER_STATE_SECRET,),
+            trigger_batch_size=data["TRIGGER_BATCH_SIZE"],
+            trigger_poll_seconds=data["TRIGGER_POLL_SECONDS"],
+            trigger_overlap_seconds=data["TRIGGER_OVERLAP_SECONDS"],
+            trigger_page_size=data["TRIGGER_PAGE_SIZE"],
+            trigger_max_pages=data["TRIGGER_MAX_PAGES"],
             platform_env=platform_env,
         )
         settings.validate()
@@ -162,6 +186,11 @@ class Settings:
             if self.provider == "piggy" and self.platform_env.get("PIGGY_CLIENT_ID") \
                     and not self.platform_env.get("PIGGY_CLIENT_SECRET"):
                 raise ConfigError("PIGGY_CLIENT_SECRET: required when PIGGY_CLIENT_ID is set.")
+            if DEV_TRIGGER_STATE_SECRET in self.trigger_state_secrets:
+                raise ConfigError("TRIGGER_STATE_SECRET: required in live mode (a random secret of 32+ characters; "
+                                  "it signs the polling triggers' state).")
+            if any(len(s) < 32 for s in self.trigger_state_secrets):
+                raise ConfigError("TRIGGER_STATE_SECRET: every secret must be at least 32 characters long.")
         if self.upstream_connect_timeout + self.upstream_read_timeout > 100:
             raise ConfigError("UPSTREAM_READ_TIMEOUT: connect + read timeout must stay under 100 s "
                               "(Power Automate gives up after 120 s).")

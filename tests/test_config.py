@@ -44,9 +44,20 @@ def test_live_mode_rejects_short_keys_and_missing_hash_key():
         Settings.from_env({**base, "API_KEYS": "k" * 20})
 
 
+def test_live_mode_requires_a_trigger_state_secret():
+    base = {"SPOTLER_CONSUMER_KEY": "ck", "SPOTLER_CONSUMER_SECRET": "cs", "API_KEYS": "k" * 20,
+            "LEDGER_HASH_KEY": "h" * 40}
+    with pytest.raises(ConfigError, match="TRIGGER_STATE_SECRET: required"):
+        Settings.from_env(base)
+    with pytest.raises(ConfigError, match="TRIGGER_STATE_SECRET: every secret"):
+        Settings.from_env({**base, "TRIGGER_STATE_SECRET": "t" * 32 + ",short"})
+    rotated = Settings.from_env({**base, "TRIGGER_STATE_SECRET": "old" * 11 + ", " + "new" * 11})
+    assert rotated.trigger_state_secrets == ("old" * 11, "new" * 11)  # oldest first; the last one signs
+
+
 def test_live_mode_with_everything_set():
     env = {"SPOTLER_CONSUMER_KEY": "ck", "SPOTLER_CONSUMER_SECRET": "cs", "API_KEYS": "a" * 16 + ", " + "b" * 16,
-           "LEDGER_HASH_KEY": "h" * 40}
+           "LEDGER_HASH_KEY": "h" * 40, "TRIGGER_STATE_SECRET": "t" * 40}
     s = Settings.from_env(env)
     assert s.mode == "live"
     assert s.api_keys == ("a" * 16, "b" * 16)
