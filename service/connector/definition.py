@@ -136,9 +136,10 @@ def _host_url_template(base_path: str) -> str:
     return f"https://@connectionParameters('{HOST_PARAMETER}'){suffix}"
 
 
-def build_properties(host: str | None = None, base_path: str = "/") -> dict:
+def build_properties(host: str | None = None, base_path: str = "/", *, triggers: bool = False) -> dict:
     """``apiProperties.json``: API key connection parameter, instance host parameter (dynamichosturl policy),
-    brand colour, publisher, stack owner, capabilities. ``host`` pre-fills the host parameter."""
+    brand colour, publisher, stack owner, capabilities (``triggers`` when the definition has any). ``host``
+    pre-fills the host parameter."""
     host_param: dict = {
         "type": "string",
         "uiDefinition": {
@@ -166,7 +167,7 @@ def build_properties(host: str | None = None, base_path: str = "/") -> dict:
                 },
             },
             "iconBrandColor": BRAND_COLOR,
-            "capabilities": ["actions"],
+            "capabilities": ["actions", "triggers"] if triggers else ["actions"],
             "policyTemplateInstances": [
                 {
                     "templateId": "dynamichosturl",

@@ -12,7 +12,13 @@ from service.connector.definition import build_definition, build_properties
 from service.connector.dynamic import check_dropdown_parameters, check_dynamic_references
 from service.connector.icon import build_icon, decode_png
 from service.connector.readme import build_readme
-from service.connector.rules import check_connector_definition, check_properties, check_rules, validate_schemas
+from service.connector.rules import (
+    check_connector_definition,
+    check_properties,
+    check_rules,
+    has_triggers,
+    validate_schemas,
+)
 from service.connector.spec import (
     DEFINITION_FILE,
     ICON_FILE,
@@ -33,7 +39,8 @@ def _dump_json(data: dict) -> bytes:
 def render_files(spec: dict, host: str) -> dict[str, bytes]:
     """Every file of the connector folder, as bytes, keyed by file name."""
     definition = build_definition(spec, host)
-    properties = build_properties(definition["host"], definition.get("basePath", "/"))
+    properties = build_properties(definition["host"], definition.get("basePath", "/"),
+                                  triggers=has_triggers(definition))
     return {
         DEFINITION_FILE: _dump_json(definition),
         PROPERTIES_FILE: _dump_json(properties),
@@ -102,7 +109,8 @@ def check_all(spec_path: str | os.PathLike = SPEC_PATH, out_dir: str | os.PathLi
         except ValueError:
             pass
     definition = build_definition(spec, host)
-    properties = build_properties(definition["host"], definition.get("basePath", "/"))
+    properties = build_properties(definition["host"], definition.get("basePath", "/"),
+                                  triggers=has_triggers(definition))
     problems += [f"{DEFINITION_FILE}: {p}" for p in check_rules(definition)]
     problems += [f"{DEFINITION_FILE}: {p}" for p in check_connector_definition(definition)]
     problems += [f"{PROPERTIES_FILE}: {p}" for p in check_properties(properties, definition)]
