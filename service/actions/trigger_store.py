@@ -1,7 +1,7 @@
 """What polling triggers keep in the database (the ledger's database; tables in migration ``0002_triggers``).
 
 * ``trigger_seen_sets``: seen sets too large for the ``Location`` URL, keyed by a hash of their content
-  (immutable: a replayed poll finds the set its URL names).
+  (immutable: a replayed poll finds the set its URL names), with when a poll last used them.
 * ``trigger_instances``: one row per trigger instance that keeps per-contact data (unsubscribes, changes of
   chosen fields), with when it was last polled.
 * ``trigger_contacts``: per instance and contact (keyed hash of the external id) the fingerprint of what the
@@ -12,7 +12,7 @@ Replays are safe: a contact version already recorded answers with the fingerprin
 so a poll that is answered again (a lost answer, a retry after a 503) sees the same transitions.
 
 ``purge(older_than_days)`` (called by ``python -m service.db purge``) deletes seen sets and instances (with
-their contact rows) not used for that long.
+their contact rows) not used for that long: a flow paused longer than that answers TRIGGER_STATE_EXPIRED.
 """
 
 from __future__ import annotations
@@ -33,9 +33,9 @@ FINGERPRINT_MAX = 512
 seen_sets = sa.Table(
     "trigger_seen_sets", Base.metadata,
     sa.Column("id", sa.String(64), primary_key=True),
-    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("used_at", UTCDateTime, nullable=False),
     sa.Column("data", sa.Text, nullable=False),
-    sa.Index("ix_trigger_seen_sets_created", "created_at"),
+    sa.Index("ix_trigger_seen_sets_used", "used_at"),
 )
 
 instances = sa.Table(
@@ -82,11 +82,19 @@ class TriggerStore:
     def save_seen(self, set_id: str, packed: str) -> None:
         with self.engine.begin() as conn:
             if conn.execute(sa.select(seen_sets.c.id).where(seen_sets.c.id == set_id)).first() is None:
-                self._insert_ignore(conn, seen_sets, [{"id": set_id, "created_at": _now(), "data": packed}])
+                self._insert_ignore(conn, seen_sets, [{"id": set_id, "used_at": _now(), "data": packed}])
 
     def load_seen(self, set_id: str) -> str | None:
+        """The packed set, or None when it was purged. Marks it used (at most once per TOUCH_INTERVAL), so a
+        set that stays the same while nothing happens is not purged from under a running trigger."""
+        now = _now()
         with self.engine.connect() as conn:
-            return conn.execute(sa.select(seen_sets.c.data).where(seen_sets.c.id == set_id)).scalar()
+            row = conn.execute(sa.select(seen_sets.c.data, seen_sets.c.used_at)
+                               .where(seen_sets.c.id == set_id)).first()
+        if row is not None and now - row.used_at >= TOUCH_INTERVAL:
+            with self.engine.begin() as conn:
+                conn.execute(sa.update(seen_sets).where(seen_sets.c.id == set_id).values(used_at=now))
+        return None if row is None else row.data
 
     # -- instances ------------------------------------------------------------------------------------------
     def create_instance(self, instance_id: str, operation: str) -> None:
@@ -161,11 +169,11 @@ class TriggerStore:
 
     # -- maintenance ----------------------------------------------------------------------------------------
     def purge(self, older_than_days: int, now: dt.datetime | None = None) -> int:
-        """Delete seen sets created, and instances (with their contacts) not polled, for ``older_than_days``."""
+        """Delete seen sets and instances (with their contacts) not used for ``older_than_days``; returns rows."""
         cutoff = (now or _now()) - dt.timedelta(days=older_than_days)
         total = 0
         with self.engine.begin() as conn:
-            total += conn.execute(sa.delete(seen_sets).where(seen_sets.c.created_at < cutoff)).rowcount or 0
+            total += conn.execute(sa.delete(seen_sets).where(seen_sets.c.used_at < cutoff)).rowcount or 0
             dead = [r[0] for r in conn.execute(sa.select(instances.c.id).where(instances.c.last_seen_at < cutoff))]
             for chunk in range(0, len(dead), 500):
                 ids = dead[chunk:chunk + 500]

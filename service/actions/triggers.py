@@ -106,6 +106,8 @@ class Candidate:
     t_ms: int
     digest: bytes
     event: Any
+    #: the platform's own order among events of one time (e.g. an ascending interaction id), when it has one
+    order: int = 0
 
     @property
     def key(self) -> bytes:
@@ -420,7 +422,8 @@ class MailingInteraction(Trigger):
         t = _ms(ev.change_date or ev.date)
         if t is None:
             return None
-        return Candidate(t, ctx.codec.event_digest(ev.kind, ev.id), ev)
+        return Candidate(t, ctx.codec.event_digest(ev.kind, ev.id), ev,
+                         order=int(ev.id) if ev.id.isdigit() and len(ev.id) < 19 else 0)
 
     def accept(self, ctx, c):
         mailing = ctx.filters.get("mailingId")
@@ -570,7 +573,7 @@ def poll(rt, operation: str, params: dict[str, Any], *, state: str | None, calle
         c = trigger.candidate(ctx, ev)
         if c is not None and lo <= c.t_ms <= hi and c.key not in seen:
             candidates.setdefault(c.digest, c)
-    ordered = sorted(candidates.values(), key=lambda c: (c.t_ms, c.digest))
+    ordered = sorted(candidates.values(), key=lambda c: (c.t_ms, c.order, c.digest))
     consumed, chosen = trigger.decide(ctx, ordered, batch)
     items = trigger.render(ctx, chosen) if chosen else []
     taken = ordered[:consumed]

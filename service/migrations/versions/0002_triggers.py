@@ -20,10 +20,10 @@ def upgrade() -> None:
     op.create_table(
         "trigger_seen_sets",
         sa.Column("id", sa.String(64), primary_key=True),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("used_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("data", sa.Text(), nullable=False),
     )
-    op.create_index("ix_trigger_seen_sets_created", "trigger_seen_sets", ["created_at"])
+    op.create_index("ix_trigger_seen_sets_used", "trigger_seen_sets", ["used_at"])
     op.create_table(
         "trigger_instances",
         sa.Column("id", sa.String(32), primary_key=True),
@@ -46,5 +46,5 @@ def downgrade() -> None:
     op.drop_table("trigger_contacts")
     op.drop_index("ix_trigger_instances_last_seen", table_name="trigger_instances")
     op.drop_table("trigger_instances")
-    op.drop_index("ix_trigger_seen_sets_created", table_name="trigger_seen_sets")
+    op.drop_index("ix_trigger_seen_sets_used", table_name="trigger_seen_sets")
     op.drop_table("trigger_seen_sets")
