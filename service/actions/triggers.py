@@ -33,7 +33,9 @@ import base64
 import datetime as dt
 import logging
 import os
+import re
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -431,16 +433,16 @@ class MailingInteraction(Trigger):
 
     def render(self, ctx, chosen):
         events: list[InteractionEvent] = [c.event for c, _ in chosen]
-        names = mailing_names(ctx, [e.mailing_id for e in events])
-        found = ctx.provider.lookup_contacts([e.external_id for e in events]) if events else {}
-        ctx.calls += len(set(e.external_id for e in events))
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="trigger-mailings") as pool:
+            names_later = pool.submit(mailing_names, ctx, [e.mailing_id for e in events])  # while the lookups run
+            emails = ctx.provider.lookup_emails([e.external_id for e in events])
+            names = names_later.result()
         out = []
         for c, _ in chosen:
             ev: InteractionEvent = c.event
             item: dict[str, Any] = {"eventId": c.digest.hex(), "interaction": ev.kind, "externalId": ev.external_id}
-            contact = found.get(ev.external_id)
-            if contact is not None and contact.email:
-                item["email"] = contact.email
+            if emails.get(ev.external_id):
+                item["email"] = emails[ev.external_id]
             if ev.mailing_id:
                 item["mailingId"] = ev.mailing_id
                 if names.get(ev.mailing_id):
@@ -524,17 +526,23 @@ def _batch(rt, batch_size: Any) -> int:
     return batch_size
 
 
+_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$")
+
+
 def _since(value: Any, now: int) -> int | None:
-    if value in (None, ""):
+    """``since`` as epoch ms; None when absent. A date-time with its offset (RFC 3339, the spec's format)."""
+    if value is None:
         return None
     text = str(value).strip()
-    try:
-        parsed = dt.datetime.fromisoformat(text[:-1] + "+00:00" if text[-1:] in "Zz" else text)
-    except ValueError:
-        raise invalid("since", f"'{text[:40]}' is not a date-time; use ISO 8601 such as 2026-01-31T08:00:00Z.",
-                      code="INVALID_SINCE") from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=dt.UTC)
+    parsed = None
+    if _RFC3339.match(text):
+        try:
+            parsed = dt.datetime.fromisoformat(text[:-1] + "+00:00" if text[-1:] in "Zz" else text)
+        except ValueError:
+            parsed = None
+    if parsed is None:
+        raise invalid("since", f"'{text[:40]}' is not a date and time with a time zone; use ISO 8601 such as "
+                               "2026-01-31T08:00:00Z.", code="INVALID_SINCE")
     at = int(parsed.timestamp() * 1000)
     if at > now:
         raise invalid("since", "since must not be in the future.", code="INVALID_SINCE")
@@ -550,9 +558,9 @@ def poll(rt, operation: str, params: dict[str, Any], *, state: str | None, calle
     batch = _batch(rt, batch_size)
     binding = codec.binding(operation, filters, caller)
     now = now_ms()
+    start_at = _since(since, now) if trigger.accepts_since else _no_since(since)  # checked on every call
     if state is None:
-        return _first(rt, trigger, codec, store, filters, binding, _since(since, now) if trigger.accepts_since
-                      else _no_since(since), now)
+        return _first(rt, trigger, codec, store, filters, binding, start_at, now)
     st = codec.loads(state)
     if st.kind != operation or st.binding != binding:
         raise state_error("TRIGGER_STATE_FOREIGN", "This trigger state belongs to another trigger, other filter "
@@ -596,7 +604,7 @@ def poll(rt, operation: str, params: dict[str, Any], *, state: str | None, calle
 
 
 def _no_since(value: Any) -> None:
-    if value not in (None, ""):
+    if value is not None:
         raise invalid("since", "This trigger always starts from now: it compares each contact with its state when "
                                "the trigger started.", code="SINCE_NOT_SUPPORTED")
     return None
@@ -660,27 +668,33 @@ def _continue_baseline(rt, trigger: Trigger, ctx: Context, seen: dict[bytes, int
 
 
 def _read_window(rt, trigger: Trigger, ctx: Context, lo: int, hi: int) -> tuple[list[Any], int, bool]:
-    """Every event of every feed of the trigger in ``[lo, hi]``. When a feed holds more than the page budget,
-    the window is halved (at most MAX_SPLITS times) so that no event below the new end is missed; ``complete``
-    is False when the window was cut (more is waiting) or could not be read whole."""
+    """Every event of every feed of the trigger in ``[lo, hi]`` (several feeds are read in parallel). When a
+    feed holds more than the page budget, its window is halved (at most MAX_SPLITS times) so that no event below
+    the new end is missed; the window of the poll then ends there for every feed. ``complete`` is False when
+    the window was cut (more is waiting) or could not be read whole."""
     settings = rt.settings
-    events: list[Any] = []
-    complete_all = True
-    feeds = trigger.windows(ctx)
-    for feed in feeds:
-        end = hi
+
+    def read(feed: Callable[..., FeedPage]) -> tuple[list[Any], int, bool, int]:
+        end, calls = hi, 0
         for split in range(MAX_SPLITS + 1):
-            got, whole = _read_pages(ctx, feed, lo, end, settings.trigger_page_size, settings.trigger_max_pages)
+            got, whole, n = _read_pages(feed, lo, end, settings.trigger_page_size, settings.trigger_max_pages)
+            calls += n
             if whole or end - lo <= 2000 or split == MAX_SPLITS:
-                break
+                return got, end, whole, calls
             end = lo + (end - lo) // 2
-        if end < hi or not whole:
-            complete_all = False
-        if end < hi:  # a narrower window for this feed narrows it for all (events beyond it wait)
-            events = [e for e in events if _event_ms(trigger, ctx, e) <= end]
-            hi = end
-        events.extend(e for e in got if _event_ms(trigger, ctx, e) <= hi)
-    return events, hi, complete_all
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    feeds = trigger.windows(ctx)
+    if len(feeds) == 1:
+        results = [read(feeds[0])]
+    else:
+        with ThreadPoolExecutor(max_workers=len(feeds), thread_name_prefix="trigger-feed") as pool:
+            results = list(pool.map(read, feeds))
+    end = min(r[1] for r in results)
+    ctx.calls += sum(r[3] for r in results)
+    complete = end == hi and all(r[2] for r in results)
+    events = [e for got, *_ in results for e in got if end == hi or _event_ms(trigger, ctx, e) <= end]
+    return events, end, complete
 
 
 def _event_ms(trigger: Trigger, ctx: Context, ev: Any) -> int:
@@ -688,18 +702,18 @@ def _event_ms(trigger: Trigger, ctx: Context, ev: Any) -> int:
     return c.t_ms if c is not None else -1
 
 
-def _read_pages(ctx: Context, feed: Callable[..., FeedPage], lo: int, hi: int, page_size: int,
-                max_pages: int) -> tuple[list[Any], bool]:
+def _read_pages(feed: Callable[..., FeedPage], lo: int, hi: int, page_size: int,
+                max_pages: int) -> tuple[list[Any], bool, int]:
+    """Pages of one feed until its end or the budget: ``(items, read whole, upstream calls)``."""
     out: list[Any] = []
     after = 0
-    for _ in range(max_pages):
+    for n in range(1, max_pages + 1):
         page = feed(_dt(lo), _dt(hi), after=after, page_size=page_size)
-        ctx.calls += 1
         out.extend(page.items)
         if page.next_after is None or page.next_after <= after:
-            return out, True
+            return out, True, n
         after = page.next_after
-    return out, False
+    return out, False, max_pages
 
 
 # -- the seen set: in the state, or in the database when it is large ---------------------------------------

@@ -341,9 +341,14 @@ class Provider:
         """The event's fields in the form GetContact answers them (may read the field list once)."""
         return dict(event.properties)
 
-    def lookup_contacts(self, external_ids: Iterable[str]) -> dict[str, Contact | None]:
-        """Contacts by external id (None for unknown ones); providers may look them up in parallel."""
-        return {i: self.find_contact(ContactRef(external_id=i)) for i in dict.fromkeys(external_ids)}
+    def lookup_emails(self, external_ids: Iterable[str]) -> dict[str, str | None]:
+        """E-mail addresses by external id (None for unknown contacts or contacts without one); providers may
+        look them up in parallel."""
+        out: dict[str, str | None] = {}
+        for i in dict.fromkeys(external_ids):
+            contact = self.find_contact(ContactRef(external_id=i))
+            out[i] = contact.email if contact is not None else None
+        return out
 
     def close(self) -> None:
         """Release sessions/pools."""

@@ -292,7 +292,8 @@ def test_tampered_malformed_and_foreign_states_are_400s_that_say_what_to_do(make
 def test_bad_trigger_inputs_are_400s(client, sim):
     future = (dt.datetime.now(dt.UTC) + dt.timedelta(days=1)).isoformat()
     assert_problem(client.get(ADDED, params={"since": future}, headers=KEY), 400, "INVALID_SINCE")
-    assert_problem(client.get(ADDED, params={"since": "yesterday"}, headers=KEY), 400, "INVALID_SINCE")
+    for bad in ("yesterday", "", "2026-01-01", "2026-13-01T00:00:00Z", "2026-01-01T00:00:00"):
+        assert_problem(client.get(ADDED, params={"since": bad}, headers=KEY), 400, "INVALID_SINCE")
     assert_problem(client.get(ADDED, params={"permissions": "Nope"}, headers=KEY), 400, "UNKNOWN_PERMISSION")
     assert_problem(client.get(CHANGED, params={"fields": "noSuchField"}, headers=KEY), 400, "UNKNOWN_FIELD")
     assert_problem(client.get(CHANGED, params={"fields": "firstName", "since": "2026-01-01T00:00:00Z"},
