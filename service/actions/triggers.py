@@ -281,7 +281,7 @@ class ContactChanged(Trigger):
         return _decide_with_store(self, ctx, candidates, batch, self._changed)
 
     def _changed(self, ctx, c: Candidate, before: object, now: str) -> Any:
-        if before is UNKNOWN:  # not in the baseline: created (or first seen) after the trigger started
+        if before is UNKNOWN or before is None:  # not in the baseline: created (or first seen) after the start
             return list(ctx.state.filters)
         if before == now:
             return None

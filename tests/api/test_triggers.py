@@ -467,3 +467,20 @@ def test_a_state_whose_stored_part_was_purged_is_400_expired(client, sim):
     for r in (last, unsubscribed):
         body = assert_problem(client.get(relative(r.headers["location"]), headers=KEY), 400, "TRIGGER_STATE_EXPIRED")
         assert "long pause" in body["detail"] and "Save the flow again" in body["detail"]
+
+
+@pytest.mark.parametrize("path, query, event", [
+    (ADDED, {}, lambda sim: sim.signup("lost@example.com")),
+    (CHANGED, {"fields": "firstName"}, lambda sim: sim.signup("lost@example.com", first_name="Lost")),
+    (UNSUBSCRIBED, {}, lambda sim: sim.unsubscribe({"email": DEMO.emails["jan"], "permission": "Newsletter"})),
+])
+def test_an_answer_lost_on_the_way_back_is_given_again(client, sim, path, query, event):
+    """Power Automate polls the same Location again when an answer did not arrive: the same events come back
+    (also for the triggers that keep per-contact data), and the next Location has nothing new."""
+    first = start(client, path, **query)
+    event(sim)
+    lost = follow(client, first)
+    again = follow(client, first)
+    assert lost.status_code == again.status_code == 200
+    assert lost.json()["value"] and lost.json() == again.json()
+    assert follow(client, again).status_code == 202
