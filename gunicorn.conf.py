@@ -8,6 +8,7 @@ master dies. The workers, forked afterwards, get its URL through SANDBOX_UPSTREA
 """
 
 import os
+import signal
 
 from service.boot import settings_or_exit
 from service.sandbox.launch import start_sandbox, stop_sandbox
@@ -39,10 +40,16 @@ def when_ready(server):
 
 
 def post_worker_init(worker):
-    """Give uvicorn the listening sockets themselves rather than gunicorn's wrappers: the event loop owns
-    (and closes) a socket handed to its server, and closing gunicorn's wrapper afterwards logged
-    "Error while closing socket [Errno 9] Bad file descriptor" at every stop (benoitc/gunicorn#3013)."""
+    """Two quiet stops for the uvicorn worker:
+
+    * uvicorn gets the listening sockets themselves rather than gunicorn's wrappers: the event loop owns (and
+      closes) a socket handed to its server, and closing gunicorn's wrapper afterwards logged "Error while
+      closing socket [Errno 9] Bad file descriptor" at every stop (benoitc/gunicorn#3013).
+    * Ctrl+C signals every process of the terminal's group, workers included: uvicorn shuts down gracefully,
+      then raises SIGINT again against the handler it found, and gunicorn warned "Worker was sent SIGINT!"
+      for each worker. Ignored by default, that second SIGINT ends the worker normally."""
     worker.sockets = [getattr(s, "sock", s) for s in worker.sockets]
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def on_exit(server):

@@ -123,3 +123,39 @@ def test_a_simulator_stops_when_the_process_that_started_it_is_killed(provider):
         parent.kill()
         parent.wait()
     _wait_for(lambda: _gone(simulator_pid), "the simulator outlived the process that started it")
+
+
+def test_ctrl_c_stops_everything_quietly(tmp_path):
+    """Ctrl+C in the terminal of `make run` signals the whole process group (master, workers, simulator):
+    everything stops, nothing warns, nothing is left."""
+    import httpx
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = tmp_path / "out.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen(["sh", "-c", "exec " + _web_command()], cwd=ROOT,
+                                env=_env(PORT=str(port), DATABASE_URL=f"sqlite:///{tmp_path}/l.db"),
+                                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True)
+    try:
+        def ready() -> bool:
+            assert proc.poll() is None, log.read_text()[-3000:]
+            try:
+                return httpx.get(f"http://127.0.0.1:{port}/health", timeout=5).status_code == 200
+            except httpx.TransportError:
+                return False
+
+        _wait_for(ready, "the service did not answer")
+        os.killpg(proc.pid, signal.SIGINT)
+        assert proc.wait(DEADLINE_S) == 0
+    finally:
+        if proc.poll() is None:  # pragma: no cover - only when an assertion above failed
+            os.killpg(proc.pid, signal.SIGKILL)
+    text = log.read_text()
+    noisy = [line for line in text.splitlines()
+             if "[WARNING]" in line or "[ERROR]" in line or "Traceback" in line
+             or ('"level": "WARNING"' in line and '"logger": "service"' not in line) or '"level": "ERROR"' in line]
+    assert noisy == []
+    _wait_for(lambda: _group_gone(proc.pid), "a process of the service is still running")
