@@ -43,7 +43,7 @@ connector: $(STAMP)
 
 ## apply the ledger's database migrations to DATABASE_URL (live deployments; sandbox does it by itself)
 migrate: $(STAMP)
-	$(BIN)/python -m service.db upgrade
+	$(DOTENV) $(BIN)/python -m service.db upgrade
 
 clean:
 	rm -rf $(VENV) var .pytest_cache
