@@ -139,7 +139,7 @@ class _EnvSchema(Schema):
     LIST_CACHE_SECONDS = fields.Float(load_default=30.0, validate=validate.Range(min=0, max=3600))
     SANDBOX_UPSTREAM_URL = fields.String(load_default="", validate=_http_url, metadata={"allowed": _URL_ALLOWED})
     PUBLIC_HOST = fields.String(load_default="", validate=validate.Regexp(r"^(https?://)?[A-Za-z0-9.\-]+(:\d{1,5})?/?$"),
-                                metadata={"allowed": "a host name with an optional :port, without https:// "
+                                metadata={"allowed": "a host name with an optional :port, no path "
                                                      "(for example actions.example.com)"})
     VALIDATE_RESPONSES = fields.Boolean(load_default=False)
     # the Procfile's gunicorn (read by gunicorn.conf.py and the start command)

@@ -84,7 +84,7 @@ def _single_line(result: subprocess.CompletedProcess) -> str:
 
 
 def test_procfile_start_stops_before_gunicorn_reads_web_concurrency():
-    result = _run(["sh", "-c", "exec " + _web_command()], PORT="0", WEB_CONCURRENCY="two")
+    result = _run(["sh", "-c", "exec " + _web_command()], PORT="8000", WEB_CONCURRENCY="two")
     assert result.returncode == EXIT_CONFIG
     assert "WEB_CONCURRENCY='two'" in _single_line(result)
 
