@@ -48,6 +48,12 @@ class Runtime:
                 log.info("sandbox simulator started in this process", extra={"url": self._sandbox.url})
             return self._sandbox.url
 
+    def sandbox_contacts(self) -> list[dict[str, str]]:
+        """Sandbox only: the contacts of the simulator's demo account."""
+        from service.sandbox.launch import demo_contacts
+
+        return demo_contacts(self.settings.provider)
+
     @property
     def provider(self):
         if self._provider is None:
@@ -69,7 +75,9 @@ class Runtime:
 
                     url = self.settings.effective_database_url
                     if self.settings.sandbox:
-                        upgrade(url)  # sandbox applies migrations itself; live runs `python -m service.db upgrade`
+                        # sandbox applies migrations itself; live runs `python -m service.db upgrade`
+                        revision = upgrade(url)
+                        log.info("ledger database ready", extra={"schemaRevision": revision})
                     self._ledger = Ledger.from_url(url, lease_seconds=self.settings.job_lease_seconds,
                                                    email_hash_key=self.settings.ledger_hash_key.encode())
         return self._ledger

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any, Callable
 
 import flask
@@ -10,6 +9,7 @@ import flask
 from service.actions.problems import ActionError
 from service.actions.idempotency import ActionCall, ActionResult, JobContext, body_hash, derive_key
 from service.actions.resolution import contact_ref
+from service.api import jsonbody
 from service.logs import request_id_var
 from service.runtime import current_runtime
 
@@ -42,8 +42,7 @@ def run(operation: str, user: str | None, body: Any, work: Callable[[Any, JobCon
     )
     rt.ledger.maybe_recover()
     answer = rt.ledger.run(call, lambda job: work(rt, job))
-    response = flask.Response(json.dumps(answer.body, separators=(",", ":"), ensure_ascii=False),
-                              status=answer.status)
+    response = flask.Response(jsonbody.dumps(answer.body), status=answer.status)
     response.headers.update(answer.headers)
     if "Content-Type" not in answer.headers and "content-type" not in answer.headers:
         response.headers["Content-Type"] = "application/problem+json" if answer.status >= 400 else "application/json"

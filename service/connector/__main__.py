@@ -7,7 +7,7 @@ import sys
 
 import yaml
 
-from service.connector.files import check_all, write_all
+from service.connector.files import check_all, release, write_all
 from service.connector.rules import check_rules
 from service.connector.spec import DEFAULT_HOST, OUT_DIR, SPEC_PATH, ConnectorError, default_host, load_spec
 
@@ -25,6 +25,10 @@ def main(argv: list[str] | None = None) -> int:
     check.add_argument("--out", default=str(OUT_DIR),
                        help="connector folder to compare (default: connector-definition)")
     check.add_argument("--spec", default=str(SPEC_PATH), help="source spec (default: openapi.yaml)")
+    rel = sub.add_parser("release", help="record the current definition as the released one "
+                                         "(<out>/released/apiDefinition.swagger.json), when every check passes")
+    rel.add_argument("--out", default=str(OUT_DIR), help="connector folder (default: connector-definition)")
+    rel.add_argument("--spec", default=str(SPEC_PATH), help="source spec (default: openapi.yaml)")
     args = parser.parse_args(argv)
     try:
         if args.command == "build":
@@ -36,7 +40,13 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"warning: openapi.yaml has {len(problems)} rule violation(s); run "
                       "`python -m service.connector check`", file=sys.stderr)
             return 0
-        problems = check_all(args.spec, args.out)
+        if args.command == "release":
+            target, problems = release(args.spec, args.out)
+            if not problems:
+                print(f"released: {target} (commit it; later changes are checked against it)")
+                return 0
+        else:
+            problems = check_all(args.spec, args.out)
     except (ConnectorError, OSError, yaml.YAMLError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

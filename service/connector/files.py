@@ -8,6 +8,7 @@ import struct
 import zlib
 from pathlib import Path
 
+from service.connector.compat import RELEASED_DIR, check_compatible, load_released
 from service.connector.definition import build_definition, build_properties
 from service.connector.dynamic import check_dropdown_parameters, check_dynamic_references
 from service.connector.icon import build_icon, decode_png
@@ -108,4 +109,32 @@ def check_all(spec_path: str | os.PathLike = SPEC_PATH, out_dir: str | os.PathLi
     problems += [f"{PROPERTIES_FILE}: {p}" for p in check_properties(properties, definition)]
     problems += validate_schemas(definition, properties)
     problems += check_output_current(out, spec)
+    problems += check_against_release(definition, out)
     return list(dict.fromkeys(problems))
+
+
+def released_path(out_dir: str | os.PathLike = OUT_DIR) -> Path:
+    """Where the last released definition of the connector folder ``out_dir`` is kept."""
+    return Path(out_dir) / RELEASED_DIR.name / DEFINITION_FILE
+
+
+def check_against_release(definition: dict, out_dir: str | os.PathLike = OUT_DIR) -> list[str]:
+    """The breaking-change rules between the folder's released copy and ``definition`` (nothing to compare
+    before the first release)."""
+    released = load_released(released_path(out_dir))
+    if released is None:
+        return []
+    return [f"compared with {RELEASED_DIR.name}/{DEFINITION_FILE}: {p}" for p in check_compatible(released, definition)]
+
+
+def release(spec_path: str | os.PathLike = SPEC_PATH, out_dir: str | os.PathLike = OUT_DIR) -> tuple[Path, list[str]]:
+    """Record the current definition as released: only when every check passes (the folder is current and
+    compatible with the previous release). Returns the released copy's path and the problems (then nothing
+    is written)."""
+    problems = check_all(spec_path, out_dir)
+    target = released_path(out_dir)
+    if problems:
+        return target, problems
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes((Path(out_dir) / DEFINITION_FILE).read_bytes())
+    return target, []

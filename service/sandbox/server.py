@@ -14,6 +14,7 @@ that hangs on purpose never blocks ``stop()``), request logging silenced.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 from collections.abc import Callable
@@ -82,17 +83,29 @@ class SimulatorServer:
     def __exit__(self, *exc: Any) -> None:
         self.stop()
 
-    def serve_foreground(self, on_ready: Callable[[str], None] | None = None) -> None:
-        """Serve in the calling thread until SIGINT/SIGTERM. ``on_ready(url)`` runs once the port is bound."""
+    def serve_foreground(self, on_ready: Callable[[str], None] | None = None, exit_with_parent: bool = False) -> None:
+        """Serve in the calling thread until SIGINT/SIGTERM. ``on_ready(url)`` runs once the port is bound.
+
+        ``exit_with_parent``: also stop when the parent process is gone (checked every second), so that a
+        simulator started by a service that was killed does not outlive it."""
         server = self._bind()
+        done = threading.Event()
 
         def _terminate(signum, frame):  # noqa: ARG001
             threading.Thread(target=server.shutdown, daemon=True).start()
+
+        def _watch_parent(parent: int) -> None:
+            while not done.wait(1.0):
+                if os.getppid() != parent:
+                    server.shutdown()
+                    return
 
         try:
             signal.signal(signal.SIGTERM, _terminate)
         except ValueError:  # not in the main thread
             pass
+        if exit_with_parent:
+            threading.Thread(target=_watch_parent, args=(os.getppid(),), name="parent-watch", daemon=True).start()
         if on_ready is not None:
             on_ready(self.url)
         try:
@@ -100,5 +113,6 @@ class SimulatorServer:
         except KeyboardInterrupt:
             pass
         finally:
+            done.set()
             server.server_close()
             self._server = None

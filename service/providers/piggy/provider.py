@@ -51,6 +51,9 @@ NO_STOP = "Piggy has no API to stop an automation run; stop it in the Piggy dash
 
 class PiggyProvider(Provider):
     name: ClassVar[str] = "piggy"
+    display_name: ClassVar[str] = "Piggy"
+    automation_hint: ClassVar[str] = ("on Piggy the API can start automations whose event is 'contact updated'; "
+                                      "only those appear there")
     unsupported: ClassVar[dict[str, str]] = {
         "GetAutomationFieldsSchema": (
             "Piggy does not tell which data an automation uses; send the values as free fields (fieldsText), "
