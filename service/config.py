@@ -17,6 +17,8 @@ from typing import Any, Mapping
 
 from marshmallow import Schema, ValidationError, fields, validate
 
+from service.microsoft.config import MicrosoftConfigError, MicrosoftSettings
+
 PROVIDERS = ("spotler", "piggy", "spoki")
 
 #: the platform credentials whose presence switches a provider to live mode
@@ -83,6 +85,8 @@ class Settings:
     validate_responses: bool = False
     #: every PROVIDER-prefixed variable (SPOTLER_*, PIGGY_*, SPOKI_*), raw, for the provider factory
     platform_env: Mapping[str, str] = field(default_factory=dict)
+    #: Entra ID connections and Dataverse write-back (ENTRA_*, DATAVERSE_*, MICROSOFT_*, SANDBOX_ENTRA_*, ...)
+    microsoft: MicrosoftSettings = field(default_factory=MicrosoftSettings)
 
     @property
     def mode(self) -> str:
@@ -116,6 +120,10 @@ class Settings:
             problems = "; ".join(f"{name}: {' '.join(map(str, msgs))}" for name, msgs in sorted(exc.messages.items()))
             raise ConfigError(f"Invalid environment configuration - {problems}") from None
         platform_env = {k: v for k, v in env.items() if k.split("_", 1)[0] in ("SPOTLER", "PIGGY", "SPOKI")}
+        try:
+            microsoft = MicrosoftSettings.from_env(env)
+        except MicrosoftConfigError as exc:
+            raise ConfigError(f"Invalid environment configuration - {exc}") from None
         settings = cls(
             provider=data["PROVIDER"],
             api_keys=tuple(_csv(data["API_KEYS"])),
@@ -134,6 +142,7 @@ class Settings:
             public_host=data["PUBLIC_HOST"],
             validate_responses=data["VALIDATE_RESPONSES"],
             platform_env=platform_env,
+            microsoft=microsoft,
         )
         settings.validate()
         return settings
@@ -143,10 +152,11 @@ class Settings:
         if self.provider not in PROVIDERS:
             raise ConfigError(f"PROVIDER: must be one of {', '.join(PROVIDERS)} (got {self.provider!r}).")
         if self.mode == "live":
-            if not self.api_keys:
+            if not self.api_keys and not self.microsoft.entra_configured:
                 raise ConfigError(
-                    "API_KEYS: required in live mode (platform credentials are set). "
-                    "Set one or more comma-separated keys of at least 16 characters.")
+                    "API_KEYS: required in live mode (platform credentials are set) unless Entra ID connections "
+                    "are configured (ENTRA_CLIENT_ID). Set one or more comma-separated keys of at least 16 "
+                    "characters.")
             short = [k for k in self.api_keys if len(k) < 16]
             if short:
                 raise ConfigError("API_KEYS: every key must be at least 16 characters long in live mode.")
