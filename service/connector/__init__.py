@@ -1,0 +1,42 @@
+"""Builds the Power Platform connector definition from ``openapi.yaml`` and checks the certification rules.
+
+Commands::
+
+    python -m service.connector build [--host HOST] [--out connector-definition] [--spec openapi.yaml]
+    python -m service.connector check [--out connector-definition] [--spec openapi.yaml]
+
+``build`` writes ``apiDefinition.swagger.json``, ``apiProperties.json``, ``icon.png`` and ``readme.md``.
+``check`` runs every rule (certification rules on the source spec and on the generated definition, the
+official JSON schemas, dynamic references, dropdown coverage, the apiProperties rules) and verifies that the
+checked-in folder is what the generator produces; it prints the violations and exits 1 when there are any.
+
+Function API (used by the tests): :func:`build_definition`, :func:`build_properties`, :func:`build_icon`,
+:func:`build_readme`, :func:`write_all`, :func:`check_rules`, :func:`check_connector_definition`,
+:func:`check_properties`, :func:`check_dynamic_references`, :func:`check_dropdown_parameters`,
+:func:`validate_schemas`, :func:`check_output_current`, :func:`check_all`.
+
+The package never imports Flask or Connexion: it reads the YAML file and writes plain files. Its parts:
+
+- :mod:`.spec` the connector's fixed facts (files, brand, limits) and the source spec: loading and walking;
+- :mod:`.definition` the spec transform (``apiDefinition.swagger.json``) and ``apiProperties.json``;
+- :mod:`.icon` and :mod:`.readme` the other two files of the folder;
+- :mod:`.rules` the certification rules and the official JSON schemas;
+- :mod:`.dynamic` dynamic references and dropdown coverage;
+- :mod:`.files` rendering, writing and the "checked-in copy is current" check; ``__main__`` the CLI.
+"""
+
+from service.connector.definition import build_definition, build_properties, strip_vendor_extensions
+from service.connector.dynamic import check_dropdown_parameters, check_dynamic_references
+from service.connector.files import check_all, check_output_current, render_files, write_all
+from service.connector.icon import build_icon, decode_png
+from service.connector.readme import build_readme
+from service.connector.rules import check_connector_definition, check_properties, check_rules, validate_schemas
+from service.connector.spec import *  # noqa: F403 - the constants and spec helpers are part of the API
+from service.connector.spec import _collect_refs  # noqa: F401 - used by the tests
+
+__all__ = [  # noqa: F405
+    "build_definition", "build_properties", "strip_vendor_extensions", "check_dropdown_parameters",
+    "check_dynamic_references", "check_all", "check_output_current", "render_files", "write_all", "build_icon",
+    "decode_png", "build_readme", "check_connector_definition", "check_properties", "check_rules",
+    "validate_schemas",
+]

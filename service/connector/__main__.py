@@ -1,0 +1,53 @@
+"""``python -m service.connector build|check``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import yaml
+
+from service.connector.files import check_all, write_all
+from service.connector.rules import check_rules
+from service.connector.spec import DEFAULT_HOST, OUT_DIR, SPEC_PATH, ConnectorError, default_host, load_spec
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m service.connector",
+                                     description="Build or check the Power Platform connector definition.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    build = sub.add_parser("build", help="generate connector-definition/ from openapi.yaml")
+    build.add_argument("--host", default=None,
+                       help=f"public host name of the service (default: $PUBLIC_HOST or {DEFAULT_HOST})")
+    build.add_argument("--out", default=str(OUT_DIR), help="output folder (default: connector-definition)")
+    build.add_argument("--spec", default=str(SPEC_PATH), help="source spec (default: openapi.yaml)")
+    check = sub.add_parser("check", help="check the rules; exit 1 with the list of violations")
+    check.add_argument("--out", default=str(OUT_DIR),
+                       help="connector folder to compare (default: connector-definition)")
+    check.add_argument("--spec", default=str(SPEC_PATH), help="source spec (default: openapi.yaml)")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "build":
+            spec = load_spec(args.spec)
+            for path in write_all(args.out, args.host or default_host(), spec=spec):
+                print(f"wrote {path}")
+            problems = check_rules(spec)
+            if problems:
+                print(f"warning: openapi.yaml has {len(problems)} rule violation(s); run "
+                      "`python -m service.connector check`", file=sys.stderr)
+            return 0
+        problems = check_all(args.spec, args.out)
+    except (ConnectorError, OSError, yaml.YAMLError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if problems:
+        print(f"{len(problems)} violation(s):")
+        for problem in problems:
+            print(f"- {problem}")
+        return 1
+    print("connector definition ok: every rule passes and connector-definition/ is current")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

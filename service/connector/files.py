@@ -1,0 +1,111 @@
+"""The connector folder on disk: render, write, and check that the checked-in copy is current."""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import zlib
+from pathlib import Path
+
+from service.connector.definition import build_definition, build_properties
+from service.connector.dynamic import check_dropdown_parameters, check_dynamic_references
+from service.connector.icon import build_icon, decode_png
+from service.connector.readme import build_readme
+from service.connector.rules import check_connector_definition, check_properties, check_rules, validate_schemas
+from service.connector.spec import (
+    DEFINITION_FILE,
+    ICON_FILE,
+    OUT_DIR,
+    PROPERTIES_FILE,
+    README_FILE,
+    SPEC_PATH,
+    ConnectorError,
+    default_host,
+    load_spec,
+)
+
+
+def _dump_json(data: dict) -> bytes:
+    return (json.dumps(data, indent=2, ensure_ascii=True) + "\n").encode("ascii")
+
+
+def render_files(spec: dict, host: str) -> dict[str, bytes]:
+    """Every file of the connector folder, as bytes, keyed by file name."""
+    definition = build_definition(spec, host)
+    properties = build_properties(definition["host"], definition.get("basePath", "/"))
+    return {
+        DEFINITION_FILE: _dump_json(definition),
+        PROPERTIES_FILE: _dump_json(properties),
+        ICON_FILE: build_icon(),
+        README_FILE: build_readme(definition, properties).encode("utf-8"),
+    }
+
+
+def write_all(out_dir: str | os.PathLike = OUT_DIR, host: str | None = None,
+              spec: dict | None = None) -> list[Path]:
+    """Generate the connector folder; returns the written paths."""
+    spec = spec if spec is not None else load_spec()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, data in render_files(spec, host or default_host()).items():
+        target = out / name
+        target.write_bytes(data)
+        written.append(target)
+    return written
+
+
+def check_output_current(out_dir: str | os.PathLike = OUT_DIR, spec: dict | None = None) -> list[str]:
+    """The checked-in folder equals what the generator produces (with the host recorded in it)."""
+    out = Path(out_dir)
+    hint = "run `python -m service.connector build` and commit connector-definition/"
+    current = out / DEFINITION_FILE
+    if not current.is_file():
+        return [f"{current} is missing: {hint}"]
+    try:
+        host = json.loads(current.read_text(encoding="utf-8")).get("host") or default_host()
+        expected = render_files(spec if spec is not None else load_spec(), host)
+    except (ValueError, ConnectorError) as exc:
+        return [f"{current}: cannot compare ({exc}): {hint}"]
+    problems = []
+    for name, data in expected.items():
+        target = out / name
+        if not target.is_file():
+            problems.append(f"{target} is missing: {hint}")
+            continue
+        actual = target.read_bytes()
+        if name == ICON_FILE:
+            # Compare pixels, not bytes: another zlib build may compress the same image differently.
+            try:
+                same = decode_png(actual) == decode_png(data)
+            except (ConnectorError, zlib.error, struct.error):
+                same = False
+        else:
+            same = actual == data
+        if not same:
+            problems.append(f"{target} differs from what the generator produces: {hint}")
+    return problems
+
+
+def check_all(spec_path: str | os.PathLike = SPEC_PATH, out_dir: str | os.PathLike = OUT_DIR) -> list[str]:
+    """Everything ``python -m service.connector check`` verifies."""
+    spec = load_spec(spec_path)
+    out = Path(out_dir)
+    problems = [f"openapi.yaml: {p}" for p in check_rules(spec)]
+    problems += [f"openapi.yaml: {p}" for p in check_dynamic_references(spec)]
+    problems += [f"openapi.yaml: {p}" for p in check_dropdown_parameters(spec)]
+    host = default_host()
+    if (out / DEFINITION_FILE).is_file():
+        try:
+            host = json.loads((out / DEFINITION_FILE).read_text(encoding="utf-8")).get("host") or host
+        except ValueError:
+            pass
+    definition = build_definition(spec, host)
+    properties = build_properties(definition["host"], definition.get("basePath", "/"))
+    problems += [f"{DEFINITION_FILE}: {p}" for p in check_rules(definition)]
+    problems += [f"{DEFINITION_FILE}: {p}" for p in check_connector_definition(definition)]
+    problems += [f"{PROPERTIES_FILE}: {p}" for p in check_properties(properties, definition)]
+    problems += validate_schemas(definition, properties)
+    problems += check_output_current(out, spec)
+    return list(dict.fromkeys(problems))
