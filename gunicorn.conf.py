@@ -1,8 +1,8 @@
 """gunicorn settings for the Procfile's ``web`` process (uvicorn workers serving service.asgi:app).
 
 Workers come from WEB_CONCURRENCY (default 2). In sandbox mode (no platform credentials) the master starts
-ONE simulator process before forking the workers and hands its URL to them through SANDBOX_UPSTREAM_URL, so
-every worker talks to the same sandbox account.
+ONE simulator process per upstream before forking the workers (the platform's; Entra ID + Dataverse) and hands
+their URLs to them (SANDBOX_UPSTREAM_URL, SANDBOX_ENTRA_URL, ...), so every worker talks to the same sandbox.
 """
 
 import os
@@ -22,13 +22,14 @@ _sandbox = None
 def on_starting(server):
     global _sandbox
     from service.config import Settings
-    from service.sandbox.launch import start_process
+    from service.sandbox.launch import start_sandbox_simulators
 
     settings = Settings.from_env()
-    if settings.sandbox and not settings.sandbox_upstream_url:
-        _sandbox = start_process(settings.provider)
-        os.environ["SANDBOX_UPSTREAM_URL"] = _sandbox.url
-        server.log.info("sandbox simulator for %s at %s (pid %s)", settings.provider, _sandbox.url, _sandbox.pid)
+    if settings.sandbox:
+        _sandbox = start_sandbox_simulators(settings)  # platform + Entra ID/Dataverse simulators, one process each
+        os.environ.update(_sandbox.env)
+        for line in _sandbox.lines:
+            server.log.info(line)
 
 
 def on_exit(server):

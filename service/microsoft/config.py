@@ -54,6 +54,7 @@ class MicrosoftEnvSchema(Schema):
     SANDBOX_ENTRA_URL = fields.String(load_default="")
     SANDBOX_DATAVERSE_URL = fields.String(load_default="")
     SANDBOX_CA_BUNDLE = fields.String(load_default="")
+    SANDBOX_STATE_DIR = fields.String(load_default="var/sandbox")
 
 
 def _csv(value: str) -> tuple[str, ...]:
@@ -88,6 +89,8 @@ class MicrosoftSettings:
     sandbox_entra_url: str = ""
     sandbox_dataverse_url: str = ""
     sandbox_ca_bundle: str = ""
+    #: sandbox only: where gunicorn's Microsoft simulators keep their CA and URLs (microsoft.json)
+    sandbox_state_dir: str = "var/sandbox"
 
     # -- derived --------------------------------------------------------------------------------------------
     @property
@@ -144,7 +147,7 @@ class MicrosoftSettings:
             ca_bundle=d["MICROSOFT_CA_BUNDLE"], dataverse_url=d["DATAVERSE_URL"],
             timeline_budget_seconds=d["DATAVERSE_TIMELINE_BUDGET_SECONDS"],
             sandbox_entra_url=d["SANDBOX_ENTRA_URL"], sandbox_dataverse_url=d["SANDBOX_DATAVERSE_URL"],
-            sandbox_ca_bundle=d["SANDBOX_CA_BUNDLE"],
+            sandbox_ca_bundle=d["SANDBOX_CA_BUNDLE"], sandbox_state_dir=d["SANDBOX_STATE_DIR"],
         )
         settings.validate()
         return settings

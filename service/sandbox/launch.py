@@ -70,6 +70,83 @@ def start_process(provider: str, extra_args: list[str] | None = None, timeout: f
     return RunningSimulator(url=url, stop=stop, pid=proc.pid)
 
 
+def start_microsoft_process(state_dir: str, timeout: float = 20.0) -> RunningSimulator:
+    """Run ``python -m service.sandbox.microsoft`` (Entra ID + Dataverse over HTTPS); ``url`` is the Entra ID
+    simulator's, ``simulator`` holds ``{"entra", "dataverse", "ca"}``."""
+    from pathlib import Path
+
+    from service.sandbox.microsoft import STATE_FILE_NAME, URL_LINES
+
+    cmd = [sys.executable, "-m", "service.sandbox.microsoft", "--state-file", str(Path(state_dir) / STATE_FILE_NAME)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, bufsize=1)
+    found: dict[str, str] = {}
+    for line in proc.stdout:  # blocks until the simulators print their URLs (they do so once listening)
+        name, sep, value = line.strip().partition("=")
+        if sep and name in URL_LINES:
+            found[name] = value
+            if len(found) == len(URL_LINES):
+                break
+    if len(found) < len(URL_LINES):
+        proc.kill()
+        raise RuntimeError(f"the Microsoft simulators did not start: {' '.join(cmd)}")
+
+    def stop() -> None:
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:  # pragma: no cover
+            proc.kill()
+
+    import threading
+
+    threading.Thread(target=lambda: [None for _ in proc.stdout], daemon=True).start()
+    urls = {"entra": found["ENTRA_SIMULATOR_URL"], "dataverse": found["DATAVERSE_SIMULATOR_URL"],
+            "ca": found["SANDBOX_CA_BUNDLE"]}
+    return RunningSimulator(url=urls["entra"], stop=stop, pid=proc.pid, simulator=urls)
+
+
+@dataclass
+class SandboxSimulators:
+    """What :func:`start_sandbox_simulators` started: ``env`` for the workers, ``lines`` for the log."""
+
+    env: dict[str, str]
+    lines: list[str]
+    running: list[RunningSimulator]
+
+    def stop(self) -> None:
+        for sim in reversed(self.running):
+            sim.stop()
+
+
+def start_sandbox_simulators(settings: Any) -> SandboxSimulators:
+    """Every simulator sandbox mode talks to, each as ONE child process shared by all workers (the gunicorn
+    master calls this once): the platform's, unless ``SANDBOX_UPSTREAM_URL`` is set, and Entra ID + Dataverse,
+    unless Microsoft is configured or ``SANDBOX_ENTRA_URL`` is set. Returns the variables the workers need."""
+    env: dict[str, str] = {}
+    lines: list[str] = []
+    running: list[RunningSimulator] = []
+    try:
+        if settings.sandbox and not settings.sandbox_upstream_url:
+            sim = start_process(settings.provider)
+            running.append(sim)
+            env["SANDBOX_UPSTREAM_URL"] = sim.url
+            lines.append(f"sandbox simulator for {settings.provider} at {sim.url} (pid {sim.pid})")
+        ms = settings.microsoft
+        if settings.sandbox and not ms.configured and not ms.sandbox_entra_url:
+            sim = start_microsoft_process(ms.sandbox_state_dir)
+            running.append(sim)
+            env.update(SANDBOX_ENTRA_URL=sim.simulator["entra"], SANDBOX_DATAVERSE_URL=sim.simulator["dataverse"],
+                       SANDBOX_CA_BUNDLE=sim.simulator["ca"])
+            lines.append(f"sandbox Entra ID at {sim.simulator['entra']} and Dataverse at "
+                         f"{sim.simulator['dataverse']} (pid {sim.pid}); a user token: "
+                         "python -m service.sandbox.entra token")
+    except BaseException:
+        for sim in reversed(running):
+            sim.stop()
+        raise
+    return SandboxSimulators(env=env, lines=lines, running=running)
+
+
 def start_in_process(provider: str) -> RunningSimulator:
     """Serve the provider's simulator on 127.0.0.1 (ephemeral port) from a background thread."""
     module = importlib.import_module(f"service.sandbox.{provider}")

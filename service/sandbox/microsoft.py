@@ -31,8 +31,13 @@ from service.sandbox.faults import FaultInjector
 from service.sandbox.server import SimulatorServer
 from service.sandbox.tls import local_ca
 
-#: where the standalone process records its URLs (relative to the working directory, next to var/'s SQLite)
-DEFAULT_STATE_FILE = Path("var") / "sandbox" / "microsoft.json"
+#: where the standalone process records its URLs: ``$SANDBOX_STATE_DIR/microsoft.json`` (default var/sandbox,
+#: relative to the working directory, next to the sandbox's SQLite file)
+STATE_FILE_NAME = "microsoft.json"
+
+
+def default_state_file() -> Path:
+    return Path(os.environ.get("SANDBOX_STATE_DIR") or Path("var") / "sandbox") / STATE_FILE_NAME
 
 URL_LINES = ("ENTRA_SIMULATOR_URL", "DATAVERSE_SIMULATOR_URL", "SANDBOX_CA_BUNDLE")
 
@@ -80,7 +85,7 @@ def start_in_process(tls_dir: str | os.PathLike[str] | None = None) -> RunningMi
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m service.sandbox.microsoft",
                                 description="Entra ID + Dataverse simulators (HTTPS, local CA)")
-    p.add_argument("--state-file", default=str(DEFAULT_STATE_FILE))
+    p.add_argument("--state-file", default=str(default_state_file()))
     p.add_argument("--tls-dir", default=None, help="where to write the CA (default: next to the state file)")
     args = p.parse_args(argv)
     state_file = Path(args.state_file)

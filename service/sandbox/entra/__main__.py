@@ -3,7 +3,8 @@
     python -m service.sandbox.entra token            # a user token of the sandbox maker for the running sandbox
     python -m service.sandbox.entra token --app      # an app-only token (app role) instead
 
-The running sandbox (``make run`` in sandbox mode) records its simulators in ``var/sandbox/microsoft.json``;
+The running sandbox (``make run`` in sandbox mode) records its simulators in ``var/sandbox/microsoft.json``
+(``$SANDBOX_STATE_DIR``);
 ``--state-file`` points elsewhere, ``--url``/``--ca`` address a simulator directly. The token is printed on one
 line, ready for ``curl -H "Authorization: Bearer $(python -m service.sandbox.entra token)"``.
 """
@@ -52,13 +53,13 @@ def token(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from service.sandbox.microsoft import DEFAULT_STATE_FILE
+    from service.sandbox.microsoft import default_state_file
 
     p = argparse.ArgumentParser(prog="python -m service.sandbox.entra", description="Sandbox Entra ID tools")
     sub = p.add_subparsers(dest="command")
     t = sub.add_parser("token", help="print an access token for the sandbox service (default)")
     for parser in (p, t):
-        parser.add_argument("--state-file", default=str(DEFAULT_STATE_FILE))
+        parser.add_argument("--state-file", default=str(default_state_file()))
         parser.add_argument("--url", default=None, help="the Entra ID simulator's base URL")
         parser.add_argument("--ca", default=None, help="the sandbox CA bundle (PEM) for --url")
         parser.add_argument("--scope", default=demo.API_SCOPE, help="the delegated scope (default: %(default)s)")
