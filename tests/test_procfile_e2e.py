@@ -3,9 +3,11 @@ with one shared simulator process), driven over HTTP the way a flow maker's thre
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -40,8 +42,9 @@ def service(tmp_path_factory):
     port = _free_port()
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("SPOTLER_", "PIGGY_", "SPOKI_", "API_KEYS", "SANDBOX_", "DATABASE_URL"))}
-    env.update(PORT=str(port), WEB_CONCURRENCY="2", PROVIDER="spotler",
-               DATABASE_URL=f"sqlite:///{tmp_path_factory.mktemp('e2e')}/ledger.db",
+    state = tmp_path_factory.mktemp("e2e")
+    env.update(PORT=str(port), WEB_CONCURRENCY="2", PROVIDER="spotler", SANDBOX_STATE_DIR=str(state / "sandbox"),
+               DATABASE_URL=f"sqlite:///{state}/ledger.db",
                PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}")
     proc = subprocess.Popen(["sh", "-c", "exec " + _web_command()], cwd=ROOT, env=env, start_new_session=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -60,6 +63,7 @@ def service(tmp_path_factory):
                 os.killpg(proc.pid, signal.SIGKILL)
                 raise AssertionError("service did not become ready within 60 s")
             time.sleep(0.2)
+        client.sandbox_state_dir = state / "sandbox"
         yield client
     os.killpg(proc.pid, signal.SIGTERM)
     try:
@@ -113,3 +117,21 @@ def test_every_worker_sees_one_sandbox_account(service):
         assert again.status_code == 200, again.text
     job = service.get(f"/jobs/{created.json()['jobId']}", headers=KEY)
     assert job.status_code == 200 and job.json()["status"] == "Completed"
+
+
+def test_entra_id_journey_start_for_a_dataverse_record_and_see_the_note(service):
+    """The README's Entra ID walk-through: a sandbox user token from the documented command, an automation
+    started for a Dataverse record id (no contact given), and the note on the Dataverse simulator."""
+    env = {**os.environ, "SANDBOX_STATE_DIR": str(service.sandbox_state_dir)}
+    token = subprocess.run([sys.executable, "-m", "service.sandbox.entra", "token"], cwd=ROOT, env=env,
+                           capture_output=True, text=True, timeout=60, check=True).stdout.strip()
+    record = "0c0a0001-0000-4000-8000-00000000c001"
+    r = service.post(f"/automations/{WELCOME}/start", json={"regarding": {"table": "contact", "id": record}},
+                     headers={"Authorization": f"Bearer {token}", "Idempotency-Key": uuid.uuid4().hex})
+    assert r.status_code == 200, r.text
+    assert r.json()["timeline"]["status"] == "written"
+    state = json.loads((service.sandbox_state_dir / "microsoft.json").read_text())
+    notes = httpx.get(f"{state['dataverseUrl']}/__sim__/notes", params={"regarding": record},
+                      verify=ssl.create_default_context(cafile=state["caBundle"]), timeout=10).json()["value"]
+    assert [n["annotationid"] for n in notes] == [r.json()["timeline"]["noteId"]]
+    assert r.json()["jobId"] in notes[0]["notetext"]
