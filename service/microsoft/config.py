@@ -144,7 +144,7 @@ class MicrosoftSettings:
             authority_host=d["ENTRA_AUTHORITY_HOST"], token_leeway_seconds=d["ENTRA_TOKEN_LEEWAY_SECONDS"],
             jwks_cache_seconds=d["ENTRA_JWKS_CACHE_SECONDS"],
             jwks_refresh_cooldown_seconds=d["ENTRA_JWKS_REFRESH_COOLDOWN_SECONDS"],
-            ca_bundle=d["MICROSOFT_CA_BUNDLE"], dataverse_url=d["DATAVERSE_URL"],
+            ca_bundle=d["MICROSOFT_CA_BUNDLE"], dataverse_url=d["DATAVERSE_URL"].strip().rstrip("/"),
             timeline_budget_seconds=d["DATAVERSE_TIMELINE_BUDGET_SECONDS"],
             sandbox_entra_url=d["SANDBOX_ENTRA_URL"], sandbox_dataverse_url=d["SANDBOX_DATAVERSE_URL"],
             sandbox_ca_bundle=d["SANDBOX_CA_BUNDLE"], sandbox_state_dir=d["SANDBOX_STATE_DIR"],

@@ -121,29 +121,41 @@ class SandboxSimulators:
 def start_sandbox_simulators(settings: Any) -> SandboxSimulators:
     """Every simulator sandbox mode talks to, each as ONE child process shared by all workers (the gunicorn
     master calls this once): the platform's, unless ``SANDBOX_UPSTREAM_URL`` is set, and Entra ID + Dataverse,
-    unless Microsoft is configured or ``SANDBOX_ENTRA_URL`` is set. Returns the variables the workers need."""
+    unless Microsoft is configured or ``SANDBOX_ENTRA_URL`` is set. They start in parallel. Returns the
+    variables the workers need."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    ms = settings.microsoft
+    want_platform = settings.sandbox and not settings.sandbox_upstream_url
+    want_microsoft = settings.sandbox and not ms.configured and not ms.sandbox_entra_url
+    with ThreadPoolExecutor(2) as pool:
+        platform = pool.submit(start_process, settings.provider) if want_platform else None
+        microsoft = pool.submit(start_microsoft_process, ms.sandbox_state_dir) if want_microsoft else None
+    running: list[RunningSimulator] = []
+    errors = []
+    for future in (platform, microsoft):
+        if future is None:
+            continue
+        if future.exception() is not None:
+            errors.append(future.exception())
+        else:
+            running.append(future.result())
+    if errors:
+        for sim in running:
+            sim.stop()
+        raise errors[0]
     env: dict[str, str] = {}
     lines: list[str] = []
-    running: list[RunningSimulator] = []
-    try:
-        if settings.sandbox and not settings.sandbox_upstream_url:
-            sim = start_process(settings.provider)
-            running.append(sim)
-            env["SANDBOX_UPSTREAM_URL"] = sim.url
-            lines.append(f"sandbox simulator for {settings.provider} at {sim.url} (pid {sim.pid})")
-        ms = settings.microsoft
-        if settings.sandbox and not ms.configured and not ms.sandbox_entra_url:
-            sim = start_microsoft_process(ms.sandbox_state_dir)
-            running.append(sim)
-            env.update(SANDBOX_ENTRA_URL=sim.simulator["entra"], SANDBOX_DATAVERSE_URL=sim.simulator["dataverse"],
-                       SANDBOX_CA_BUNDLE=sim.simulator["ca"])
-            lines.append(f"sandbox Entra ID at {sim.simulator['entra']} and Dataverse at "
-                         f"{sim.simulator['dataverse']} (pid {sim.pid}); a user token: "
-                         "python -m service.sandbox.entra token")
-    except BaseException:
-        for sim in reversed(running):
-            sim.stop()
-        raise
+    if platform is not None:
+        sim = platform.result()
+        env["SANDBOX_UPSTREAM_URL"] = sim.url
+        lines.append(f"sandbox simulator for {settings.provider} at {sim.url} (pid {sim.pid})")
+    if microsoft is not None:
+        sim = microsoft.result()
+        env.update(SANDBOX_ENTRA_URL=sim.simulator["entra"], SANDBOX_DATAVERSE_URL=sim.simulator["dataverse"],
+                   SANDBOX_CA_BUNDLE=sim.simulator["ca"])
+        lines.append(f"sandbox Entra ID at {sim.simulator['entra']} and Dataverse at {sim.simulator['dataverse']} "
+                     f"(pid {sim.pid}); a user token: python -m service.sandbox.entra token")
     return SandboxSimulators(env=env, lines=lines, running=running)
 
 
