@@ -34,6 +34,7 @@ from typing import Any, Callable
 
 from service.actions.idempotency import ActionResult, JobContext
 from service.actions.problems import ActionError, invalid
+from service.actions.resolution import contact_ref, parse_email
 from service.microsoft import errors as merr
 
 log = logging.getLogger(__name__)
@@ -119,15 +120,25 @@ def with_timeline(operation: str, body: Any, identity: DataverseIdentity,
                 raise ActionError(422, "REGARDING_HAS_NO_EMAIL",
                                   f"The {regarding.table} has no email address in Dataverse, so there is no contact "
                                   "to act on. Add an email address to the record, or give the contact.")
-            body["contact"] = {"email": record.email}
+            try:
+                email = parse_email(record.email, "regarding")
+            except ActionError:
+                raise ActionError(422, "REGARDING_EMAIL_INVALID", f"The {regarding.table}'s email address in "
+                                  "Dataverse is not a valid address. Correct the record, or give the contact.") \
+                    from None
+            body["contact"] = {"email": email}
             if body.get("createContactIfMissing") and operation in _CREATING:
                 created = _create_if_missing(rt, body, record)
         result = work(rt, job)
+        # from here on the platform action is done: nothing below may fail the call (a retry would repeat it)
         if created and isinstance(result.body.get("contact"), dict):
             result.body["contact"]["created"] = True
         timeline = write_note(rt, operation, scope or {}, body, result, job, regarding, identity)
         result.body["timeline"] = timeline
-        rt.ledger.record_timeline(job.job_id, timeline)
+        try:
+            rt.ledger.record_timeline(job.job_id, timeline)
+        except Exception:  # noqa: BLE001 - the answer (stored with the job) still carries the timeline
+            log.exception("could not record the timeline of job %s", job.job_id)
         return result
 
     return run
@@ -176,8 +187,6 @@ def read_record(rt, regarding: Regarding, identity: DataverseIdentity):
 
 def _create_if_missing(rt, body: dict, record) -> bool:
     """Create the platform contact from the record's name and e-mail when the platform does not know it."""
-    from service.actions.resolution import contact_ref
-
     ref = contact_ref(body["contact"])
     provider = rt.provider
     if provider.find_contact(ref) is not None:

@@ -31,18 +31,16 @@ def dataverse_identity() -> timeline.DataverseIdentity:
         info = connexion_context.get("token_info") or {}
     except (LookupError, RuntimeError):  # pragma: no cover - outside a Connexion request
         info = {}
-    if info.get("kind") != "user":
+    token = _bearer(flask.request.headers)
+    if info.get("kind") != "user" or token is None:  # API key, or an app-only token: the app's rights
         return timeline.APP
-    scheme, _, token = (flask.request.headers.get("Authorization") or "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():  # pragma: no cover - the security check saw it
-        return timeline.APP
-    return timeline.DataverseIdentity(kind="user", assertion=token.strip(), tenant_id=info.get("tid"),
+    return timeline.DataverseIdentity(kind="user", assertion=token, tenant_id=info.get("tid"),
                                       object_id=info.get("oid"))
 
 
 def _bearer(headers) -> str | None:
     scheme, _, token = (headers.get("Authorization") or "").partition(" ")
-    return token.strip() or None if scheme.lower() == "bearer" else None
+    return (token.strip() or None) if scheme.lower() == "bearer" else None
 
 
 def run(operation: str, user: str | None, body: Any, work: Callable[[Any, JobContext], ActionResult],

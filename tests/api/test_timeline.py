@@ -89,6 +89,7 @@ def test_a_lead_unknown_to_the_platform_is_created_from_the_record(app, ms, sim)
     ({"table": "contact", "id": "not-a-guid"}, 400, "INVALID_REGARDING"),
     ({"table": "contact", "id": str(uuid.uuid4())}, 404, "REGARDING_NOT_FOUND"),
     ({"table": "contact", "id": dv.CONTACT_NO_EMAIL}, 422, "REGARDING_HAS_NO_EMAIL"),
+    ({"table": "contact", "id": dv.CONTACT_BAD_EMAIL}, 422, "REGARDING_EMAIL_INVALID"),
 ])
 def test_a_record_that_gives_no_contact_fails_before_the_platform(app, ms, sim, regarding, status, code):
     assert_problem(start(app, {"regarding": regarding}), status, code)

@@ -11,6 +11,7 @@ from typing import Any
 CONTACT_JAN = "0c0a0001-0000-4000-8000-00000000c001"
 CONTACT_ANNA = "0c0a0001-0000-4000-8000-00000000c002"
 CONTACT_NO_EMAIL = "0c0a0001-0000-4000-8000-00000000c003"
+CONTACT_BAD_EMAIL = "0c0a0001-0000-4000-8000-00000000c004"
 LEAD_LOTTE = "0c0a0001-0000-4000-8000-00000000e001"
 ACCOUNT_CONTOSO = "0c0a0001-0000-4000-8000-00000000a001"
 
@@ -25,6 +26,8 @@ def records() -> dict[str, dict[str, dict[str, Any]]]:
                            "fullname": "Anna de Vries", "emailaddress1": "anna@example.com"},
             CONTACT_NO_EMAIL: {"contactid": CONTACT_NO_EMAIL, "firstname": "Noor", "lastname": "Zonder",
                                "fullname": "Noor Zonder", "emailaddress1": None},
+            CONTACT_BAD_EMAIL: {"contactid": CONTACT_BAD_EMAIL, "firstname": "Bas", "lastname": "Kapot",
+                                "fullname": "Bas Kapot", "emailaddress1": "bas at example"},
         },
         "leads": {
             LEAD_LOTTE: {"leadid": LEAD_LOTTE, "firstname": "Lotte", "lastname": "Lead", "fullname": "Lotte Lead",
