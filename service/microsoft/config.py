@@ -105,6 +105,12 @@ class MicrosoftSettings:
     def configured(self) -> bool:
         return self.entra_configured or self.dataverse_configured
 
+    def mode(self, platform_sandbox: bool) -> str:
+        """``sandbox`` (the in-repo simulators), ``live`` (Entra ID and/or Dataverse configured) or ``off``."""
+        if self.configured:
+            return "live"
+        return "sandbox" if platform_sandbox else "off"
+
     @property
     def tenants(self) -> tuple[str, ...]:
         """Tenants whose tokens are accepted: the app's own tenant plus ENTRA_ALLOWED_TENANTS (lower case)."""

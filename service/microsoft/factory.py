@@ -42,7 +42,7 @@ class MicrosoftServices:
 
 
 def uses_sandbox(settings: Settings) -> bool:
-    return settings.sandbox and not settings.microsoft.configured
+    return settings.microsoft.mode(settings.sandbox) == "sandbox"
 
 
 def build_microsoft(settings: Settings) -> MicrosoftServices:
