@@ -2,9 +2,10 @@
 
 Every value comes from the validated settings (``service.config``: the environment, then ``.env``); a bad
 one stops the start with one line naming it. In sandbox mode (no platform credentials) the master starts the
-sandbox - ONE simulator process per platform, shared by every worker - once it listens on its port, and stops
-it on exit: a start that fails (port in use) never starts it, and the simulator also stops by itself if the
-master dies. The workers, forked afterwards, get its URL through SANDBOX_UPSTREAM_URL.
+sandbox - ONE simulator process per upstream (the platform's; Entra ID + Dataverse), shared by every worker -
+once it listens on its port, and stops it on exit: a start that fails (port in use) never starts it, and the
+simulators also stop by themselves if the master dies. The workers, forked afterwards, get their URLs through
+SANDBOX_UPSTREAM_URL, SANDBOX_ENTRA_URL, ...
 """
 
 import os

@@ -69,6 +69,7 @@ def create_app(settings: Settings | None = None) -> connexion.FlaskApp:
     log.info("service configured", extra={
         "version": __version__, "provider": settings.provider, "mode": settings.mode,
         "flaskThreads": settings.flask_threads,
+        "entraIdAndDataverse": settings.microsoft.mode(settings.sandbox),
     })
     if settings.sandbox:
         log.warning("SANDBOX MODE: no %s credentials are set; actions run against the in-repo simulator. "

@@ -26,6 +26,8 @@ from urllib.parse import urlsplit, urlunsplit
 from dotenv import dotenv_values
 from marshmallow import Schema, ValidationError, fields, validate
 
+from service.microsoft.config import MicrosoftConfigError, MicrosoftSettings
+
 PROVIDERS = ("spotler", "piggy", "spoki")
 
 #: the platform credentials whose presence switches a provider to live mode
@@ -207,6 +209,8 @@ class Settings:
     forwarded_allow_ips: str = "127.0.0.1"
     #: every PROVIDER-prefixed variable (SPOTLER_*, PIGGY_*, SPOKI_*), raw, for the provider factory
     platform_env: Mapping[str, str] = field(default_factory=dict)
+    #: Entra ID connections and Dataverse write-back (ENTRA_*, DATAVERSE_*, MICROSOFT_*, SANDBOX_ENTRA_*, ...)
+    microsoft: MicrosoftSettings = field(default_factory=MicrosoftSettings)
 
     @property
     def mode(self) -> str:
@@ -243,6 +247,10 @@ class Settings:
                      for name in sorted(exc.messages)]
             raise ConfigError(" ".join(lines), variable=sorted(exc.messages)[0]) from None
         platform_env = {k: v for k, v in env.items() if k.split("_", 1)[0] in ("SPOTLER", "PIGGY", "SPOKI")}
+        try:
+            microsoft = MicrosoftSettings.from_env(env)
+        except MicrosoftConfigError as exc:  # its message names the variable first ("NAME: ...")
+            raise ConfigError(f"Invalid setting {exc}", variable=str(exc).split(":", 1)[0]) from None
         settings = cls(
             provider=data["PROVIDER"],
             api_keys=tuple(_csv(data["API_KEYS"])),
@@ -265,6 +273,7 @@ class Settings:
             gunicorn_max_requests=data["GUNICORN_MAX_REQUESTS"],
             forwarded_allow_ips=data["FORWARDED_ALLOW_IPS"],
             platform_env=platform_env,
+            microsoft=microsoft,
         )
         settings.validate()
         return settings
@@ -275,8 +284,9 @@ class Settings:
             raise ConfigError.invalid("PROVIDER", self.provider, "one of " + ", ".join(PROVIDERS))
         keys_allowed = "one or more comma-separated keys of at least 16 characters"
         if self.mode == "live":
-            if not self.api_keys:
-                raise ConfigError.missing("API_KEYS", f"required in live mode: {self.provider} credentials are set",
+            if not self.api_keys and not self.microsoft.entra_configured:
+                raise ConfigError.missing("API_KEYS", f"required in live mode: {self.provider} credentials are set "
+                                          "and Entra ID connections are not configured (ENTRA_CLIENT_ID)",
                                           keys_allowed)
             if any(len(k) < 16 for k in self.api_keys):
                 raise ConfigError.invalid("API_KEYS", ",".join(self.api_keys), keys_allowed + " in live mode")

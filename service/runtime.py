@@ -31,6 +31,7 @@ class Runtime:
         self._provider = None
         self._ledger = None
         self._sandbox = None  # in-process simulator, when no shared one is configured
+        self._microsoft = None
 
     # -- upstream -------------------------------------------------------------------------------------------
     @property
@@ -82,7 +83,20 @@ class Runtime:
                                                    email_hash_key=self.settings.ledger_hash_key.encode())
         return self._ledger
 
+    @property
+    def microsoft(self):
+        """Entra ID token validation, msal and the Dataverse client (``service.microsoft.factory``)."""
+        if self._microsoft is None:
+            with self._lock:
+                if self._microsoft is None:
+                    from service.microsoft.factory import build_microsoft
+
+                    self._microsoft = build_microsoft(self.settings)
+        return self._microsoft
+
     def close(self) -> None:
+        if self._microsoft is not None:
+            self._microsoft.close()
         if self._provider is not None:
             self._provider.close()
         if self._ledger is not None:

@@ -69,13 +69,14 @@ def test_env_example_documents_every_variable():
     from pathlib import Path
 
     from service.config import _EnvSchema
+    from service.microsoft.config import MicrosoftEnvSchema
     from service.providers.piggy import PiggyConfig
     from service.providers.spoki import SpokiConfig
     from service.providers.spotler import SpotlerConfig
 
     documented = {line.split("=", 1)[0] for line in (Path(__file__).parent.parent / ".env.example").read_text()
                   .splitlines() if line and not line.startswith("#") and "=" in line}
-    expected = set(_EnvSchema._declared_fields)
+    expected = set(_EnvSchema._declared_fields) | set(MicrosoftEnvSchema._declared_fields)
     for prefix, cls in (("SPOTLER", SpotlerConfig), ("PIGGY", PiggyConfig), ("SPOKI", SpokiConfig)):
         expected |= {f"{prefix}_{f.name.upper()}" for f in dataclasses.fields(cls) if f.init}
     assert expected - documented == set()

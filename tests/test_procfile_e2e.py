@@ -10,6 +10,7 @@ import os
 import re
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -65,7 +66,7 @@ def running(tmp_path_factory):
            if not k.startswith(("SPOTLER_", "PIGGY_", "SPOKI_", "API_KEYS", "SANDBOX_", "DATABASE_URL",
                                 "XDG_RUNTIME_DIR"))}
     env.update(PORT=str(port), WEB_CONCURRENCY="2", PROVIDER="spotler", HOME=str(workdir), ENV_FILE=os.devnull,
-               DATABASE_URL=f"sqlite:///{workdir}/ledger.db",
+               DATABASE_URL=f"sqlite:///{workdir}/ledger.db", SANDBOX_STATE_DIR=str(workdir / "sandbox"),
                PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}")
     log = workdir / "output.log"
     with open(log, "w") as out:
@@ -87,6 +88,7 @@ def running(tmp_path_factory):
                 os.killpg(proc.pid, signal.SIGKILL)
                 raise AssertionError("service did not become ready within 60 s")
             time.sleep(0.2)
+        client.sandbox_state_dir = workdir / "sandbox"
         service.client = client
         yield service
     service.stop()
@@ -147,6 +149,24 @@ def test_every_worker_sees_one_sandbox_account(service):
     assert job.status_code == 200 and job.json()["status"] == "Completed"
 
 
+def test_entra_id_journey_start_for_a_dataverse_record_and_see_the_note(service):
+    """The README's Entra ID walk-through: a sandbox user token from the documented command, an automation
+    started for a Dataverse record id (no contact given), and the note on the Dataverse simulator."""
+    env = {**os.environ, "SANDBOX_STATE_DIR": str(service.sandbox_state_dir)}
+    token = subprocess.run([sys.executable, "-m", "service.sandbox.entra", "token"], cwd=ROOT, env=env,
+                           capture_output=True, text=True, timeout=60, check=True).stdout.strip()
+    record = "0c0a0001-0000-4000-8000-00000000c001"
+    r = service.post(f"/automations/{WELCOME}/start", json={"regarding": {"table": "contact", "id": record}},
+                     headers={"Authorization": f"Bearer {token}", "Idempotency-Key": uuid.uuid4().hex})
+    assert r.status_code == 200, r.text
+    assert r.json()["timeline"]["status"] == "written"
+    state = json.loads((service.sandbox_state_dir / "microsoft.json").read_text())
+    notes = httpx.get(f"{state['dataverseUrl']}/__sim__/notes", params={"regarding": record},
+                      verify=ssl.create_default_context(cafile=state["caBundle"]), timeout=10).json()["value"]
+    assert [n["annotationid"] for n in notes] == [r.json()["timeline"]["noteId"]]
+    assert r.json()["jobId"] in notes[0]["notetext"]
+
+
 def test_clean_stop_and_quiet_output(running):
     """Runs last in this module: stop the service and read all it printed from start to stop."""
     assert not (running.home / ".gunicorn").exists()  # no shared control socket ($HOME/.gunicorn/gunicorn.ctl)
@@ -164,15 +184,15 @@ def test_clean_stop_and_quiet_output(running):
     # the migrations: one line per worker that opened the ledger, none from alembic itself
     migrations = [r for r in records if r["msg"] == "ledger database ready"]
     assert 1 <= len(migrations) <= 2 and all(r["schemaRevision"] for r in migrations)
-    # the sandbox simulator went with the service
-    started = re.search(r"sandbox for spotler: platform at \S+ \(pid (\d+)\)", text)
+    # the sandbox simulators (platform, Entra ID + Dataverse) went with the service
+    started = re.search(r"sandbox for spotler: platform at \S+ \(pid (\d+)\).*Entra ID at .*\(pid (\d+)", text)
     assert started, text[:3000]
-    pid = int(started.group(1))
     deadline = time.monotonic() + 30
-    while True:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            break
-        assert time.monotonic() < deadline, "the sandbox simulator outlived the service"
-        time.sleep(0.05)
+    for pid in map(int, started.groups()):
+        while True:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                break
+            assert time.monotonic() < deadline, "a sandbox simulator outlived the service"
+            time.sleep(0.05)

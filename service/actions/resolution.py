@@ -21,6 +21,9 @@ def parse_email(value: Any, field: str = "contact.email") -> str:
 
 def contact_ref(data: Any, field: str = "contact") -> ContactRef:
     """Validate a ``{email, externalId}`` object. At least one is required; externalId wins when both are."""
+    if data is None and field == "contact":
+        raise invalid(field, "Give the contact (its email or externalId), or a Dataverse record in 'regarding' "
+                      "whose email address is the contact.", code="CONTACT_REQUIRED")
     if not isinstance(data, dict):
         raise invalid(field, f"'{field}' must be an object with an email or an externalId.", code="CONTACT_REQUIRED")
     email = data.get("email")

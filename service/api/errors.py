@@ -45,7 +45,8 @@ _STATUS_CODES = {
 }
 
 _DETAILS = {
-    401: "Send a valid API key in the X-API-Key header (the connection's API key).",
+    401: "Send a valid API key in the X-API-Key header (the connection's API key), or a Microsoft Entra ID "
+         "access token for this service (Authorization: Bearer) from an Entra ID connection.",
     404: "There is no such endpoint. Check the path; the API is described at /swagger.json and /ui.",
     405: "This endpoint does not accept that HTTP method.",
 }

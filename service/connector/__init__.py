@@ -3,10 +3,13 @@
 Commands::
 
     python -m service.connector build [--host HOST] [--out connector-definition] [--spec openapi.yaml]
+                                      [--entra-client-id ID --entra-resource api://...]
     python -m service.connector check [--out connector-definition] [--spec openapi.yaml]
     python -m service.connector release [--out connector-definition] [--spec openapi.yaml]
 
-``build`` writes ``apiDefinition.swagger.json``, ``apiProperties.json``, ``icon.png`` and ``readme.md``.
+``build`` writes ``apiDefinition.swagger.json``, ``apiProperties.json``, ``icon.png`` and ``readme.md``. When
+the spec declares an OAuth 2.0 scheme besides the API key, the connection offers two types
+(``connectionParameterSets``): API key, and Microsoft Entra ID (identity provider ``aad``).
 ``check`` runs every rule (certification rules on the source spec and on the generated definition, the
 official JSON schemas, dynamic references, dropdown coverage, the apiProperties rules) and verifies that the
 checked-in folder is what the generator produces, and that the definition is compatible with the last

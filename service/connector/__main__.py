@@ -9,7 +9,16 @@ import yaml
 
 from service.connector.files import check_all, release, write_all
 from service.connector.rules import check_rules
-from service.connector.spec import DEFAULT_HOST, OUT_DIR, SPEC_PATH, ConnectorError, default_host, load_spec
+from service.connector.spec import (
+    DEFAULT_HOST,
+    OUT_DIR,
+    SPEC_PATH,
+    ConnectorError,
+    EntraConnection,
+    default_entra,
+    default_host,
+    load_spec,
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -21,6 +30,12 @@ def main(argv: list[str] | None = None) -> int:
                        help=f"public host name of the service (default: $PUBLIC_HOST or {DEFAULT_HOST})")
     build.add_argument("--out", default=str(OUT_DIR), help="output folder (default: connector-definition)")
     build.add_argument("--spec", default=str(SPEC_PATH), help="source spec (default: openapi.yaml)")
+    build.add_argument("--entra-client-id", default=None,
+                       help="the connector's app registration (client) id for the Microsoft Entra ID connection "
+                            "(default: $ENTRA_CONNECTOR_CLIENT_ID, else a placeholder)")
+    build.add_argument("--entra-resource", default=None,
+                       help="the service's Application ID URI, e.g. api://<service app id> (default: "
+                            "$ENTRA_APP_ID_URI or api://$ENTRA_CLIENT_ID, else a placeholder)")
     check = sub.add_parser("check", help="check the rules; exit 1 with the list of violations")
     check.add_argument("--out", default=str(OUT_DIR),
                        help="connector folder to compare (default: connector-definition)")
@@ -33,7 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "build":
             spec = load_spec(args.spec)
-            for path in write_all(args.out, args.host or default_host(), spec=spec):
+            env = default_entra()
+            entra = EntraConnection(args.entra_client_id or env.client_id, args.entra_resource or env.resource)
+            for path in write_all(args.out, args.host or default_host(), spec=spec, entra=entra):
                 print(f"wrote {path}")
             problems = check_rules(spec)
             if problems:

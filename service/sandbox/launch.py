@@ -93,6 +93,42 @@ def start_process(provider: str, extra_args: list[str] | None = None, timeout: f
     return RunningSimulator(url=url, stop=stop, pid=proc.pid)
 
 
+def start_microsoft_process(state_dir: str, timeout: float = 20.0) -> RunningSimulator:
+    """Run ``python -m service.sandbox.microsoft`` (Entra ID + Dataverse over HTTPS); ``url`` is the Entra ID
+    simulator's, ``simulator`` holds ``{"entra", "dataverse", "ca"}``."""
+    from pathlib import Path
+
+    from service.sandbox.microsoft import STATE_FILE_NAME, URL_LINES
+
+    cmd = [sys.executable, "-m", "service.sandbox.microsoft", "--exit-with-parent",
+           "--state-file", str(Path(state_dir) / STATE_FILE_NAME)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, bufsize=1)
+    found: dict[str, str] = {}
+    for line in proc.stdout:  # blocks until the simulators print their URLs (they do so once listening)
+        name, sep, value = line.strip().partition("=")
+        if sep and name in URL_LINES:
+            found[name] = value
+            if len(found) == len(URL_LINES):
+                break
+    if len(found) < len(URL_LINES):
+        proc.kill()
+        raise RuntimeError(f"the Microsoft simulators did not start: {' '.join(cmd)}")
+
+    def stop() -> None:
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:  # pragma: no cover
+            proc.kill()
+
+    import threading
+
+    threading.Thread(target=lambda: [None for _ in proc.stdout], daemon=True).start()
+    urls = {"entra": found["ENTRA_SIMULATOR_URL"], "dataverse": found["DATAVERSE_SIMULATOR_URL"],
+            "ca": found["SANDBOX_CA_BUNDLE"]}
+    return RunningSimulator(url=urls["entra"], stop=stop, pid=proc.pid, simulator=urls)
+
+
 @dataclass
 class Sandbox:
     """The simulators of one sandbox deployment, started together and stopped together."""
@@ -109,7 +145,14 @@ class Sandbox:
         self.env.update(env)
 
     def describe(self) -> str:
-        return ", ".join(f"{name} at {sim.url} (pid {sim.pid})" for name, sim in self.simulators.items()) or "none"
+        parts = []
+        for name, sim in self.simulators.items():
+            if name == "microsoft":
+                parts.append(f"Entra ID at {sim.simulator['entra']} and Dataverse at {sim.simulator['dataverse']} "
+                             f"(pid {sim.pid}; a user token: python -m service.sandbox.entra token)")
+            else:
+                parts.append(f"{name} at {sim.url} (pid {sim.pid})")
+        return ", ".join(parts) or "none"
 
     def stop(self) -> None:
         if os.getpid() != self.owner_pid:
@@ -120,21 +163,38 @@ class Sandbox:
 
 
 def start_sandbox(settings: Any) -> Sandbox:
-    """Start every simulator sandbox mode needs, as child processes of this one; nothing in live mode, nothing
-    for the platform when ``SANDBOX_UPSTREAM_URL`` already points at a running simulator. Put
-    ``sandbox.env`` into the workers' environment. If one fails to start, the ones already started are
-    stopped and the error is raised."""
+    """Start every simulator sandbox mode needs, as child processes of this one, in parallel: the platform's
+    (unless ``SANDBOX_UPSTREAM_URL`` already points at a running one) and Entra ID + Dataverse (unless Microsoft
+    is configured or ``SANDBOX_ENTRA_URL`` is set); nothing in live mode. Put ``sandbox.env`` into the workers'
+    environment. If one fails to start, the ones already started are stopped and the error is raised."""
+    from concurrent.futures import ThreadPoolExecutor
+
     sandbox = Sandbox()
     if not settings.sandbox:
         return sandbox
-    try:
-        if not settings.sandbox_upstream_url:
-            platform = start_process(settings.provider)
-            sandbox.add("platform", platform, SANDBOX_UPSTREAM_URL=platform.url)
-        # further simulators (identity, data platforms) are started here the same way
-    except BaseException:
+    ms = settings.microsoft
+    want_platform = not settings.sandbox_upstream_url
+    want_microsoft = not ms.configured and not ms.sandbox_entra_url
+    with ThreadPoolExecutor(2) as pool:
+        platform = pool.submit(start_process, settings.provider) if want_platform else None
+        microsoft = pool.submit(start_microsoft_process, ms.sandbox_state_dir) if want_microsoft else None
+    errors = []
+    if platform is not None:
+        if platform.exception() is not None:
+            errors.append(platform.exception())
+        else:
+            sim = platform.result()
+            sandbox.add("platform", sim, SANDBOX_UPSTREAM_URL=sim.url)
+    if microsoft is not None:
+        if microsoft.exception() is not None:
+            errors.append(microsoft.exception())
+        else:
+            sim = microsoft.result()
+            sandbox.add("microsoft", sim, SANDBOX_ENTRA_URL=sim.simulator["entra"],
+                        SANDBOX_DATAVERSE_URL=sim.simulator["dataverse"], SANDBOX_CA_BUNDLE=sim.simulator["ca"])
+    if errors:
         sandbox.stop()
-        raise
+        raise errors[0]
     return sandbox
 
 

@@ -7,6 +7,8 @@
     ...
     server.stop()
 
+    SimulatorServer(app, ssl_context=ctx)            # HTTPS (``service.sandbox.tls``): .url is https://...
+
 Uses werkzeug's ``make_server(threaded=True)``: one thread per connection, daemon threads (a handler
 that hangs on purpose never blocks ``stop()``), request logging silenced.
 """
@@ -16,6 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import ssl
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -36,22 +39,26 @@ class QuietRequestHandler(WSGIRequestHandler):
 
 
 class SimulatorServer:
-    def __init__(self, app: Callable, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, app: Callable, host: str = "127.0.0.1", port: int = 0,
+                 ssl_context: ssl.SSLContext | None = None) -> None:
         self.app = app
         self.host = host
         self.port = port
+        self.ssl_context = ssl_context
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
-        """``http://host:port`` (no trailing slash)."""
+        """``http://host:port`` (``https://`` with an ssl_context; no trailing slash)."""
         if self._server is None:
             raise RuntimeError("server not started")
-        return f"http://{self.host}:{self._server.server_port}"
+        scheme = "https" if self.ssl_context is not None else "http"
+        return f"{scheme}://{self.host}:{self._server.server_port}"
 
     def _bind(self) -> BaseWSGIServer:
-        server = make_server(self.host, self.port, self.app, threaded=True, request_handler=QuietRequestHandler)
+        server = make_server(self.host, self.port, self.app, threaded=True, request_handler=QuietRequestHandler,
+                             ssl_context=self.ssl_context)
         server.daemon_threads = True
         self.port = server.server_port
         self._server = server
