@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(CURDIR)/$(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum requirements.txt | cut -d' ' -f1)
 
-.PHONY: run test install connector migrate clean
+.PHONY: run test browser install connector migrate clean
 
 $(STAMP): requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,13 +15,27 @@ $(STAMP): requirements.txt
 
 install: $(STAMP)
 
+# the settings file (python-dotenv): variables already in the environment win over it, as in the service
+ENV_FILE ?= .env
+DOTENV   := $(if $(wildcard $(ENV_FILE)),$(BIN)/dotenv -f $(ENV_FILE) run --no-override --)
+
 ## start the service exactly as the Procfile's web process (sandbox mode when no platform credentials are set)
 run: $(STAMP)
-	PATH="$(BIN):$$PATH" PORT="$${PORT:-8000}" sh -c "exec $$(sed -n 's/^web: //p' Procfile)"
+	PATH="$(BIN):$$PATH" $(DOTENV) sh -c "PORT=\$${PORT:-8000}; export PORT; exec $$(sed -n 's/^web: //p' Procfile)"
 
 ## run the test suite (offline; PostgreSQL tests use TEST_DATABASE_URL, default the local server)
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## the headless browser of the /ui test (Debian's chromium and its driver), installed when missing
+browser:
+	@test -x /usr/bin/chromium -a -x /usr/bin/chromedriver || { \
+	  command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] || { \
+	    echo "note: /usr/bin/chromium is missing and cannot be installed here (needs apt-get as root); the /ui browser test will skip"; exit 0; }; \
+	  echo "installing chromium and chromium-driver (Debian packages) for the /ui browser test"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get -qq update >/dev/null && \
+	  apt-get -qq install -y --no-install-recommends chromium chromium-driver >/dev/null; }
 
 ## regenerate connector-definition/ from openapi.yaml
 connector: $(STAMP)
@@ -29,7 +43,7 @@ connector: $(STAMP)
 
 ## apply the ledger's database migrations to DATABASE_URL (live deployments; sandbox does it by itself)
 migrate: $(STAMP)
-	$(BIN)/python -m service.db upgrade
+	$(DOTENV) $(BIN)/python -m service.db upgrade
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

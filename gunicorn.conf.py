@@ -1,36 +1,57 @@
 """gunicorn settings for the Procfile's ``web`` process (uvicorn workers serving service.asgi:app).
 
-Workers come from WEB_CONCURRENCY (default 2). In sandbox mode (no platform credentials) the master starts
-ONE simulator process before forking the workers and hands its URL to them through SANDBOX_UPSTREAM_URL, so
-every worker talks to the same sandbox account.
+Every value comes from the validated settings (``service.config``: the environment, then ``.env``); a bad
+one stops the start with one line naming it. In sandbox mode (no platform credentials) the master starts the
+sandbox - ONE simulator process per upstream (the platform's; Entra ID + Dataverse), shared by every worker -
+once it listens on its port, and stops it on exit: a start that fails (port in use) never starts it, and the
+simulators also stop by themselves if the master dies. The workers, forked afterwards, get their URLs through
+SANDBOX_UPSTREAM_URL, SANDBOX_ENTRA_URL, ...
 """
 
 import os
+import signal
 
-workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+from service.boot import settings_or_exit
+from service.sandbox.launch import start_sandbox, stop_sandbox
+
+_settings = settings_or_exit()
+
+workers = _settings.web_concurrency
 keepalive = 75  # above typical proxy idle timeouts
 timeout = 130  # heartbeat for uvicorn workers; Power Automate gives up after 120 s
 graceful_timeout = 30
-max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "5000"))
-max_requests_jitter = 500
-forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+max_requests = _settings.gunicorn_max_requests
+max_requests_jitter = 500 if max_requests else 0
+forwarded_allow_ips = _settings.forwarded_allow_ips
 accesslog = None  # the service logs every request as a JSON line with its request id
+# gunicorn's control socket defaults to ONE path per user ($HOME/.gunicorn/gunicorn.ctl): a second instance
+# would take it over and the first one's stop would delete it. We do not use gunicornc: no socket.
+control_socket_disable = True
 
 _sandbox = None
 
 
-def on_starting(server):
+def when_ready(server):
+    """After the listening sockets are bound, before the workers are forked."""
     global _sandbox
-    from service.config import Settings
-    from service.sandbox.launch import start_process
+    _sandbox = start_sandbox(_settings)
+    os.environ.update(_sandbox.env)
+    if _sandbox.simulators:
+        server.log.info("sandbox for %s: %s", _settings.provider, _sandbox.describe())
 
-    settings = Settings.from_env()
-    if settings.sandbox and not settings.sandbox_upstream_url:
-        _sandbox = start_process(settings.provider)
-        os.environ["SANDBOX_UPSTREAM_URL"] = _sandbox.url
-        server.log.info("sandbox simulator for %s at %s (pid %s)", settings.provider, _sandbox.url, _sandbox.pid)
+
+def post_worker_init(worker):
+    """Two quiet stops for the uvicorn worker:
+
+    * uvicorn gets the listening sockets themselves rather than gunicorn's wrappers: the event loop owns (and
+      closes) a socket handed to its server, and closing gunicorn's wrapper afterwards logged "Error while
+      closing socket [Errno 9] Bad file descriptor" at every stop (benoitc/gunicorn#3013).
+    * Ctrl+C signals every process of the terminal's group, workers included: uvicorn shuts down gracefully,
+      then raises SIGINT again against the handler it found, and gunicorn warned "Worker was sent SIGINT!"
+      for each worker. Ignored by default, that second SIGINT ends the worker normally."""
+    worker.sockets = [getattr(s, "sock", s) for s in worker.sockets]
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def on_exit(server):
-    if _sandbox is not None:
-        _sandbox.stop()
+    stop_sandbox(_sandbox)

@@ -6,22 +6,21 @@ import contextlib
 import logging
 from pathlib import Path
 
-import json
-
 import a2wsgi
 import connexion
-from connexion.jsonifier import Jsonifier
 from connexion.middleware import MiddlewarePosition
 from connexion.options import SwaggerUIOptions
 
 from service import __version__
 from service.api import errors
 from service.api.capability import require_capability
-from service.api.middleware import RequestContextMiddleware
+from service.api.jsonbody import ServiceJsonifier
+from service.api.middleware import RequestContextMiddleware, ServedSpecMiddleware
 from service.api.resolver import ControllerResolver
+from service.boot import settings_or_exit
 from service.config import SANDBOX_API_KEY, Settings
 from service.logs import configure_logging
-from service.providers.factory import provider_config
+from service.providers.factory import check_platform_settings
 from service.runtime import Runtime
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,10 +30,13 @@ log = logging.getLogger("service")
 
 
 def create_app(settings: Settings | None = None) -> connexion.FlaskApp:
-    settings = settings or Settings.from_env()
+    """The app for ``settings``; without them, from the environment (and ``.env``), where a bad setting
+    stops the process with one line naming it (exit status 2)."""
+    if settings is None:
+        settings = settings_or_exit()
+    else:
+        check_platform_settings(settings)  # fail fast on a bad platform variable (no network): ConfigError
     configure_logging(settings.log_level)
-    if not settings.sandbox:
-        provider_config(settings)  # fail fast on a bad platform variable (no network)
     runtime = Runtime(settings)
 
     @contextlib.asynccontextmanager
@@ -42,8 +44,7 @@ def create_app(settings: Settings | None = None) -> connexion.FlaskApp:
         yield
         runtime.close()
 
-    app = connexion.FlaskApp(__name__, specification_dir=ROOT, lifespan=lifespan,
-                             jsonifier=Jsonifier(json, separators=(",", ":"), ensure_ascii=False))
+    app = connexion.FlaskApp(__name__, specification_dir=ROOT, lifespan=lifespan, jsonifier=ServiceJsonifier())
     app.add_api(
         SPEC,
         resolver=ControllerResolver(),
@@ -54,6 +55,7 @@ def create_app(settings: Settings | None = None) -> connexion.FlaskApp:
     errors.register(app)
     app.add_middleware(RequestContextMiddleware, position=MiddlewarePosition.BEFORE_EXCEPTION,
                        runtime=runtime, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(ServedSpecMiddleware, position=MiddlewarePosition.BEFORE_SWAGGER)
 
     flask_app = app.app
     flask_app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
@@ -67,6 +69,7 @@ def create_app(settings: Settings | None = None) -> connexion.FlaskApp:
     log.info("service configured", extra={
         "version": __version__, "provider": settings.provider, "mode": settings.mode,
         "flaskThreads": settings.flask_threads,
+        "entraIdAndDataverse": settings.microsoft.mode(settings.sandbox),
     })
     if settings.sandbox:
         log.warning("SANDBOX MODE: no %s credentials are set; actions run against the in-repo simulator. "

@@ -7,15 +7,26 @@ in ``.env.example``. Mode:
   of that platform (``service/sandbox``) on SQLite, and accepts the API key ``sandbox`` when ``API_KEYS`` is
   empty. ``/health`` and the startup log say so.
 * **live** - the platform's credentials are set: ``API_KEYS`` is required.
+
+Where the values come from: the process environment, then the file ``.env`` in the working directory (or the
+file named by ``ENV_FILE``) for every variable the environment does not set (python-dotenv; the same
+precedence as ``dotenv run --no-override``). An invalid value raises :class:`ConfigError`, whose message is
+one line naming the variable, its value (secrets hidden) and what is allowed.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any, Mapping
+from urllib.parse import urlsplit, urlunsplit
 
+from dotenv import dotenv_values
 from marshmallow import Schema, ValidationError, fields, validate
+
+from service.microsoft.config import MicrosoftConfigError, MicrosoftSettings
 
 PROVIDERS = ("spotler", "piggy", "spoki")
 
@@ -32,20 +43,92 @@ DEV_TRIGGER_STATE_SECRET = "sandbox-trigger-state-secret-not-secret"
 DEFAULT_DATABASE_URL = "sqlite:///var/marketing-actions.db"
 
 
+#: variables whose values are never shown (in messages, logs); plus every name matching _SECRET_NAME
+SECRET_VARIABLES = frozenset({"API_KEYS", "LEDGER_HASH_KEY", "SPOTLER_CONSUMER_KEY", "SPOTLER_CONSUMER_SECRET",
+                              "PIGGY_API_TOKEN", "PIGGY_CLIENT_SECRET", "SPOKI_API_KEY"})
+_SECRET_NAME = re.compile(r"(SECRET|TOKEN|PASSWORD|API_KEY|API_KEYS|HASH_KEY)$")
+
+
+def is_secret(variable: str) -> bool:
+    return variable in SECRET_VARIABLES or bool(_SECRET_NAME.search(variable))
+
+
+def show_value(variable: str, value: str) -> str:
+    """How a value may appear in a message: secrets hidden, a password in a URL masked, long values cut."""
+    if is_secret(variable):
+        return f"<hidden, {len(value)} characters>"
+    if "://" in value and "@" in value:
+        try:
+            parts = urlsplit(value)
+            if parts.password:
+                netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+                value = urlunsplit(parts._replace(netloc=netloc))
+        except ValueError:
+            value = value.split("://", 1)[0] + "://***"
+    if len(value) > 120:
+        value = value[:117] + "..."
+    return repr(value)
+
+
 class ConfigError(Exception):
-    """A setting is missing or invalid. The message names the variable and what is wrong."""
+    """A setting is missing or invalid. The message is one line: the variable, its value and what is allowed.
+
+    ``ConfigError.invalid(variable, value, allowed)`` and ``ConfigError.missing(variable, reason, allowed)``
+    build that line; ``ConfigError(message)`` takes a ready sentence (it must name the variable).
+    """
+
+    def __init__(self, message: str, *, variable: str | None = None) -> None:
+        super().__init__(" ".join(message.split()))  # one line, whatever the parts contained
+        self.variable = variable
+
+    @classmethod
+    def invalid(cls, variable: str, value: str, allowed: str) -> "ConfigError":
+        return cls(f"Invalid setting {variable}={show_value(variable, value)}: allowed is {allowed.rstrip('.')}.",
+                   variable=variable)
+
+    @classmethod
+    def missing(cls, variable: str, reason: str, allowed: str) -> "ConfigError":
+        return cls(f"Missing setting {variable} ({reason}): allowed is {allowed.rstrip('.')}.", variable=variable)
 
 
 def _csv(value: str) -> list[str]:
     return [p.strip() for p in value.split(",") if p.strip()]
 
 
+def _database_url(value: str) -> None:
+    """``sqlite:///path`` or a PostgreSQL URL (``postgresql+psycopg://``, ``postgresql://``, ``postgres://``)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        url = make_url(value.replace("postgres://", "postgresql://", 1) if value.startswith("postgres://") else value)
+    except (ArgumentError, ValueError):
+        raise ValidationError("not a database URL") from None
+    if url.drivername not in ("sqlite", "sqlite+pysqlite", "postgresql", "postgresql+psycopg"):
+        raise ValidationError("unsupported database")
+
+
+def _http_url(value: str) -> None:
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        raise ValidationError("not a URL") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValidationError("not an http(s) URL")
+
+
+_URL_ALLOWED = "an http:// or https:// URL"
+_DB_ALLOWED = ("empty (SQLite file var/marketing-actions.db), sqlite:///path/file.db or "
+               "postgresql+psycopg://user:password@host:5432/database")
+
+
 class _EnvSchema(Schema):
-    """Validates the raw strings. Field names are the environment variable names."""
+    """Validates the raw strings. Field names are the environment variable names; ``metadata["allowed"]``
+    says what is allowed when the validators alone do not (see :func:`allowed_values`)."""
 
     PROVIDER = fields.String(load_default="spotler", validate=validate.OneOf(PROVIDERS))
     API_KEYS = fields.String(load_default="")
-    DATABASE_URL = fields.String(load_default="")
+    DATABASE_URL = fields.String(load_default="", validate=_database_url, metadata={"allowed": _DB_ALLOWED})
     LEDGER_HASH_KEY = fields.String(load_default="")
     JOB_LEASE_SECONDS = fields.Float(load_default=150.0, validate=validate.Range(min=5, max=3600))
     LOG_LEVEL = fields.String(load_default="INFO",
@@ -57,8 +140,10 @@ class _EnvSchema(Schema):
     UPSTREAM_MAX_RETRIES = fields.Integer(load_default=2, validate=validate.Range(min=0, max=5))
     UPSTREAM_RETRY_AFTER_MAX = fields.Float(load_default=10.0, validate=validate.Range(min=0, max=60))
     LIST_CACHE_SECONDS = fields.Float(load_default=30.0, validate=validate.Range(min=0, max=3600))
-    SANDBOX_UPSTREAM_URL = fields.String(load_default="")
-    PUBLIC_HOST = fields.String(load_default="")
+    SANDBOX_UPSTREAM_URL = fields.String(load_default="", validate=_http_url, metadata={"allowed": _URL_ALLOWED})
+    PUBLIC_HOST = fields.String(load_default="", validate=validate.Regexp(r"^(https?://)?[A-Za-z0-9.\-]+(:\d{1,5})?/?$"),
+                                metadata={"allowed": "a host name with an optional :port, no path "
+                                                     "(for example actions.example.com)"})
     VALIDATE_RESPONSES = fields.Boolean(load_default=False)
     TRIGGER_STATE_SECRET = fields.String(load_default="")
     TRIGGER_BATCH_SIZE = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
@@ -66,6 +151,42 @@ class _EnvSchema(Schema):
     TRIGGER_OVERLAP_SECONDS = fields.Float(load_default=600.0, validate=validate.Range(min=0, max=86400))
     TRIGGER_PAGE_SIZE = fields.Integer(load_default=1000, validate=validate.Range(min=10, max=10000))
     TRIGGER_MAX_PAGES = fields.Integer(load_default=20, validate=validate.Range(min=1, max=1000))
+    # the Procfile's gunicorn (read by gunicorn.conf.py and the start command)
+    PORT = fields.Integer(load_default=8000, validate=validate.Range(min=1, max=65535))
+    WEB_CONCURRENCY = fields.Integer(load_default=2, validate=validate.Range(min=1, max=64))
+    GUNICORN_MAX_REQUESTS = fields.Integer(load_default=5000, validate=validate.Range(min=0, max=10_000_000))
+    FORWARDED_ALLOW_IPS = fields.String(load_default="127.0.0.1")
+
+
+def allowed_values(f: fields.Field) -> str:
+    """What a schema field accepts, in words (for the one-line error)."""
+    if f.metadata.get("allowed"):
+        return f.metadata["allowed"]
+    validators = f.validators if isinstance(f.validators, (list, tuple)) else [f.validators]
+    choices = next((v.choices for v in validators if isinstance(v, validate.OneOf)), None)
+    if choices:
+        return "one of " + ", ".join(choices)
+    rng = next((v for v in validators if isinstance(v, validate.Range)), None)
+    if isinstance(f, fields.Boolean):
+        return "true or false"
+    kind = "a whole number" if isinstance(f, fields.Integer) else "a number"
+    if rng is not None:
+        return f"{kind} from {rng.min:g} to {rng.max:g}"
+    return kind if isinstance(f, fields.Number) else "text"
+
+
+def env_file() -> Path:
+    """The dotenv file the service reads: ``$ENV_FILE``, else ``.env`` in the working directory."""
+    return Path(os.environ.get("ENV_FILE") or ".env")
+
+
+def read_environment(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """``environ`` as given; else the process environment over the values of the dotenv file (if any)."""
+    if environ is not None:
+        return dict(environ)
+    path = env_file()
+    from_file = {k: v for k, v in dotenv_values(path).items() if v is not None} if path.is_file() else {}
+    return {**from_file, **os.environ}
 
 
 @dataclass(frozen=True)
@@ -99,8 +220,15 @@ class Settings:
     #: page size of the platform's feeds, and most pages one poll reads per feed
     trigger_page_size: int = 1000
     trigger_max_pages: int = 20
+    #: the Procfile's gunicorn: port, workers, worker recycling, trusted proxies (gunicorn.conf.py)
+    port: int = 8000
+    web_concurrency: int = 2
+    gunicorn_max_requests: int = 5000
+    forwarded_allow_ips: str = "127.0.0.1"
     #: every PROVIDER-prefixed variable (SPOTLER_*, PIGGY_*, SPOKI_*), raw, for the provider factory
     platform_env: Mapping[str, str] = field(default_factory=dict)
+    #: Entra ID connections and Dataverse write-back (ENTRA_*, DATAVERSE_*, MICROSOFT_*, SANDBOX_ENTRA_*, ...)
+    microsoft: MicrosoftSettings = field(default_factory=MicrosoftSettings)
 
     @property
     def mode(self) -> str:
@@ -126,14 +254,21 @@ class Settings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
-        env = dict(os.environ if environ is None else environ)
-        raw = {k: v for k, v in env.items() if k in _EnvSchema._declared_fields and v != ""}
+        """Read and validate the settings: ``environ``, or the process environment over the ``.env`` file."""
+        env = read_environment(environ)
+        declared = _EnvSchema._declared_fields
+        raw = {k: v for k, v in env.items() if k in declared and v != ""}
         try:
             data = _EnvSchema().load(raw)
         except ValidationError as exc:
-            problems = "; ".join(f"{name}: {' '.join(map(str, msgs))}" for name, msgs in sorted(exc.messages.items()))
-            raise ConfigError(f"Invalid environment configuration - {problems}") from None
+            lines = [str(ConfigError.invalid(name, raw.get(name, ""), allowed_values(declared[name])))
+                     for name in sorted(exc.messages)]
+            raise ConfigError(" ".join(lines), variable=sorted(exc.messages)[0]) from None
         platform_env = {k: v for k, v in env.items() if k.split("_", 1)[0] in ("SPOTLER", "PIGGY", "SPOKI")}
+        try:
+            microsoft = MicrosoftSettings.from_env(env)
+        except MicrosoftConfigError as exc:  # its message names the variable first ("NAME: ...")
+            raise ConfigError(f"Invalid setting {exc}", variable=str(exc).split(":", 1)[0]) from None
         settings = cls(
             provider=data["PROVIDER"],
             api_keys=tuple(_csv(data["API_KEYS"])),
@@ -157,7 +292,12 @@ class Settings:
             trigger_overlap_seconds=data["TRIGGER_OVERLAP_SECONDS"],
             trigger_page_size=data["TRIGGER_PAGE_SIZE"],
             trigger_max_pages=data["TRIGGER_MAX_PAGES"],
+            port=data["PORT"],
+            web_concurrency=data["WEB_CONCURRENCY"],
+            gunicorn_max_requests=data["GUNICORN_MAX_REQUESTS"],
+            forwarded_allow_ips=data["FORWARDED_ALLOW_IPS"],
             platform_env=platform_env,
+            microsoft=microsoft,
         )
         settings.validate()
         return settings
@@ -165,32 +305,37 @@ class Settings:
     def validate(self) -> None:
         """Cross-field rules. Raises ConfigError naming the variable."""
         if self.provider not in PROVIDERS:
-            raise ConfigError(f"PROVIDER: must be one of {', '.join(PROVIDERS)} (got {self.provider!r}).")
+            raise ConfigError.invalid("PROVIDER", self.provider, "one of " + ", ".join(PROVIDERS))
+        keys_allowed = "one or more comma-separated keys of at least 16 characters"
         if self.mode == "live":
-            if not self.api_keys:
-                raise ConfigError(
-                    "API_KEYS: required in live mode (platform credentials are set). "
-                    "Set one or more comma-separated keys of at least 16 characters.")
-            short = [k for k in self.api_keys if len(k) < 16]
-            if short:
-                raise ConfigError("API_KEYS: every key must be at least 16 characters long in live mode.")
+            if not self.api_keys and not self.microsoft.entra_configured:
+                raise ConfigError.missing("API_KEYS", f"required in live mode: {self.provider} credentials are set "
+                                          "and Entra ID connections are not configured (ENTRA_CLIENT_ID)",
+                                          keys_allowed)
+            if any(len(k) < 16 for k in self.api_keys):
+                raise ConfigError.invalid("API_KEYS", ",".join(self.api_keys), keys_allowed + " in live mode")
             if self.ledger_hash_key == DEV_LEDGER_HASH_KEY:
-                raise ConfigError("LEDGER_HASH_KEY: required in live mode (a random secret of 32+ characters).")
+                raise ConfigError.missing("LEDGER_HASH_KEY", "required in live mode", "a random secret of 32+ characters")
             needed = {
                 "spotler": ("SPOTLER_CONSUMER_KEY", "SPOTLER_CONSUMER_SECRET"),
                 "spoki": ("SPOKI_API_KEY",),
             }.get(self.provider, ())
             for name in needed:
                 if not self.platform_env.get(name):
-                    raise ConfigError(f"{name}: required when {needed[0]} is set (live mode for {self.provider}).")
+                    raise ConfigError.missing(name, f"required when {needed[0]} is set (live mode for {self.provider})",
+                                              "the credential from the platform's API settings")
             if self.provider == "piggy" and self.platform_env.get("PIGGY_CLIENT_ID") \
                     and not self.platform_env.get("PIGGY_CLIENT_SECRET"):
-                raise ConfigError("PIGGY_CLIENT_SECRET: required when PIGGY_CLIENT_ID is set.")
+                raise ConfigError.missing("PIGGY_CLIENT_SECRET", "required when PIGGY_CLIENT_ID is set",
+                                          "the OAuth client secret of that client")
             if DEV_TRIGGER_STATE_SECRET in self.trigger_state_secrets:
-                raise ConfigError("TRIGGER_STATE_SECRET: required in live mode (a random secret of 32+ characters; "
-                                  "it signs the polling triggers' state).")
+                raise ConfigError.missing("TRIGGER_STATE_SECRET", "required in live mode: it signs the polling "
+                                          "triggers' state", "a random secret of 32+ characters")
             if any(len(s) < 32 for s in self.trigger_state_secrets):
-                raise ConfigError("TRIGGER_STATE_SECRET: every secret must be at least 32 characters long.")
+                raise ConfigError.invalid("TRIGGER_STATE_SECRET", ",".join(self.trigger_state_secrets),
+                                          "comma-separated secrets of 32+ characters each (the last one signs)")
         if self.upstream_connect_timeout + self.upstream_read_timeout > 100:
-            raise ConfigError("UPSTREAM_READ_TIMEOUT: connect + read timeout must stay under 100 s "
-                              "(Power Automate gives up after 120 s).")
+            raise ConfigError.invalid("UPSTREAM_READ_TIMEOUT", f"{self.upstream_read_timeout:g}",
+                                      f"at most {100 - self.upstream_connect_timeout:g} with "
+                                      f"UPSTREAM_CONNECT_TIMEOUT={self.upstream_connect_timeout:g} (connect + read "
+                                      "must stay under 100 s; Power Automate gives up after 120 s)")

@@ -75,3 +75,7 @@ def configure_logging(level: str = "INFO") -> None:
         lg.handlers = []
         lg.propagate = True
     logging.getLogger("uvicorn.access").disabled = True  # our middleware logs each request with its id
+    # alembic narrates every migration step at INFO (14 lines on the first write); the runtime logs one line
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    # "Adding spec json: /swagger.json", once per worker: nothing to act on
+    logging.getLogger("connexion.middleware.swagger_ui").setLevel(logging.WARNING)

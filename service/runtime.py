@@ -32,6 +32,7 @@ class Runtime:
         self._ledger = None
         self._triggers = None  # (StateCodec, TriggerStore) of the polling triggers
         self._sandbox = None  # in-process simulator, when no shared one is configured
+        self._microsoft = None
 
     # -- upstream -------------------------------------------------------------------------------------------
     @property
@@ -48,6 +49,12 @@ class Runtime:
                 self._sandbox = start_in_process(self.settings.provider)
                 log.info("sandbox simulator started in this process", extra={"url": self._sandbox.url})
             return self._sandbox.url
+
+    def sandbox_contacts(self) -> list[dict[str, str]]:
+        """Sandbox only: the contacts of the simulator's demo account."""
+        from service.sandbox.launch import demo_contacts
+
+        return demo_contacts(self.settings.provider)
 
     @property
     def provider(self):
@@ -70,7 +77,9 @@ class Runtime:
 
                     url = self.settings.effective_database_url
                     if self.settings.sandbox:
-                        upgrade(url)  # sandbox applies migrations itself; live runs `python -m service.db upgrade`
+                        # sandbox applies migrations itself; live runs `python -m service.db upgrade`
+                        revision = upgrade(url)
+                        log.info("ledger database ready", extra={"schemaRevision": revision})
                     self._ledger = Ledger.from_url(url, lease_seconds=self.settings.job_lease_seconds,
                                                    email_hash_key=self.settings.ledger_hash_key.encode())
         return self._ledger
@@ -89,7 +98,20 @@ class Runtime:
                     self._triggers = (codec, TriggerStore(ledger.engine))
         return self._triggers
 
+    @property
+    def microsoft(self):
+        """Entra ID token validation, msal and the Dataverse client (``service.microsoft.factory``)."""
+        if self._microsoft is None:
+            with self._lock:
+                if self._microsoft is None:
+                    from service.microsoft.factory import build_microsoft
+
+                    self._microsoft = build_microsoft(self.settings)
+        return self._microsoft
+
     def close(self) -> None:
+        if self._microsoft is not None:
+            self._microsoft.close()
         if self._provider is not None:
             self._provider.close()
         if self._ledger is not None:

@@ -10,7 +10,7 @@ from service.config import Settings
 API_KEY = "test-key-0123456789abcdef"
 
 #: database fixtures (SQLite file, PostgreSQL schema per test) for every test package
-pytest_plugins = ["tests.databases"]
+pytest_plugins = ["tests.databases", "tests.microsoft_fixtures"]
 
 
 @pytest.fixture

@@ -1,11 +1,16 @@
 """End to end: the service started exactly as the Procfile starts it (gunicorn, 2 uvicorn workers, sandbox mode
-with one shared simulator process), driven over HTTP the way a flow maker's three core journeys go."""
+with one shared simulator process), driven over HTTP the way a flow maker's three core journeys go; at the end
+it is stopped with SIGTERM and its whole output is read: nothing a user cannot act on, one line for the
+migrations, no error on the way down, no control socket, no simulator left."""
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -36,22 +41,45 @@ def _web_command() -> str:
     raise AssertionError("Procfile has no web: line")
 
 
+class Running:
+    """The service process, its output file and its (private) home directory."""
+
+    def __init__(self, proc: subprocess.Popen, log: Path, home: Path) -> None:
+        self.proc, self.log, self.home = proc, log, home
+
+    def stop(self) -> str:
+        """SIGTERM the master (as a platform stops a process) and return everything it printed."""
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:  # pragma: no cover
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                raise
+        return self.log.read_text()
+
+
 @pytest.fixture(scope="module")
-def service(tmp_path_factory):
+def running(tmp_path_factory):
     port = _free_port()
+    workdir = tmp_path_factory.mktemp("e2e")
     env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("SPOTLER_", "PIGGY_", "SPOKI_", "API_KEYS", "SANDBOX_", "DATABASE_URL"))}
-    env.update(PORT=str(port), WEB_CONCURRENCY="2", PROVIDER="spotler",
-               DATABASE_URL=f"sqlite:///{tmp_path_factory.mktemp('e2e')}/ledger.db",
+           if not k.startswith(("SPOTLER_", "PIGGY_", "SPOKI_", "API_KEYS", "SANDBOX_", "DATABASE_URL",
+                                "XDG_RUNTIME_DIR"))}
+    env.update(PORT=str(port), WEB_CONCURRENCY="2", PROVIDER="spotler", HOME=str(workdir), ENV_FILE=os.devnull,
+               DATABASE_URL=f"sqlite:///{workdir}/ledger.db", SANDBOX_STATE_DIR=str(workdir / "sandbox"),
                PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}")
-    proc = subprocess.Popen(["sh", "-c", "exec " + _web_command()], cwd=ROOT, env=env, start_new_session=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    log = workdir / "output.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen(["sh", "-c", "exec " + _web_command()], cwd=ROOT, env=env, start_new_session=True,
+                                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    service = Running(proc, log, workdir)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     with httpx.Client(base_url=base, timeout=10) as client:
         while True:  # readiness: poll /health until gunicorn's workers answer (bounded by the deadline)
             if proc.poll() is not None:
-                raise AssertionError(f"service exited: {proc.stdout.read()[-3000:]}")
+                raise AssertionError(f"service exited: {log.read_text()[-3000:]}")
             try:
                 if client.get("/health").status_code == 200:
                     break
@@ -61,13 +89,19 @@ def service(tmp_path_factory):
                 os.killpg(proc.pid, signal.SIGKILL)
                 raise AssertionError("service did not become ready within 60 s")
             time.sleep(0.2)
-        yield client
-    os.killpg(proc.pid, signal.SIGTERM)
+        client.sandbox_state_dir = workdir / "sandbox"
+        service.client = client
+        yield service
+    service.stop()
     try:
-        proc.wait(30)
-    except subprocess.TimeoutExpired:  # pragma: no cover
-        os.killpg(proc.pid, signal.SIGKILL)
-        raise
+        os.killpg(proc.pid, signal.SIGKILL)  # whatever a failed test left behind
+    except ProcessLookupError:
+        pass
+
+
+@pytest.fixture
+def service(running):
+    return running.client
 
 
 def test_health_says_sandbox(service):
@@ -135,3 +169,52 @@ def test_a_trigger_polled_the_way_the_platform_polls(service):
             break
         delivered += [i["email"] for i in r.json()["value"]]
     assert delivered == [email]
+
+
+def test_entra_id_journey_start_for_a_dataverse_record_and_see_the_note(service):
+    """The README's Entra ID walk-through: a sandbox user token from the documented command, an automation
+    started for a Dataverse record id (no contact given), and the note on the Dataverse simulator."""
+    env = {**os.environ, "SANDBOX_STATE_DIR": str(service.sandbox_state_dir)}
+    token = subprocess.run([sys.executable, "-m", "service.sandbox.entra", "token"], cwd=ROOT, env=env,
+                           capture_output=True, text=True, timeout=60, check=True).stdout.strip()
+    record = "0c0a0001-0000-4000-8000-00000000c001"
+    r = service.post(f"/automations/{WELCOME}/start", json={"regarding": {"table": "contact", "id": record}},
+                     headers={"Authorization": f"Bearer {token}", "Idempotency-Key": uuid.uuid4().hex})
+    assert r.status_code == 200, r.text
+    assert r.json()["timeline"]["status"] == "written"
+    state = json.loads((service.sandbox_state_dir / "microsoft.json").read_text())
+    notes = httpx.get(f"{state['dataverseUrl']}/__sim__/notes", params={"regarding": record},
+                      verify=ssl.create_default_context(cafile=state["caBundle"]), timeout=10).json()["value"]
+    assert [n["annotationid"] for n in notes] == [r.json()["timeline"]["noteId"]]
+    assert r.json()["jobId"] in notes[0]["notetext"]
+
+
+def test_clean_stop_and_quiet_output(running):
+    """Runs last in this module: stop the service and read all it printed from start to stop."""
+    assert not (running.home / ".gunicorn").exists()  # no shared control socket ($HOME/.gunicorn/gunicorn.ctl)
+    text = running.stop()
+    assert running.proc.returncode == 0, text[-3000:]
+    lines = text.splitlines()
+    records = [json.loads(line) for line in lines if line.startswith("{")]
+    plain = [line for line in lines if not line.startswith("{")]
+    # nothing to act on that the user cannot act on: no warnings from libraries, no tracebacks, no errors
+    assert not [r for r in records if r["level"] in ("ERROR", "CRITICAL") or r["logger"].startswith("alembic")]
+    assert not [r for r in records if r["level"] == "WARNING" and r["logger"] != "service"]
+    assert not [r for r in records if "rror" in r["msg"] or "Bad file descriptor" in r["msg"]]
+    for needle in ("Warning", "Traceback", "Error", "error", "Bad file descriptor", "install"):
+        assert not [line for line in plain if needle in line], [line for line in plain if needle in line]
+    # the migrations: one line per worker that opened the ledger, none from alembic itself
+    migrations = [r for r in records if r["msg"] == "ledger database ready"]
+    assert 1 <= len(migrations) <= 2 and all(r["schemaRevision"] for r in migrations)
+    # the sandbox simulators (platform, Entra ID + Dataverse) went with the service
+    started = re.search(r"sandbox for spotler: platform at \S+ \(pid (\d+)\).*Entra ID at .*\(pid (\d+)", text)
+    assert started, text[:3000]
+    deadline = time.monotonic() + 30
+    for pid in map(int, started.groups()):
+        while True:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                break
+            assert time.monotonic() < deadline, "a sandbox simulator outlived the service"
+            time.sleep(0.05)

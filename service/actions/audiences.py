@@ -71,7 +71,7 @@ def check_audience(rt, audience_id: str) -> None:
     def attempt() -> None:
         if not any(a.id == audience_id for a in audiences(rt)):
             raise ActionError(404, "AUDIENCE_NOT_FOUND",
-                              f"There is no audience '{audience_id}' on {rt.provider.name}. Choose one from the "
+                              f"There is no audience '{audience_id}' on {rt.provider.display_name}. Choose one from the "
                               "list or create it first (Create an audience).")
     try:
         with_fresh_list(rt, attempt, ("AUDIENCE_NOT_FOUND",))
@@ -235,9 +235,11 @@ def change_members(rt, audience_id: str, body: dict, job: JobContext, *, add: bo
     missing = counts["not_found"]
     unique = len(entries) - counts["duplicates"]
     code = "OK" if missing == 0 else ("NONE_FOUND" if missing == unique else "PARTIAL")
-    label_done, label_same = ("added", "already members") if add else ("removed", "not members")
-    message = (f"{counts[done]} {label_done}, {counts[same]} {label_same}, {missing} not found"
-               + (f", {counts['duplicates']} duplicate entries" if counts["duplicates"] else "") + ".")
+    label_done = "added" if add else "removed"
+    label_same = ("already a member", "already members") if add else ("not a member", "not members")
+    message = (f"{counts[done]} {label_done}, {counts[same]} {label_same[counts[same] != 1]}, {missing} not found"
+               + (f", {counts['duplicates']} duplicate {'entry' if counts['duplicates'] == 1 else 'entries'}"
+                  if counts["duplicates"] else "") + ".")
     out: dict[str, Any] = {"jobId": job.job_id, "resultCode": code, "message": message, "total": len(entries),
                            "notFound": missing, "duplicates": counts["duplicates"], "results": results}
     if add:

@@ -7,7 +7,7 @@ from typing import Any
 from service.actions.automation_fields import build_field_values, dynamic_schema, parse_fields_text
 from service.actions.idempotency import ActionResult, JobContext
 from service.actions.problems import ActionError, invalid
-from service.actions.resolution import contact_ref, describe, resolve_contact
+from service.actions.resolution import contact_not_found, contact_ref, resolve_contact
 from service.providers.base import (
     Automation,
     AutomationField,
@@ -51,10 +51,11 @@ def find_automation(rt, automation_id: str) -> Automation | None:
                 rt.cache.clear()
     except NotSupported:
         return None
+    provider = rt.provider
+    hint = f" ({provider.automation_hint})" if provider.automation_hint else ""
     raise ActionError(404, "AUTOMATION_NOT_FOUND",
-                      f"There is no automation '{automation_id}' on {rt.provider.name} that can be started "
-                      "through the API. Choose one from the list (on Spotler an automation appears there once it "
-                      "has an external trigger and is published).")
+                      f"There is no automation '{automation_id}' on {provider.display_name} that can be started "
+                      f"through the API. Choose one from the list{hint}.")
 
 
 def fields_schema(rt, automation_id: str) -> dict:
@@ -87,14 +88,13 @@ def start_automation(rt, automation_id: str, body: dict, job: JobContext) -> Act
         # the platform's trigger checks the contact itself: skip the lookup round trip (hot path)
         contact, created = Contact(external_id=ref.external_id), False
     else:
-        contact, created = resolve_contact(provider, ref, create_if_missing=create)
+        contact, created = resolve_contact(provider, ref, create_if_missing=create, can_create=True)
     try:
         result: StartResult = provider.start_automation(automation_id, contact, values)
     except NotFound as exc:
         if exc.code != "CONTACT_NOT_FOUND":
             raise
-        raise ActionError(404, "CONTACT_NOT_FOUND", f"No contact with {describe(ref)} exists on {provider.name}. "
-                          "Create it first (Upsert contact) or set 'Create contact if missing'.") from exc
+        raise contact_not_found(provider, ref, can_create=True) from exc
     except Rejected as exc:  # the platform refused with per-automation reasons (Spotler's 417)
         runs = exc.details.get("automationResults")
         if not runs:
@@ -191,7 +191,8 @@ def trigger_campaign(rt, trigger_id: str, body: dict, job: JobContext) -> Action
     ref = contact_ref(body.get("contact"))
     fields, text = body.get("fields"), body.get("fieldsText")
     values = build_field_values(_definitions(None, fields, text), fields, text) if (fields or text) else []
-    contact, created = resolve_contact(provider, ref, create_if_missing=bool(body.get("createContactIfMissing")))
+    contact, created = resolve_contact(provider, ref, create_if_missing=bool(body.get("createContactIfMissing")),
+                                       can_create=True)
     provider.trigger_campaign(trigger_id, contact, values)
     return ActionResult(body={"jobId": job.job_id, "resultCode": "OK", "message": "The campaign was triggered.",
                               "contact": {"externalId": contact.external_id, "created": created}})

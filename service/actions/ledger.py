@@ -107,7 +107,7 @@ class Base(DeclarativeBase):
 
 
 class Job(Base):
-    """A ledger record. Columns mirror migration 0001 (keep both in step)."""
+    """A ledger record. Columns mirror the migrations (0001, 0002_timeline; keep them in step)."""
 
     __tablename__ = "job_ledger"
     __table_args__ = (
@@ -123,7 +123,8 @@ class Job(Base):
     body_hash: Mapped[str | None] = mapped_column(sa.String(64))
     operation: Mapped[str] = mapped_column(sa.String(64))
     provider: Mapped[str] = mapped_column(sa.String(32))
-    api_key_id: Mapped[str | None] = mapped_column(sa.String(64))
+    #: the caller: an API key id, or ``aad:<tenant id>:<object id>`` for Entra ID (0002_timeline widened it)
+    api_key_id: Mapped[str | None] = mapped_column(sa.String(128))
     request_id: Mapped[str | None] = mapped_column(sa.String(128))
     contact_email_masked: Mapped[str | None] = mapped_column(sa.String(320))
     contact_email_hash: Mapped[str | None] = mapped_column(sa.String(64))
@@ -145,6 +146,9 @@ class Job(Base):
     response_headers: Mapped[Any | None] = mapped_column(sa.JSON)
     #: encrypted JSON body of the answer kept for replays
     response_body: Mapped[str | None] = mapped_column(sa.Text)
+    #: the Dataverse timeline note of a call with ``regarding``: written | failed | skipped, and its details
+    timeline_status: Mapped[str | None] = mapped_column(sa.String(16))
+    timeline: Mapped[Any | None] = mapped_column(sa.JSON)
 
 
 T = Job.__table__
@@ -190,6 +194,7 @@ class JobRecord:
     duration_ms: int | None = None
     lease_expires_at: datetime | None = None
     retryable: bool = False
+    timeline: dict[str, Any] | None = None
 
     def to_public_dict(self) -> dict[str, Any]:
         """The API representation (camelCase; absent values omitted, never null)."""
@@ -214,6 +219,8 @@ class JobRecord:
             "durationMs": self.duration_ms,
             "requestId": self.request_id,
         })
+        if self.timeline:
+            doc["timeline"] = dict(self.timeline)
         return {k: v for k, v in doc.items() if v is not None and v != ""}
 
 
@@ -226,14 +233,14 @@ def _record(row: Any) -> JobRecord:
         external_id=m["contact_external_id"], inputs=m["inputs"], http_status=m["http_status"],
         result_code=m["result_code"], message=m["message"], upstream_ids=dict(m["upstream_ids"] or {}),
         finished_at=m["finished_at"], duration_ms=m["duration_ms"], lease_expires_at=m["lease_expires_at"],
-        retryable=bool(m["retryable"]),
+        retryable=bool(m["retryable"]), timeline=m["timeline"],
     )
 
 
 _RECORD_COLUMNS = [c.id, c.operation, c.provider, c.status, c.created_at, c.updated_at, c.attempts, c.api_key_id,
                    c.request_id, c.contact_email_masked, c.contact_external_id, c.inputs, c.http_status,
                    c.result_code, c.message, c.upstream_ids, c.finished_at, c.duration_ms, c.lease_expires_at,
-                   c.retryable]
+                   c.retryable, c.timeline]
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -333,6 +340,14 @@ class Ledger:
         items = [_record(r) for r in rows[:limit]]
         next_cursor = _encode_cursor(items[-1]) if len(rows) > limit else None
         return items, next_cursor
+
+    def record_timeline(self, job_id: str, timeline: dict[str, Any]) -> None:
+        """Record the outcome of the job's Dataverse timeline note (``{status, reason?, message?, noteId?}``)."""
+        detail = {k: (privacy.redact_text(v)[:500] if isinstance(v, str) else v) for k, v in timeline.items()
+                  if k in ("status", "reason", "message", "noteId")}
+        with self.engine.begin() as conn:
+            conn.execute(sa.update(T).where(c.id == job_id).values(
+                timeline_status=str(timeline.get("status"))[:16], timeline=detail, updated_at=self._now()))
 
     def email_hash(self, email: str) -> str:
         return privacy.email_hash(email, self._email_key)

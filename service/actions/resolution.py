@@ -21,6 +21,9 @@ def parse_email(value: Any, field: str = "contact.email") -> str:
 
 def contact_ref(data: Any, field: str = "contact") -> ContactRef:
     """Validate a ``{email, externalId}`` object. At least one is required; externalId wins when both are."""
+    if data is None and field == "contact":
+        raise invalid(field, "Give the contact (its email or externalId), or a Dataverse record in 'regarding' "
+                      "whose email address is the contact.", code="CONTACT_REQUIRED")
     if not isinstance(data, dict):
         raise invalid(field, f"'{field}' must be an object with an email or an externalId.", code="CONTACT_REQUIRED")
     email = data.get("email")
@@ -36,15 +39,30 @@ def describe(ref: ContactRef) -> str:
     return f"externalId '{ref.external_id}'" if ref.external_id else f"email '{ref.email}'"
 
 
-def resolve_contact(provider: Provider, ref: ContactRef, *, create_if_missing: bool = False) -> tuple[Contact, bool]:
-    """The contact for ``ref`` and whether it was created now. 404 when absent and not to be created."""
+#: the request field that creates a missing contact, and its label in the connector
+CREATE_OPTION = "createContactIfMissing"
+CREATE_OPTION_LABEL = "Create contact if missing"
+
+
+def contact_not_found(provider: Provider, ref: ContactRef, *, can_create: bool = False) -> ActionError:
+    """The 404 for an unknown contact. ``can_create``: the operation has the ``createContactIfMissing`` option,
+    so the answer names it (the JSON field for REST callers, the label for flow makers)."""
+    detail = f"No contact with {describe(ref)} exists on {provider.display_name}. Create it first (Upsert contact)"
+    if can_create:
+        detail += f", or set {CREATE_OPTION} to true ('{CREATE_OPTION_LABEL}' in the connector)"
+        return ActionError(404, "CONTACT_NOT_FOUND", detail + ".", field="contact", option=CREATE_OPTION)
+    return ActionError(404, "CONTACT_NOT_FOUND", detail + ".", field="contact")
+
+
+def resolve_contact(provider: Provider, ref: ContactRef, *, create_if_missing: bool = False,
+                    can_create: bool = False) -> tuple[Contact, bool]:
+    """The contact for ``ref`` and whether it was created now. 404 when absent and not to be created
+    (``can_create``: the operation offers ``createContactIfMissing``; the 404 then says so)."""
     contact = provider.find_contact(ref)
     if contact is not None:
         return contact, False
     if not create_if_missing:
-        raise ActionError(404, "CONTACT_NOT_FOUND",
-                          f"No contact with {describe(ref)} exists on {provider.name}. Create it first "
-                          "(Upsert contact) or set 'Create contact if missing'.")
+        raise contact_not_found(provider, ref, can_create=can_create)
     if not ref.email:
         raise invalid("contact.email", "To create a missing contact, give its email address.",
                       code="EMAIL_REQUIRED_TO_CREATE")

@@ -6,6 +6,7 @@ import time
 
 from service import __version__
 from service.actions.catalog import OPERATIONS
+from service.actions.problems import ActionError
 
 
 def health(rt) -> dict:
@@ -39,3 +40,27 @@ def capabilities(rt) -> dict:
             item["reason"] = provider.unsupported.get(op.operation_id, "Not supported by this platform.")
         ops.append(item)
     return {"provider": rt.settings.provider, "mode": rt.settings.mode, "operations": ops}
+
+
+def sandbox_data(rt) -> dict:
+    """Sandbox mode only: the demo account the simulator starts with (contacts), and the automations and
+    audiences the platform lists now (the dropdowns' ids, what the actions take). 404 in live mode."""
+    s = rt.settings
+    if not s.sandbox:
+        raise ActionError(404, "NOT_SANDBOX_MODE",
+                          "This service runs in live mode against the real platform: there is no sandbox data. "
+                          "Use List automations and List audiences to see the platform's own.")
+    from service.actions.audiences import audiences
+    from service.actions.automations import _automation_info, automations
+
+    provider = rt.provider
+    out: dict = {"provider": s.provider, "mode": s.mode}
+    if not s.api_keys:  # the key sandbox mode accepts (no secret: the README and the start log say it too)
+        out["apiKey"] = s.accepted_api_keys[0]
+    out["contacts"] = rt.sandbox_contacts()
+    out["automations"] = ([_automation_info(a) for a in automations(rt)]
+                          if provider.supports("ListAutomations") else [])
+    out["audiences"] = ([{"id": a.id, "name": a.name} for a in audiences(rt)]
+                        if provider.supports("ListAudiences") else [])
+    return out
+

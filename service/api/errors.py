@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 
@@ -20,6 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from werkzeug.exceptions import HTTPException as WerkzeugHTTPException
 
 from service.actions.problems import ActionError, Problem, title_for, to_problem
+from service.api import jsonbody
 from service.logs import request_id_var
 from service.providers.errors import ProviderError
 
@@ -45,7 +45,8 @@ _STATUS_CODES = {
 }
 
 _DETAILS = {
-    401: "Send a valid API key in the X-API-Key header (the connection's API key).",
+    401: "Send a valid API key in the X-API-Key header (the connection's API key), or a Microsoft Entra ID "
+         "access token for this service (Authorization: Bearer) from an Entra ID connection.",
     404: "There is no such endpoint. Check the path; the API is described at /swagger.json and /ui.",
     405: "This endpoint does not accept that HTTP method.",
 }
@@ -58,7 +59,7 @@ _REQUIRED = re.compile(r"'([^']+)' is a required property")
 def render(problem: Problem) -> ConnexionResponse:
     body = problem.to_dict(request_id=request_id_var.get())
     return ConnexionResponse(status_code=problem.status, mimetype=PROBLEM_JSON, content_type=PROBLEM_JSON,
-                             body=json.dumps(body), headers=dict(problem.headers))
+                             body=jsonbody.dumps(body), headers=dict(problem.headers))
 
 
 def _field_from_detail(detail: str) -> str | None:
@@ -120,9 +121,18 @@ def domain_error(_request, exc: Exception) -> ConnexionResponse:
     problem = to_problem(exc)
     if problem is None:  # pragma: no cover - registered only for domain errors
         return unexpected(_request, exc)
-    if problem.status >= 500:
-        log.warning("upstream problem %s %s: %s", problem.status, problem.code, problem.detail)
+    log_problem(problem, upstream=isinstance(exc, ProviderError))
     return render(problem)
+
+
+def log_problem(problem: Problem, *, upstream: bool) -> None:
+    """One log line for a 5xx answer that says where it came from. A 501 is not a failure: the platform lacks
+    the action (answered before any platform call), so it is not logged as an upstream problem."""
+    if problem.status == 501:
+        log.info("not supported by this platform: %s", problem.detail, extra={"code": problem.code})
+    elif problem.status >= 500:
+        log.warning("%s %s %s: %s", "upstream problem" if upstream else "problem", problem.status, problem.code,
+                    problem.detail)
 
 
 def unexpected(_request, exc: Exception) -> ConnexionResponse:

@@ -13,6 +13,7 @@ import time
 import uuid
 
 from service.actions.problems import Problem
+from service.api import jsonbody
 from service.logs import request_id_var
 from service.runtime import runtime_var
 
@@ -114,7 +115,7 @@ class RequestContextMiddleware:
     async def _too_large(self, send, request_id: str) -> None:
         problem = Problem(413, "PAYLOAD_TOO_LARGE", "Payload Too Large",
                           f"The request body is larger than {self.max_body_bytes} bytes. Send fewer items per call.")
-        body = json.dumps(problem.to_dict(request_id=request_id)).encode()
+        body = jsonbody.dumps(problem.to_dict(request_id=request_id)).encode()
         await send({"type": "http.response.start", "status": 413,
                     "headers": [(b"content-type", b"application/problem+json"),
                                 (b"content-length", str(len(body)).encode())]})
@@ -123,3 +124,71 @@ class RequestContextMiddleware:
 
 class _BodyTooLarge(Exception):
     pass
+
+
+class ServedSpecMiddleware:
+    """The spec served at ``/swagger.json`` (and ``/swagger.yaml``) names the address the caller used.
+
+    ``openapi.yaml`` says ``host: localhost:8000`` and ``schemes: [https, http]``; Swagger UI (``/ui``) sends
+    "Try it out" requests to ``schemes[0]://host``. This rewrites ``host``, ``schemes`` and ``basePath`` of the
+    served copy from the request (behind proxies: ``X-Forwarded-*`` / ``Forwarded``, through
+    :func:`service.api.urls.external_origin`, the one rule for absolute URLs). The file itself is unchanged.
+    Connexion renders the document on the first request; later ones are served from that copy.
+    """
+
+    SPEC_PATHS = {"/swagger.json": "json", "/swagger.yaml": "yaml"}
+
+    CONTENT_TYPES = {"json": b"application/json", "yaml": b"text/yaml; charset=utf-8"}
+
+    def __init__(self, app) -> None:
+        self.app = app
+        self._document: dict | None = None  # Connexion's rendering of the spec, fetched once
+
+    async def __call__(self, scope, receive, send):
+        kind = self.SPEC_PATHS.get(scope.get("path", "")) if scope["type"] == "http" else None
+        if kind is None or scope.get("method") not in ("GET", "HEAD"):
+            return await self.app(scope, receive, send)
+        if self._document is None:
+            start: dict = {}
+            chunks: list[bytes] = []
+
+            async def capture(message):
+                if message["type"] == "http.response.start":
+                    start.update(message)
+                elif message["type"] == "http.response.body":
+                    chunks.append(message.get("body", b""))
+
+            # the JSON form, also for a YAML request (Connexion's YAML rendering is slow; ours uses libyaml)
+            json_scope = {**scope, "method": "GET", "path": "/swagger.json",
+                          "raw_path": b"/swagger.json", "query_string": b""}
+            await self.app(json_scope, receive, capture)
+            body = b"".join(chunks)
+            if start.get("status") != 200 or not body:  # pass anything unexpected through as it is
+                await send(start)
+                await send({"type": "http.response.body", "body": body})
+                return
+            self._document = json.loads(body)
+        body = self._render(self._document, kind, scope)
+        headers = [(b"content-type", self.CONTENT_TYPES[kind]), (b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body if scope.get("method") == "GET" else b""})
+
+    @staticmethod
+    def _render(document: dict, kind: str, scope) -> bytes:
+        from starlette.datastructures import Headers
+
+        from service.api.urls import external_origin
+
+        headers = Headers(scope=scope)
+        server = scope.get("server") or ("localhost", None)
+        seen_host = headers.get("host") or (f"{server[0]}:{server[1]}" if server[1] else server[0])
+        proto, host, prefix = external_origin(headers, scope.get("scheme", "http"), seen_host)
+        base = document.get("basePath") or "/"
+        spec = {**document, "host": host, "schemes": [proto],
+                "basePath": ((prefix + base).rstrip("/") or "/") if prefix else base}
+        if kind == "json":
+            return jsonbody.dumps(spec).encode()
+        import yaml
+
+        return yaml.dump(spec, Dumper=getattr(yaml, "CSafeDumper", yaml.SafeDumper), sort_keys=False,
+                         allow_unicode=True).encode()

@@ -16,3 +16,7 @@ def test_connection(user=None):
 
 def get_capabilities(user=None):
     return actions.capabilities(current_runtime()), 200
+
+
+def get_sandbox_data():
+    return actions.sandbox_data(current_runtime()), 200

@@ -7,9 +7,18 @@ import sys
 
 import yaml
 
-from service.connector.files import check_all, write_all
+from service.connector.files import check_all, release, write_all
 from service.connector.rules import check_rules
-from service.connector.spec import DEFAULT_HOST, OUT_DIR, SPEC_PATH, ConnectorError, default_host, load_spec
+from service.connector.spec import (
+    DEFAULT_HOST,
+    OUT_DIR,
+    SPEC_PATH,
+    ConnectorError,
+    EntraConnection,
+    default_entra,
+    default_host,
+    load_spec,
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -21,22 +30,40 @@ def main(argv: list[str] | None = None) -> int:
                        help=f"public host name of the service (default: $PUBLIC_HOST or {DEFAULT_HOST})")
     build.add_argument("--out", default=str(OUT_DIR), help="output folder (default: connector-definition)")
     build.add_argument("--spec", default=str(SPEC_PATH), help="source spec (default: openapi.yaml)")
+    build.add_argument("--entra-client-id", default=None,
+                       help="the connector's app registration (client) id for the Microsoft Entra ID connection "
+                            "(default: $ENTRA_CONNECTOR_CLIENT_ID, else a placeholder)")
+    build.add_argument("--entra-resource", default=None,
+                       help="the service's Application ID URI, e.g. api://<service app id> (default: "
+                            "$ENTRA_APP_ID_URI or api://$ENTRA_CLIENT_ID, else a placeholder)")
     check = sub.add_parser("check", help="check the rules; exit 1 with the list of violations")
     check.add_argument("--out", default=str(OUT_DIR),
                        help="connector folder to compare (default: connector-definition)")
     check.add_argument("--spec", default=str(SPEC_PATH), help="source spec (default: openapi.yaml)")
+    rel = sub.add_parser("release", help="record the current definition as the released one "
+                                         "(<out>/released/apiDefinition.swagger.json), when every check passes")
+    rel.add_argument("--out", default=str(OUT_DIR), help="connector folder (default: connector-definition)")
+    rel.add_argument("--spec", default=str(SPEC_PATH), help="source spec (default: openapi.yaml)")
     args = parser.parse_args(argv)
     try:
         if args.command == "build":
             spec = load_spec(args.spec)
-            for path in write_all(args.out, args.host or default_host(), spec=spec):
+            env = default_entra()
+            entra = EntraConnection(args.entra_client_id or env.client_id, args.entra_resource or env.resource)
+            for path in write_all(args.out, args.host or default_host(), spec=spec, entra=entra):
                 print(f"wrote {path}")
             problems = check_rules(spec)
             if problems:
                 print(f"warning: openapi.yaml has {len(problems)} rule violation(s); run "
                       "`python -m service.connector check`", file=sys.stderr)
             return 0
-        problems = check_all(args.spec, args.out)
+        if args.command == "release":
+            target, problems = release(args.spec, args.out)
+            if not problems:
+                print(f"released: {target} (commit it; later changes are checked against it)")
+                return 0
+        else:
+            problems = check_all(args.spec, args.out)
     except (ConnectorError, OSError, yaml.YAMLError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -9,9 +9,16 @@ from service.connector.spec import (
     _DATA_KEYS,
     _NAME_MAPS,
     API_KEY_PARAMETER,
+    API_KEY_SET,
     BRAND_COLOR,
     DEFAULT_HOST,
+    ENTRA_LOGIN_URI,
+    ENTRA_REDIRECT_MODE,
+    ENTRA_SCOPE,
+    ENTRA_SET,
     HOST_PARAMETER,
+    TOKEN_PARAMETER,
+    EntraConnection,
     HTTP_METHODS,
     PUBLISHER,
     STACK_OWNER,
@@ -136,11 +143,14 @@ def _host_url_template(base_path: str) -> str:
     return f"https://@connectionParameters('{HOST_PARAMETER}'){suffix}"
 
 
-def build_properties(host: str | None = None, base_path: str = "/", *, triggers: bool = False) -> dict:
-    """``apiProperties.json``: API key connection parameter, instance host parameter (dynamichosturl policy),
-    brand colour, publisher, stack owner, capabilities (``triggers`` when the definition has any). ``host``
-    pre-fills the host parameter."""
-    host_param: dict = {
+def has_entra_scheme(security_definitions: Any) -> bool:
+    """True when the spec declares an OAuth 2.0 scheme (the Entra ID connection)."""
+    return isinstance(security_definitions, dict) and any(
+        isinstance(v, dict) and v.get("type") == "oauth2" for v in security_definitions.values())
+
+
+def _host_parameter(host: str | None) -> dict:
+    param: dict = {
         "type": "string",
         "uiDefinition": {
             "displayName": "Instance host name",
@@ -151,31 +161,94 @@ def build_properties(host: str | None = None, base_path: str = "/", *, triggers:
         },
     }
     if host:
-        host_param["defaultValue"] = normalize_host(host)
+        param["defaultValue"] = normalize_host(host)
+    return param
+
+
+def _api_key_parameter() -> dict:
     return {
-        "properties": {
-            "connectionParameters": {
-                HOST_PARAMETER: host_param,
-                API_KEY_PARAMETER: {
-                    "type": "securestring",
-                    "uiDefinition": {
-                        "displayName": "API key",
-                        "description": "The API key of your Marketing Actions instance, sent as the X-API-Key header.",
-                        "tooltip": "Provide your Marketing Actions API key",
-                        "constraints": {"tabIndex": 2, "clearText": False, "required": "true"},
-                    },
-                },
-            },
-            "iconBrandColor": BRAND_COLOR,
-            "capabilities": ["actions", "triggers"] if triggers else ["actions"],
-            "policyTemplateInstances": [
-                {
-                    "templateId": "dynamichosturl",
-                    "title": "Route to the instance host",
-                    "parameters": {"x-ms-apimTemplateParameter.urlTemplate": _host_url_template(base_path)},
-                }
-            ],
-            "publisher": PUBLISHER,
-            "stackOwner": STACK_OWNER,
-        }
+        "type": "securestring",
+        "uiDefinition": {
+            "displayName": "API key",
+            "description": "The API key of your Marketing Actions instance, sent as the X-API-Key header.",
+            "tooltip": "Provide your Marketing Actions API key",
+            "constraints": {"tabIndex": 2, "clearText": False, "required": "true"},
+        },
     }
+
+
+def _token_parameter(entra: EntraConnection) -> dict:
+    """The Entra ID sign-in (identity provider ``aad``): the connector's app signs the user in to the service's
+    app (``resourceUri``); the service receives ``Authorization: Bearer`` and may act on behalf of the user."""
+    return {
+        "type": "oauthSetting",
+        "oAuthSettings": {
+            "identityProvider": "aad",
+            "clientId": entra.client_id,
+            "scopes": [ENTRA_SCOPE],
+            "redirectMode": ENTRA_REDIRECT_MODE,
+            "properties": {"IsFirstParty": "False", "AzureActiveDirectoryResourceId": entra.resource},
+            "customParameters": {
+                "loginUri": {"value": ENTRA_LOGIN_URI},
+                "tenantId": {"value": "common"},
+                "resourceUri": {"value": entra.resource},
+            },
+        },
+        "uiDefinition": {
+            "displayName": "Sign in with Microsoft Entra ID",
+            "description": "Sign in with your work account; Marketing Actions acts as you (also in Dataverse).",
+            "tooltip": "Sign in with your Microsoft Entra ID work account",
+            "constraints": {"required": "true", "hidden": "false"},
+        },
+    }
+
+
+def build_properties(host: str | None = None, base_path: str = "/", security_definitions: Any = None,
+                     entra: EntraConnection | None = None, *, triggers: bool = False) -> dict:
+    """``apiProperties.json``: the connection parameters, instance host parameter (dynamichosturl policy),
+    brand colour, publisher, stack owner, capabilities (``triggers`` too when the definition has any). ``host``
+    pre-fills the host parameter.
+
+    When ``security_definitions`` (the definition's) has an OAuth 2.0 scheme besides the API key, the
+    connection offers two types through ``connectionParameterSets``: API key, and Microsoft Entra ID (``entra``:
+    the connector's app and the service's app id URI). Otherwise ``connectionParameters`` holds the API key."""
+    props: dict = {}
+    if has_entra_scheme(security_definitions):
+        entra = entra or EntraConnection()
+        props["connectionParameterSets"] = {
+            "uiDefinition": {"displayName": "Authentication type",
+                             "description": "How this connection signs in to Marketing Actions."},
+            "values": [
+                {
+                    "name": API_KEY_SET,
+                    "uiDefinition": {"displayName": "API key",
+                                     "description": "An API key of your Marketing Actions instance."},
+                    "metadata": {"allowSharing": True},
+                    "parameters": {HOST_PARAMETER: _host_parameter(host), API_KEY_PARAMETER: _api_key_parameter()},
+                },
+                {
+                    "name": ENTRA_SET,
+                    "uiDefinition": {"displayName": "Microsoft Entra ID",
+                                     "description": "Sign in with your work account (Microsoft Entra ID)."},
+                    "metadata": {"allowSharing": False},
+                    "parameters": {HOST_PARAMETER: _host_parameter(host), TOKEN_PARAMETER: _token_parameter(entra)},
+                },
+            ],
+        }
+    else:
+        props["connectionParameters"] = {HOST_PARAMETER: _host_parameter(host),
+                                         API_KEY_PARAMETER: _api_key_parameter()}
+    props.update({
+        "iconBrandColor": BRAND_COLOR,
+        "capabilities": ["actions", "triggers"] if triggers else ["actions"],
+        "policyTemplateInstances": [
+            {
+                "templateId": "dynamichosturl",
+                "title": "Route to the instance host",
+                "parameters": {"x-ms-apimTemplateParameter.urlTemplate": _host_url_template(base_path)},
+            }
+        ],
+        "publisher": PUBLISHER,
+        "stackOwner": STACK_OWNER,
+    })
+    return {"properties": props}

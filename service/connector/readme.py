@@ -13,6 +13,7 @@ def build_readme(definition: dict, properties: dict) -> str:
     """``readme.md`` with the certification template sections; Supported Operations comes from the spec."""
     info = definition.get("info") or {}
     props = properties.get("properties") or {}
+    entra = "connectionParameterSets" in props
     title = info.get("title", "Marketing Actions")
     visible, helpers, triggers = [], [], []
     for _, _, op, _ in iter_operations(definition):
@@ -32,6 +33,9 @@ def build_readme(definition: dict, properties: dict) -> str:
         "- A running Marketing Actions instance (hosted, or self-hosted from this repository) reachable over HTTPS.",
         "- An API key of that instance, and an account on the marketing platform it drives (Spotler Mail+, "
         "Piggy or Spoki). Without platform credentials the instance runs in sandbox mode against its simulator.",
+        *(["- For Microsoft Entra ID connections: two app registrations in your tenant (the service's API and this "
+           "connector's client) and, for notes on Dataverse timelines, the service's app as an application user "
+           "in Dataverse. See docs/entra-id.md in the repository."] if entra else []),
         "",
         "## Supported Operations",
         "The connector supports the following operations:",
@@ -53,9 +57,14 @@ def build_readme(definition: dict, properties: dict) -> str:
         "service). Ask them for a key per team or flow owner; keys can be rotated without changing flows. "
         "The instance holds the marketing platform credentials itself: makers never see them.",
         "",
+        *(["With a **Microsoft Entra ID** connection there is no key to share: makers sign in with their work "
+           "account, the instance records who called each action, and notes on Dataverse "
+           "timelines are written on their behalf.", ""] if entra else []),
         "## Getting Started",
-        "1. Create a connection: enter the host name of your instance (without `https://`) and your API key. "
-        "The connection test calls the *Test the connection* operation.",
+        ("1. Create a connection: choose *API key* (enter the host name of your instance, without `https://`, and "
+         "your API key) or *Microsoft Entra ID* (enter the host name and sign in). " if entra else
+         "1. Create a connection: enter the host name of your instance (without `https://`) and your API key. ")
+        + "The connection test calls the *Test the connection* operation.",
         "2. Add an action such as *Get platform capabilities* to see which actions your platform supports.",
         "3. Pick automations, campaigns, audiences, fields, tags and permissions from the dropdowns instead of "
         "pasting ids.",
@@ -73,7 +82,8 @@ def build_readme(definition: dict, properties: dict) -> str:
         "Generate the files from `openapi.yaml` (the host is the public host name of your instance):",
         "",
         "```",
-        "python -m service.connector build --host your-instance.example.com",
+        "python -m service.connector build --host your-instance.example.com"
+        + (" --entra-client-id <connector app id> --entra-resource api://<service app id>" if entra else ""),
         "```",
         "",
         "Then import the folder with the Power Platform CLI:",
@@ -88,9 +98,12 @@ def build_readme(definition: dict, properties: dict) -> str:
         "```",
         f"paconn validate --api-def {DEFINITION_FILE}",
         f"paconn create --api-def {DEFINITION_FILE} --api-prop {PROPERTIES_FILE} --icon {ICON_FILE} "
-        "-e <environment id>",
+        "-e <environment id>" + (" --secret <connector app client secret>" if entra else ""),
         "```",
         "",
+        *(["Multiple connection types (API key or Microsoft Entra ID) cannot be edited in the custom connector "
+           "wizard; use the CLIs. After the first import, add the connector's redirect URL (Security tab) to the "
+           "connector app registration.", ""] if entra else []),
         "`paconn update` fails when `stackOwner` is present in `apiProperties.json`: remove it from a copy used "
         "for updates.",
         "",

@@ -19,6 +19,7 @@ from service.connector.spec import (
     ALLOWED_CATEGORIES,
     API_KEY_PARAMETER,
     DEFINITION_FILE,
+    ENTRA_REDIRECT_MODE,
     DESCRIPTION_MAX,
     DESCRIPTION_MIN,
     FORBIDDEN_BRAND_COLORS,
@@ -30,6 +31,7 @@ from service.connector.spec import (
     SUMMARY_FORBIDDEN,
     SUMMARY_MAX,
     TITLE_MAX,
+    TOKEN_PARAMETER,
     VISIBILITIES,
     _collect_refs,
     _loc,
@@ -433,12 +435,103 @@ def check_connector_definition(definition: dict) -> list[str]:
     if not any(isinstance(s, dict) and s.get("type") == "apiKey" and s.get("in") == "header"
                for s in schemes.values()):
         problems.append("securityDefinitions: an apiKey scheme sent in a header is required")
+    for name, scheme in schemes.items():
+        if isinstance(scheme, dict) and scheme.get("type") == "oauth2":
+            if scheme.get("flow") != "accessCode":
+                problems.append(f"securityDefinitions/{name}: an Entra ID sign-in uses flow accessCode")
+            for url_key in ("authorizationUrl", "tokenUrl"):
+                if not str(scheme.get(url_key, "")).startswith("https://login.microsoftonline.com/"):
+                    problems.append(f"securityDefinitions/{name}: {url_key} must be a Microsoft Entra ID endpoint "
+                                    "(https://login.microsoftonline.com/...)")
+    security = definition.get("security")
+    for requirement in security if isinstance(security, list) else []:
+        for name in requirement if isinstance(requirement, dict) else []:
+            if name not in schemes:
+                problems.append(f"security: {name} is not in securityDefinitions")
+    return problems
+
+
+def _parameter_groups(props: dict, problems: list[str]) -> list[tuple[str, dict]]:
+    """``[(location, parameters)]``: the flat ``connectionParameters``, or one entry per connection type of
+    ``connectionParameterSets`` (whose own structure is checked here)."""
+    sets = props.get("connectionParameterSets")
+    if sets is None:
+        params = props.get("connectionParameters")
+        return [("properties/connectionParameters", params if isinstance(params, dict) else {})]
+    where = "properties/connectionParameterSets"
+    if "connectionParameters" in props:
+        problems.append(f"{where}: use either connectionParameters or connectionParameterSets, not both")
+    if not isinstance(sets, dict):
+        problems.append(f"{where}: must be an object with uiDefinition and values")
+        return []
+    ui = sets.get("uiDefinition")
+    if not isinstance(ui, dict) or not ui.get("displayName") or not ui.get("description"):
+        problems.append(f"{where}: uiDefinition needs displayName and description")
+    values = sets.get("values")
+    if not isinstance(values, list) or len(values) < 2:
+        problems.append(f"{where}/values: at least two connection types are needed (else use connectionParameters)")
+        values = values if isinstance(values, list) else []
+    groups, names = [], set()
+    for i, value in enumerate(values):
+        loc = f"{where}/values[{i}]"
+        if not isinstance(value, dict):
+            problems.append(f"{loc}: must be an object")
+            continue
+        name = value.get("name")
+        if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]*", name) or name in names:
+            problems.append(f"{loc}: needs a unique name (letters, digits, - and _)")
+        names.add(name)
+        vui = value.get("uiDefinition")
+        if not isinstance(vui, dict) or not vui.get("displayName") or not vui.get("description"):
+            problems.append(f"{loc}: uiDefinition needs displayName and description")
+        params = value.get("parameters")
+        if not isinstance(params, dict) or not params:
+            problems.append(f"{loc}: parameters are required")
+            continue
+        for pname, param in params.items():
+            constraints = ((param.get("uiDefinition") or {}).get("constraints") or {}) if isinstance(param, dict) \
+                else {}
+            if constraints.get("required") != "true":  # mandatory for every parameter of a set (multi-auth docs)
+                problems.append(f"{loc}/parameters/{pname}: uiDefinition.constraints.required must be \"true\"")
+        groups.append((f"{loc}/parameters", params))
+    return groups
+
+
+def _check_entra_token(param: Any, where: str) -> list[str]:
+    """The Entra ID connection: identity provider aad, the connector app's client id, the service's app id URI
+    as resource, the Microsoft login host, a per-connector redirect, not first party."""
+    problems = []
+    settings = param.get("oAuthSettings") if isinstance(param, dict) else None
+    if not isinstance(param, dict) or param.get("type") != "oauthSetting" or not isinstance(settings, dict):
+        return [f"{where}: must be an oauthSetting parameter with oAuthSettings"]
+    if settings.get("identityProvider") != "aad":
+        problems.append(f"{where}: identityProvider must be aad (Microsoft Entra ID)")
+    if not isinstance(settings.get("clientId"), str) or not settings["clientId"].strip():
+        problems.append(f"{where}: clientId (the connector's app registration) is required")
+    custom = settings.get("customParameters") if isinstance(settings.get("customParameters"), dict) else {}
+
+    def value(key: str) -> str:
+        entry = custom.get(key)
+        v = entry.get("value") if isinstance(entry, dict) else None
+        return v.strip() if isinstance(v, str) else ""
+
+    if not value("resourceUri"):
+        problems.append(f"{where}: customParameters.resourceUri (the service's Application ID URI) is required")
+    if value("loginUri") not in ("https://login.microsoftonline.com", "https://login.windows.net"):
+        problems.append(f"{where}: customParameters.loginUri must be https://login.microsoftonline.com")
+    if not value("tenantId"):
+        problems.append(f"{where}: customParameters.tenantId is required (common for any tenant)")
+    if settings.get("redirectMode") != ENTRA_REDIRECT_MODE:
+        problems.append(f"{where}: redirectMode must be {ENTRA_REDIRECT_MODE} (per-connector redirect URI, "
+                        "mandatory for OAuth connectors)")
+    if ((settings.get("properties") or {}).get("IsFirstParty")) != "False":
+        problems.append(f"{where}: properties.IsFirstParty must be \"False\"")
     return problems
 
 
 def check_properties(properties: dict, definition: dict | None = None) -> list[str]:
     """Rules for ``apiProperties.json`` (and its link to the definition when given)."""
-    problems = []
+    problems: list[str] = []
     props = properties.get("properties") if isinstance(properties, dict) else None
     if not isinstance(props, dict):
         return ["properties: required"]
@@ -461,14 +554,23 @@ def check_properties(properties: dict, definition: dict | None = None) -> list[s
                 problems.append(f"properties/capabilities: must list {name!r} (the definition has {name})")
             if not present and name in caps:
                 problems.append(f"properties/capabilities: lists {name!r} but the definition has none")
-    params = props.get("connectionParameters") or {}
-    key = params.get(API_KEY_PARAMETER)
-    if not isinstance(key, dict) or key.get("type") != "securestring":
-        problems.append(f"properties/connectionParameters/{API_KEY_PARAMETER}: must be a securestring parameter")
-    for name, param in params.items():
-        ui = param.get("uiDefinition") if isinstance(param, dict) else None
-        if not isinstance(ui, dict) or not ui.get("displayName") or not ui.get("description"):
-            problems.append(f"properties/connectionParameters/{name}: uiDefinition needs displayName and description")
+    groups = _parameter_groups(props, problems)
+    key_groups = [g for g in groups if API_KEY_PARAMETER in g[1]]
+    for loc, params in key_groups:
+        if not isinstance(params[API_KEY_PARAMETER], dict) or params[API_KEY_PARAMETER].get("type") != "securestring":
+            problems.append(f"{loc}/{API_KEY_PARAMETER}: must be a securestring parameter")
+    if not key_groups:
+        where = groups[0][0] if len(groups) == 1 else "properties/connectionParameterSets"
+        problems.append(f"{where}/{API_KEY_PARAMETER}: must be a securestring parameter (an API key connection "
+                        "is required)")
+    token_groups = [g for g in groups if TOKEN_PARAMETER in g[1]]
+    for loc, params in token_groups:
+        problems += _check_entra_token(params[TOKEN_PARAMETER], f"{loc}/{TOKEN_PARAMETER}")
+    for loc, params in groups:
+        for name, param in params.items():
+            ui = param.get("uiDefinition") if isinstance(param, dict) else None
+            if not isinstance(ui, dict) or not ui.get("displayName") or not ui.get("description"):
+                problems.append(f"{loc}/{name}: uiDefinition needs displayName and description")
     policies = props.get("policyTemplateInstances") or []
     host_policies = [p for p in policies if isinstance(p, dict) and str(p.get("templateId", "")).lower() ==
                      "dynamichosturl"]
@@ -483,9 +585,11 @@ def check_properties(properties: dict, definition: dict | None = None) -> list[s
             continue
         for value in parameters.values():
             for ref in _CONN_PARAM_RE.findall(value) if isinstance(value, str) else []:
-                if ref not in params:
-                    problems.append(f"{where}: @connectionParameters('{ref}') is not a connection parameter")
-                elif params[ref].get("type") not in ("string", "securestring"):
+                missing = [loc for loc, params in groups if ref not in params]
+                if missing or not groups:
+                    problems.append(f"{where}: @connectionParameters('{ref}') is not a connection parameter"
+                                    + (f" of {', '.join(missing)}" if len(groups) > 1 else ""))
+                elif any(params[ref].get("type") not in ("string", "securestring") for _, params in groups):
                     problems.append(f"{where}: connection parameter {ref} must be a string")
         template = parameters.get("x-ms-apimTemplateParameter.urlTemplate")
         if str(policy.get("templateId", "")).lower() == "dynamichosturl":
@@ -497,26 +601,104 @@ def check_properties(properties: dict, definition: dict | None = None) -> list[s
                     problems.append(f"{where}: operation {name} is not in the definition")
     if definition is not None:
         schemes = definition.get("securityDefinitions") or {}
-        if not any(isinstance(s, dict) and s.get("type") == "apiKey" and s.get("in") == "header"
-                   and s.get("name") for s in schemes.values()):
+        if key_groups and not any(isinstance(s, dict) and s.get("type") == "apiKey" and s.get("in") == "header"
+                                  and s.get("name") for s in schemes.values()):
             problems.append("securityDefinitions: the api_key connection parameter needs an apiKey header scheme")
+        has_oauth = any(isinstance(s, dict) and s.get("type") == "oauth2" for s in schemes.values())
+        if token_groups and not has_oauth:
+            problems.append("securityDefinitions: the Entra ID connection (token) needs an oauth2 scheme")
+        if has_oauth and not token_groups:
+            problems.append("properties/connectionParameterSets: the definition's oauth2 scheme needs an Entra ID "
+                            f"connection type with a {TOKEN_PARAMETER} parameter")
+    return problems
+
+
+#: ``connectionParameterSets`` (multi-auth, learn.microsoft.com/connectors/custom-connectors/multi-auth) is newer
+#: than the paconn schema, whose ``properties`` allow no such key: the wrapper is checked against this schema, and
+#: each connection type's parameters against the official schema as the ``connectionParameters`` they replace.
+CONNECTION_PARAMETER_SETS_SCHEMA: dict = {
+    "type": "object",
+    "required": ["uiDefinition", "values"],
+    "additionalProperties": False,
+    "properties": {
+        "uiDefinition": {"$ref": "#/definitions/ui"},
+        "values": {
+            "type": "array",
+            "minItems": 2,
+            "items": {
+                "type": "object",
+                "required": ["name", "uiDefinition", "parameters"],
+                "additionalProperties": False,
+                "properties": {
+                    "name": {"type": "string", "pattern": "^[A-Za-z][A-Za-z0-9_-]*$"},
+                    "uiDefinition": {"$ref": "#/definitions/ui"},
+                    "metadata": {"type": "object", "additionalProperties": False,
+                                 "properties": {"allowSharing": {"type": "boolean"}}},
+                    "parameters": {"type": "object", "minProperties": 1},
+                },
+            },
+        },
+    },
+    "definitions": {
+        "ui": {"type": "object", "required": ["displayName", "description"], "additionalProperties": False,
+               "properties": {"displayName": {"type": "string"}, "description": {"type": "string"},
+                              "constraints": {"type": "object"}}},
+    },
+}
+
+
+def _current_platform(schema: dict) -> dict:
+    """The paconn schema with what the platform accepts today and the schema predates: ``redirectMode``
+    ``GlobalPerConnector`` (per-connector redirect URIs, mandatory for OAuth connectors since February 2024)."""
+    import copy
+
+    schema = copy.deepcopy(schema)
+    mode = (((schema.get("definitions") or {}).get("oAuthSettings") or {}).get("properties") or {}).get(
+        "redirectMode")
+    if isinstance(mode, dict) and isinstance(mode.get("enum"), list) and ENTRA_REDIRECT_MODE not in mode["enum"]:
+        mode["enum"] = [*mode["enum"], ENTRA_REDIRECT_MODE]
+    return schema
+
+
+def _schema_errors(validator, data: Any, prefix: str, rename: tuple[str, str] | None = None) -> list[str]:
+    problems = []
+    for error in sorted(validator.iter_errors(data), key=lambda e: [str(p) for p in e.absolute_path]):
+        where = "/".join(str(p) for p in error.absolute_path) or "/"
+        if rename and where.startswith(rename[0]):
+            where = rename[1] + where[len(rename[0]):]
+        message = error.message if len(error.message) < 300 else error.message[:297] + "..."
+        problems.append(f"{prefix}: {where}: {message}")
     return problems
 
 
 def validate_schemas(definition: dict | None = None, properties: dict | None = None) -> list[str]:
-    """Validate against the official JSON schemas (``//`` comments stripped)."""
+    """Validate against the official JSON schemas (``//`` comments stripped). ``apiProperties.json`` with
+    ``connectionParameterSets``: the wrapper against :data:`CONNECTION_PARAMETER_SETS_SCHEMA`, and each
+    connection type as if its parameters were the ``connectionParameters``."""
+    import copy
+
     import jsonschema  # imported here: only the checks need it
 
     problems = []
-    for name, data, schema_name, validator_cls in (
-        (DEFINITION_FILE, definition, "apiDefinition.swagger.schema.json", jsonschema.Draft4Validator),
-        (PROPERTIES_FILE, properties, "paconn-apiProperties.schema.json", jsonschema.Draft7Validator),
-    ):
-        if data is None:
-            continue
-        validator = validator_cls(load_official_schema(schema_name))
-        for error in sorted(validator.iter_errors(data), key=lambda e: [str(p) for p in e.absolute_path]):
-            where = "/".join(str(p) for p in error.absolute_path) or "/"
-            message = error.message if len(error.message) < 300 else error.message[:297] + "..."
-            problems.append(f"{name}: {where}: {message}")
-    return problems
+    if definition is not None:
+        validator = jsonschema.Draft4Validator(load_official_schema("apiDefinition.swagger.schema.json"))
+        problems += _schema_errors(validator, definition, DEFINITION_FILE)
+    if properties is not None:
+        validator = jsonschema.Draft7Validator(_current_platform(load_official_schema(
+            "paconn-apiProperties.schema.json")))
+        props = properties.get("properties") if isinstance(properties, dict) else None
+        sets = props.get("connectionParameterSets") if isinstance(props, dict) else None
+        if sets is None:
+            problems += _schema_errors(validator, properties, PROPERTIES_FILE)
+        else:
+            problems += _schema_errors(jsonschema.Draft7Validator(CONNECTION_PARAMETER_SETS_SCHEMA), sets,
+                                       f"{PROPERTIES_FILE}: properties/connectionParameterSets")
+            values = sets.get("values") if isinstance(sets, dict) else None
+            for i, value in enumerate(values if isinstance(values, list) else []):
+                doc = copy.deepcopy(properties)
+                doc["properties"].pop("connectionParameterSets")
+                doc["properties"]["connectionParameters"] = (value.get("parameters") or {}) \
+                    if isinstance(value, dict) else {}
+                problems += _schema_errors(validator, doc, PROPERTIES_FILE, (
+                    "properties/connectionParameters", f"properties/connectionParameterSets/values/{i}/parameters"))
+    return list(dict.fromkeys(problems))

@@ -9,7 +9,7 @@ import re
 from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import yaml
 
@@ -35,6 +35,17 @@ STACK_OWNER = "Marketing Actions"
 ICON_SIZE = 230
 API_KEY_PARAMETER = "api_key"
 HOST_PARAMETER = "hostName"
+#: the Entra ID connection: an ``oauthSetting`` parameter named ``token`` (paconn --secret fills it)
+TOKEN_PARAMETER = "token"
+API_KEY_SET, ENTRA_SET = "apiKey", "entraId"
+ENTRA_LOGIN_URI = "https://login.microsoftonline.com"
+ENTRA_SCOPE = "access_as_user"
+#: per-connector redirect URIs are mandatory for OAuth connectors since February 2024 (learn.microsoft.com,
+#: custom connectors: per-connector redirect URI); the paconn schema predates it and lists Global/Direct only
+ENTRA_REDIRECT_MODE = "GlobalPerConnector"
+#: placeholders of the checked-in folder; `build --entra-client-id/--entra-resource` (or the environment) fill them
+ENTRA_CLIENT_ID_PLACEHOLDER = "<<connector app (client) id>>"
+ENTRA_RESOURCE_PLACEHOLDER = "api://<<service app (client) id>>"
 
 VISIBILITIES = ("important", "advanced", "internal")
 SUMMARY_FORBIDDEN = set("/\\<>*%&?")
@@ -244,3 +255,33 @@ def normalize_host(host: str) -> str:
 
 def default_host() -> str:
     return normalize_host(os.environ.get("PUBLIC_HOST") or DEFAULT_HOST)
+
+
+class EntraConnection(NamedTuple):
+    """What the Entra ID connection signs in to: the connector's own app registration (``client_id``) and the
+    service's app id URI (``resource``, the tokens' audience)."""
+
+    client_id: str = ENTRA_CLIENT_ID_PLACEHOLDER
+    resource: str = ENTRA_RESOURCE_PLACEHOLDER
+
+
+def default_entra() -> EntraConnection:
+    """From the environment: ``ENTRA_CONNECTOR_CLIENT_ID``; ``ENTRA_APP_ID_URI`` or ``api://ENTRA_CLIENT_ID``."""
+    env = os.environ
+    resource = env.get("ENTRA_APP_ID_URI") or (f"api://{env['ENTRA_CLIENT_ID']}" if env.get("ENTRA_CLIENT_ID")
+                                               else ENTRA_RESOURCE_PLACEHOLDER)
+    return EntraConnection(env.get("ENTRA_CONNECTOR_CLIENT_ID") or ENTRA_CLIENT_ID_PLACEHOLDER, resource)
+
+
+def recorded_entra(properties: Any) -> EntraConnection | None:
+    """The Entra ID values a generated ``apiProperties.json`` holds (None when it has no Entra ID set)."""
+    props = properties.get("properties") if isinstance(properties, dict) else None
+    sets = (props or {}).get("connectionParameterSets") or {}
+    for value in sets.get("values") or [] if isinstance(sets, dict) else []:
+        token = ((value or {}).get("parameters") or {}).get(TOKEN_PARAMETER) if isinstance(value, dict) else None
+        settings = token.get("oAuthSettings") if isinstance(token, dict) else None
+        if isinstance(settings, dict):
+            resource = ((settings.get("customParameters") or {}).get("resourceUri") or {}).get("value")
+            return EntraConnection(str(settings.get("clientId") or ENTRA_CLIENT_ID_PLACEHOLDER),
+                                   str(resource or ENTRA_RESOURCE_PLACEHOLDER))
+    return None

@@ -215,6 +215,10 @@ class Provider:
 
     #: short name: spotler | piggy | spoki
     name: ClassVar[str] = "base"
+    #: the platform's name as people know it, for messages
+    display_name: ClassVar[str] = "the platform"
+    #: which automations the platform lets the API start: the hint of a 404 AUTOMATION_NOT_FOUND
+    automation_hint: ClassVar[str] = ""
     #: operationId -> human reason, for each action this platform cannot do
     unsupported: ClassVar[dict[str, str]] = {}
     #: True when start_automation by externalId checks the contact itself (raises NotFound CONTACT_NOT_FOUND),

@@ -20,6 +20,18 @@ providers ever sees a ``requests`` exception.
 from __future__ import annotations
 
 
+class ConfigValueError(ValueError):
+    """A platform config field is invalid (raised when the config is built, at startup, never per call).
+
+    ``field`` is the config dataclass field (``read_timeout``; the environment variable is
+    ``<PLATFORM>_<FIELD>``), ``allowed`` says in words what it accepts."""
+
+    def __init__(self, field: str, allowed: str) -> None:
+        super().__init__(f"{field}: allowed is {allowed}")
+        self.field = field
+        self.allowed = allowed
+
+
 class ProviderError(Exception):
     """Base class. ``code`` is a stable machine-readable code (upper snake case)."""
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from service.config import ConfigError, Settings
 from service.providers.base import Provider
+from service.providers.errors import ConfigValueError
 
 #: provider -> (module, config class, provider class, sandbox credential mapping {config field: sandbox key})
 _PLATFORMS = {
@@ -46,7 +47,9 @@ def _convert(raw: str, default: Any, var: str) -> Any:
         if isinstance(default, float):
             return float(raw)
     except ValueError:
-        raise ConfigError(f"{var}: expected a {type(default).__name__}, got {raw!r}.") from None
+        allowed = ("true or false" if isinstance(default, bool)
+                   else "a whole number" if isinstance(default, int) else "a number")
+        raise ConfigError.invalid(var, raw, allowed) from None
     return raw
 
 
@@ -77,8 +80,18 @@ def provider_config(settings: Settings, *, sandbox_url: str | None = None):
             values["base_url"] = sandbox_url
     try:
         return config_cls(**values)
+    except ConfigValueError as exc:
+        var = prefix + exc.field.upper()
+        value = settings.platform_env.get(var) or str(values.get(exc.field, ""))
+        raise ConfigError.invalid(var, value, exc.allowed) from None
     except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{prefix}*: invalid {settings.provider} configuration - {exc}") from None
+        raise ConfigError(f"Invalid settings {prefix}*: {exc}", variable=prefix + "*") from None
+
+
+def check_platform_settings(settings: Settings) -> None:
+    """Build the platform's config once (no network), so that a bad ``<PLATFORM>_*`` variable stops the start
+    in live and in sandbox mode alike."""
+    provider_config(settings)
 
 
 def build_provider(settings: Settings, *, sandbox_url: str | None = None) -> Provider:

@@ -88,14 +88,15 @@ class HttpSettings:
         return (self.connect_timeout, self.read_timeout)
 
     def __post_init__(self) -> None:
-        if self.connect_timeout <= 0 or self.read_timeout <= 0:
-            raise ValueError("connect_timeout and read_timeout must be positive")
+        for name in ("connect_timeout", "read_timeout"):
+            if getattr(self, name) <= 0:
+                raise errors.ConfigValueError(name, "a number of seconds above 0")
         if self.max_retries < 0:
-            raise ValueError("max_retries must be >= 0")
+            raise errors.ConfigValueError("max_retries", "a whole number from 0")
         if self.pool_maxsize < 1:
-            raise ValueError("pool_maxsize must be >= 1")
+            raise errors.ConfigValueError("pool_maxsize", "a whole number from 1")
         if self.retry_after_max < 0:
-            raise ValueError("retry_after_max must be >= 0")
+            raise errors.ConfigValueError("retry_after_max", "a number of seconds from 0")
 
 
 class TransportConfig:

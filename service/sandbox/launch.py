@@ -1,12 +1,22 @@
-"""Start the simulator that sandbox mode talks to: as a child process (gunicorn master, one per service)
-or in this process on a loopback thread (tests, ``create_app()`` without gunicorn)."""
+"""Start the simulators sandbox mode talks to: as child processes (gunicorn master, one set per service)
+or in this process on a loopback thread (tests, ``create_app()`` without gunicorn).
+
+:func:`start_sandbox` / :func:`stop_sandbox` are the one pair the gunicorn master calls: they start (and stop)
+every simulator a sandbox deployment needs, and hand the workers their URLs as environment variables. A
+simulator that fails to start stops the ones already started, so a failed start leaves no process behind; a
+simulator process also stops by itself when the process that started it is gone (``--exit-with-parent``).
+"""
 
 from __future__ import annotations
 
 import importlib
+import os
+import queue
 import subprocess
 import sys
-from dataclasses import dataclass
+import threading
+import time
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 #: well-known, non-secret credentials of the sandbox account (the simulator checks them like the real API)
@@ -42,19 +52,67 @@ def serve_in_thread(app, simulator=None, base_path: str = "") -> RunningSimulato
 
 
 def start_process(provider: str, extra_args: list[str] | None = None, timeout: float = 20.0) -> RunningSimulator:
-    """Run ``python -m service.sandbox.<provider> --port 0`` and read its URL from the first output line."""
-    cmd = [sys.executable, "-m", f"service.sandbox.{provider}", "--port", "0", *_CLI_ARGS[provider],
-           *(extra_args or [])]
+    """Run ``python -m service.sandbox.<provider> --port 0 --exit-with-parent`` and read its URL from its
+    first output lines (printed once it listens). Raises RuntimeError, with no process left, when it does not
+    print one within ``timeout`` seconds."""
+    cmd = [sys.executable, "-m", f"service.sandbox.{provider}", "--port", "0", "--exit-with-parent",
+           *_CLI_ARGS[provider], *(extra_args or [])]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, bufsize=1)
+    lines: queue.Queue[str | None] = queue.Queue()
+
+    def drain() -> None:  # hands over the lines, then keeps the pipe from filling up
+        for line in proc.stdout:
+            lines.put(line)
+        lines.put(None)
+
+    threading.Thread(target=drain, name=f"{provider}-simulator-output", daemon=True).start()
+
+    def stop() -> None:
+        if proc.poll() is None:
+            proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:  # pragma: no cover - the simulator ignores SIGTERM
+            proc.kill()
+            proc.wait()
+
     prefix = f"{provider.upper()}_SIMULATOR_URL="
+    deadline = time.monotonic() + timeout
     url = None
-    for line in proc.stdout:  # blocks until the simulator prints its URL (it does so once listening)
+    while url is None:
+        try:
+            line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            line = None
+        if line is None:  # output closed (it exited) or no URL in time
+            stop()
+            raise RuntimeError(f"the {provider} simulator did not start (exit status {proc.returncode}): "
+                               f"{' '.join(cmd)}")
         if line.startswith(prefix):
             url = line[len(prefix):].strip()
-            break
-    if url is None:
+    return RunningSimulator(url=url, stop=stop, pid=proc.pid)
+
+
+def start_microsoft_process(state_dir: str, timeout: float = 20.0) -> RunningSimulator:
+    """Run ``python -m service.sandbox.microsoft`` (Entra ID + Dataverse over HTTPS); ``url`` is the Entra ID
+    simulator's, ``simulator`` holds ``{"entra", "dataverse", "ca"}``."""
+    from pathlib import Path
+
+    from service.sandbox.microsoft import STATE_FILE_NAME, URL_LINES
+
+    cmd = [sys.executable, "-m", "service.sandbox.microsoft", "--exit-with-parent",
+           "--state-file", str(Path(state_dir) / STATE_FILE_NAME)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, bufsize=1)
+    found: dict[str, str] = {}
+    for line in proc.stdout:  # blocks until the simulators print their URLs (they do so once listening)
+        name, sep, value = line.strip().partition("=")
+        if sep and name in URL_LINES:
+            found[name] = value
+            if len(found) == len(URL_LINES):
+                break
+    if len(found) < len(URL_LINES):
         proc.kill()
-        raise RuntimeError(f"the {provider} simulator did not start: {' '.join(cmd)}")
+        raise RuntimeError(f"the Microsoft simulators did not start: {' '.join(cmd)}")
 
     def stop() -> None:
         proc.terminate()
@@ -63,11 +121,92 @@ def start_process(provider: str, extra_args: list[str] | None = None, timeout: f
         except subprocess.TimeoutExpired:  # pragma: no cover
             proc.kill()
 
-    # keep draining its output so the pipe never fills up
     import threading
 
     threading.Thread(target=lambda: [None for _ in proc.stdout], daemon=True).start()
-    return RunningSimulator(url=url, stop=stop, pid=proc.pid)
+    urls = {"entra": found["ENTRA_SIMULATOR_URL"], "dataverse": found["DATAVERSE_SIMULATOR_URL"],
+            "ca": found["SANDBOX_CA_BUNDLE"]}
+    return RunningSimulator(url=urls["entra"], stop=stop, pid=proc.pid, simulator=urls)
+
+
+@dataclass
+class Sandbox:
+    """The simulators of one sandbox deployment, started together and stopped together."""
+
+    #: name -> running simulator ("platform" is the configured platform's)
+    simulators: dict[str, RunningSimulator] = field(default_factory=dict)
+    #: the environment variables the workers need to reach them (e.g. SANDBOX_UPSTREAM_URL)
+    env: dict[str, str] = field(default_factory=dict)
+    #: only the process that started the simulators stops them (not a forked worker that inherited this)
+    owner_pid: int = field(default_factory=os.getpid)
+
+    def add(self, name: str, simulator: RunningSimulator, **env: str) -> None:
+        self.simulators[name] = simulator
+        self.env.update(env)
+
+    def describe(self) -> str:
+        parts = []
+        for name, sim in self.simulators.items():
+            if name == "microsoft":
+                parts.append(f"Entra ID at {sim.simulator['entra']} and Dataverse at {sim.simulator['dataverse']} "
+                             f"(pid {sim.pid}; a user token: python -m service.sandbox.entra token)")
+            else:
+                parts.append(f"{name} at {sim.url} (pid {sim.pid})")
+        return ", ".join(parts) or "none"
+
+    def stop(self) -> None:
+        if os.getpid() != self.owner_pid:
+            return
+        while self.simulators:
+            _, simulator = self.simulators.popitem()  # last started, first stopped
+            simulator.stop()
+
+
+def start_sandbox(settings: Any) -> Sandbox:
+    """Start every simulator sandbox mode needs, as child processes of this one, in parallel: the platform's
+    (unless ``SANDBOX_UPSTREAM_URL`` already points at a running one) and Entra ID + Dataverse (unless Microsoft
+    is configured or ``SANDBOX_ENTRA_URL`` is set); nothing in live mode. Put ``sandbox.env`` into the workers'
+    environment. If one fails to start, the ones already started are stopped and the error is raised."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    sandbox = Sandbox()
+    if not settings.sandbox:
+        return sandbox
+    ms = settings.microsoft
+    want_platform = not settings.sandbox_upstream_url
+    want_microsoft = not ms.configured and not ms.sandbox_entra_url
+    with ThreadPoolExecutor(2) as pool:
+        platform = pool.submit(start_process, settings.provider) if want_platform else None
+        microsoft = pool.submit(start_microsoft_process, ms.sandbox_state_dir) if want_microsoft else None
+    errors = []
+    if platform is not None:
+        if platform.exception() is not None:
+            errors.append(platform.exception())
+        else:
+            sim = platform.result()
+            sandbox.add("platform", sim, SANDBOX_UPSTREAM_URL=sim.url)
+    if microsoft is not None:
+        if microsoft.exception() is not None:
+            errors.append(microsoft.exception())
+        else:
+            sim = microsoft.result()
+            sandbox.add("microsoft", sim, SANDBOX_ENTRA_URL=sim.simulator["entra"],
+                        SANDBOX_DATAVERSE_URL=sim.simulator["dataverse"], SANDBOX_CA_BUNDLE=sim.simulator["ca"])
+    if errors:
+        sandbox.stop()
+        raise errors[0]
+    return sandbox
+
+
+def stop_sandbox(sandbox: Sandbox | None) -> None:
+    """Stop what :func:`start_sandbox` started (safe to call twice, or with None)."""
+    if sandbox is not None:
+        sandbox.stop()
+
+
+def demo_contacts(provider: str) -> list[dict[str, str]]:
+    """The contacts of the platform simulator's demo account (e-mail, externalId, name, note)."""
+    return importlib.import_module(f"service.sandbox.{provider}.demo").demo_contacts()
 
 
 def start_in_process(provider: str) -> RunningSimulator:

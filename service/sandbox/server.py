@@ -7,6 +7,8 @@
     ...
     server.stop()
 
+    SimulatorServer(app, ssl_context=ctx)            # HTTPS (``service.sandbox.tls``): .url is https://...
+
 Uses werkzeug's ``make_server(threaded=True)``: one thread per connection, daemon threads (a handler
 that hangs on purpose never blocks ``stop()``), request logging silenced.
 """
@@ -14,7 +16,9 @@ that hangs on purpose never blocks ``stop()``), request logging silenced.
 from __future__ import annotations
 
 import logging
+import os
 import signal
+import ssl
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -35,22 +39,26 @@ class QuietRequestHandler(WSGIRequestHandler):
 
 
 class SimulatorServer:
-    def __init__(self, app: Callable, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, app: Callable, host: str = "127.0.0.1", port: int = 0,
+                 ssl_context: ssl.SSLContext | None = None) -> None:
         self.app = app
         self.host = host
         self.port = port
+        self.ssl_context = ssl_context
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
-        """``http://host:port`` (no trailing slash)."""
+        """``http://host:port`` (``https://`` with an ssl_context; no trailing slash)."""
         if self._server is None:
             raise RuntimeError("server not started")
-        return f"http://{self.host}:{self._server.server_port}"
+        scheme = "https" if self.ssl_context is not None else "http"
+        return f"{scheme}://{self.host}:{self._server.server_port}"
 
     def _bind(self) -> BaseWSGIServer:
-        server = make_server(self.host, self.port, self.app, threaded=True, request_handler=QuietRequestHandler)
+        server = make_server(self.host, self.port, self.app, threaded=True, request_handler=QuietRequestHandler,
+                             ssl_context=self.ssl_context)
         server.daemon_threads = True
         self.port = server.server_port
         self._server = server
@@ -82,17 +90,29 @@ class SimulatorServer:
     def __exit__(self, *exc: Any) -> None:
         self.stop()
 
-    def serve_foreground(self, on_ready: Callable[[str], None] | None = None) -> None:
-        """Serve in the calling thread until SIGINT/SIGTERM. ``on_ready(url)`` runs once the port is bound."""
+    def serve_foreground(self, on_ready: Callable[[str], None] | None = None, exit_with_parent: bool = False) -> None:
+        """Serve in the calling thread until SIGINT/SIGTERM. ``on_ready(url)`` runs once the port is bound.
+
+        ``exit_with_parent``: also stop when the parent process is gone (checked every second), so that a
+        simulator started by a service that was killed does not outlive it."""
         server = self._bind()
+        done = threading.Event()
 
         def _terminate(signum, frame):  # noqa: ARG001
             threading.Thread(target=server.shutdown, daemon=True).start()
+
+        def _watch_parent(parent: int) -> None:
+            while not done.wait(1.0):
+                if os.getppid() != parent:
+                    server.shutdown()
+                    return
 
         try:
             signal.signal(signal.SIGTERM, _terminate)
         except ValueError:  # not in the main thread
             pass
+        if exit_with_parent:
+            threading.Thread(target=_watch_parent, args=(os.getppid(),), name="parent-watch", daemon=True).start()
         if on_ready is not None:
             on_ready(self.url)
         try:
@@ -100,5 +120,6 @@ class SimulatorServer:
         except KeyboardInterrupt:
             pass
         finally:
+            done.set()
             server.server_close()
             self._server = None

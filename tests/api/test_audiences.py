@@ -89,6 +89,7 @@ def test_add_reports_per_contact_in_input_order(call, sim):
     assert r["results"][4] == {"index": 4, "externalId": "no-such-contact", "result": "not_found"}
     assert r["results"][1]["externalId"] == ANNA_ID
     assert (r["total"], r["added"], r["alreadyMember"], r["notFound"], r["duplicates"]) == (6, 1, 1, 2, 2)
+    assert r["message"] == "1 added, 1 already a member, 2 not found, 2 duplicate entries."
     assert r["resultCode"] == "PARTIAL"
     assert sim.members_of(CUSTOMERS) == [JAN_ID, PIET_ID, ANNA_ID]
     assert sim.stats()["audience_contacts_added"] == 1
@@ -99,6 +100,7 @@ def test_remove_reports_removed_not_member_not_found(call, sim):
                                             {"email": "ghost@example.com"}], remove=True))
     assert [x["result"] for x in r["results"]] == ["removed", "not_member", "not_found"]
     assert (r["removed"], r["notMember"], r["notFound"]) == (1, 1, 1)
+    assert r["message"] == "1 removed, 1 not a member, 1 not found."
     assert sim.members_of(CUSTOMERS) == [PIET_ID]
 
 

@@ -141,10 +141,11 @@ def test_invalid_contact_is_400(api, contact):
     assert r.json()["field"].startswith("contact")
 
 
-def test_missing_contact_is_400_from_the_schema(api):
+def test_missing_contact_is_400_naming_contact_or_regarding(api):
+    """contact is optional in the schema since a Dataverse record (regarding) can supply it; neither is a 400."""
     r = api("POST", f"/automations/{WELCOME}/start", {"fields": {}})
-    body = assert_problem(r, 400, "VALIDATION_FAILED")
-    assert body["field"] == "contact"
+    body = assert_problem(r, 400, "CONTACT_REQUIRED")
+    assert body["field"] == "contact" and "regarding" in body["detail"]
 
 
 def test_wrong_content_type_is_415(api):

@@ -107,8 +107,14 @@ def test_strip_keeps_names_and_data():
     }
 
 
-def test_security_definition_sends_the_api_key_header(definition):
-    assert definition["securityDefinitions"] == {"api_key": {"type": "apiKey", "in": "header", "name": "X-API-Key"}}
+def test_security_definitions_are_the_api_key_header_or_entra_id(definition):
+    schemes = definition["securityDefinitions"]
+    assert schemes["api_key"] == {"type": "apiKey", "in": "header", "name": "X-API-Key"}
+    entra = schemes["oauth2_auth"]
+    assert entra["type"] == "oauth2" and entra["flow"] == "accessCode"
+    assert entra["authorizationUrl"].startswith("https://login.microsoftonline.com/")
+    assert "x-tokenInfoFunc" not in entra  # Connexion's key stays in openapi.yaml
+    assert definition["security"] == [{"api_key": []}, {"oauth2_auth": []}]  # either one
 
 
 # ------------------------------------------------------------------------------------------ root
@@ -206,7 +212,7 @@ def test_no_capability_without_a_test_connection_operation():
 
 
 def test_properties(definition):
-    props = build_properties(HOST)["properties"]
+    props = build_properties(HOST)["properties"]  # without an oauth2 scheme: the API key alone
     params = props["connectionParameters"]
     assert params["api_key"]["type"] == "securestring"
     assert params["api_key"]["uiDefinition"]["constraints"]["required"] == "true"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from service.providers.errors import ConfigValueError
 from service.providers.http import TransportConfig
 
 DEFAULT_BASE_URL = "https://api.piggy.eu"
@@ -75,23 +76,28 @@ class PiggyConfig(TransportConfig):
 
     def __post_init__(self) -> None:
         # the provider factory fills every field from its raw PIGGY_* text: parse the structured ones here too
-        if isinstance(self.automation_uuids, str):
-            object.__setattr__(self, "automation_uuids", parse_pairs(self.automation_uuids))
-        if isinstance(self.automation_fields, str):
-            object.__setattr__(self, "automation_fields", parse_field_lists(self.automation_fields))
+        for name, parse, example in (("automation_uuids", parse_pairs, "Birthday=uuid-a; Welcome=uuid-b"),
+                                     ("automation_fields", parse_field_lists, "uuid-a=voucher_code,amount")):
+            if isinstance(getattr(self, name), str):
+                try:
+                    object.__setattr__(self, name, parse(getattr(self, name)))
+                except ValueError:
+                    raise ConfigValueError(name, f"name=value pairs separated by ; (for example {example})") from None
         if not self.base_url.startswith(("http://", "https://")):
-            raise ValueError(f"PiggyConfig.base_url must be an http(s) URL, got {self.base_url!r}")
+            raise ConfigValueError("base_url", "an http:// or https:// URL")
         if not self.api_token and not (self.client_id and self.client_secret):
-            raise ValueError("PiggyConfig needs api_token, or client_id and client_secret")
+            raise ConfigValueError("api_token", "a personal access token (or set client_id and client_secret)")
         if bool(self.client_id) != bool(self.client_secret):
-            raise ValueError("PiggyConfig needs both client_id and client_secret")
+            raise ConfigValueError("client_secret" if self.client_id else "client_id",
+                                   "set together with the other OAuth client credential")
         if self.body_encoding not in ("form", "json"):
-            raise ValueError("PiggyConfig.body_encoding must be 'form' or 'json'")
-        if self.cache_seconds < 0 or self.token_refresh_margin < 0:
-            raise ValueError("PiggyConfig.cache_seconds and token_refresh_margin must be >= 0")
+            raise ConfigValueError("body_encoding", "form or json")
+        for name in ("cache_seconds", "token_refresh_margin"):
+            if getattr(self, name) < 0:
+                raise ConfigValueError(name, "a number of seconds from 0")
         for name in ("api_prefix", "token_path", "ping_path"):
             if not getattr(self, name).startswith("/"):
-                raise ValueError(f"PiggyConfig.{name} must start with '/'")
+                raise ConfigValueError(name, "a path starting with /")
         self.http_settings  # noqa: B018 - validates timeouts/retries
 
     @property

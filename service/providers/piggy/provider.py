@@ -53,6 +53,9 @@ NO_TRIGGERS = ("Piggy pushes its events through webhooks and has no change feed 
 
 class PiggyProvider(Provider):
     name: ClassVar[str] = "piggy"
+    display_name: ClassVar[str] = "Piggy"
+    automation_hint: ClassVar[str] = ("on Piggy the API can start automations whose event is 'contact updated'; "
+                                      "only those appear there")
     unsupported: ClassVar[dict[str, str]] = {
         "GetAutomationFieldsSchema": (
             "Piggy does not tell which data an automation uses; send the values as free fields (fieldsText), "

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from service.providers.errors import ConfigValueError
 from service.providers.http import TransportConfig
 
 DEFAULT_BASE_URL = "https://api.spoki.com"
@@ -48,16 +49,20 @@ class SpokiConfig(TransportConfig):
 
     def __post_init__(self) -> None:
         if not self.api_key:
-            raise ValueError("SpokiConfig needs api_key")
+            raise ConfigValueError("api_key", "the API key from Spoki's settings")
         if not self.base_url.startswith(("http://", "https://")):
-            raise ValueError(f"SpokiConfig.base_url must be an http(s) URL, got {self.base_url!r}")
+            raise ConfigValueError("base_url", "an http:// or https:// URL")
         if self.list_remove_key not in ("ids", "phones", "emails"):
-            raise ValueError("SpokiConfig.list_remove_key must be 'ids', 'phones' or 'emails'")
-        if self.max_pages < 1 or self.page_size < 0 or self.cache_seconds < 0:
-            raise ValueError("SpokiConfig.max_pages must be >= 1, page_size and cache_seconds >= 0")
+            raise ConfigValueError("list_remove_key", "ids, phones or emails")
+        if self.max_pages < 1:
+            raise ConfigValueError("max_pages", "a whole number from 1")
+        if self.page_size < 0:
+            raise ConfigValueError("page_size", "a whole number from 0 (0: the platform's default)")
+        if self.cache_seconds < 0:
+            raise ConfigValueError("cache_seconds", "a number of seconds from 0")
         for name in ("api_prefix", "ping_path"):
             if not getattr(self, name).startswith("/"):
-                raise ValueError(f"SpokiConfig.{name} must start with '/'")
+                raise ConfigValueError(name, "a path starting with /")
         self.http_settings  # noqa: B018 - validates timeouts/retries
 
 

@@ -80,6 +80,9 @@ def normalize_phone(value: Any) -> str | None:
 
 class SpokiProvider(Provider):
     name: ClassVar[str] = "spoki"
+    display_name: ClassVar[str] = "Spoki"
+    automation_hint: ClassVar[str] = ("on Spoki an automation appears there once it has an active "
+                                      "Integration > API start step")
     unsupported: ClassVar[dict[str, str]] = {
         "StopAutomation": NO_STOP,
         "StopAutomationRuns": NO_STOP,

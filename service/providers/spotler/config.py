@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from service.providers.errors import ConfigValueError
 from service.providers.http import TransportConfig
 from service.providers.spotler.paths import build_routes
 
@@ -58,15 +59,16 @@ class SpotlerConfig(TransportConfig):
     score_mode_case: str = "upper"
 
     def __post_init__(self) -> None:
-        if not self.consumer_key or not self.consumer_secret:
-            raise ValueError("SpotlerConfig needs consumer_key and consumer_secret")
+        for name in ("consumer_key", "consumer_secret"):
+            if not getattr(self, name):
+                raise ConfigValueError(name, "the OAuth 1.0a credential from Spotler Mail+ (Settings > API)")
         if not self.base_url.startswith(("http://", "https://")):
-            raise ValueError(f"SpotlerConfig.base_url must be an http(s) URL, got {self.base_url!r}")
+            raise ConfigValueError("base_url", "an http:// or https:// URL")
         for name in ("automation_field_type_case", "score_mode_case"):
             if getattr(self, name) not in ("upper", "lower"):
-                raise ValueError(f"SpotlerConfig.{name} must be 'upper' or 'lower'")
+                raise ConfigValueError(name, "upper or lower")
         if not self.automation_fields_key:
-            raise ValueError("SpotlerConfig.automation_fields_key must not be empty")
+            raise ConfigValueError("automation_fields_key", "a JSON key name (not empty)")
         self.http_settings  # noqa: B018 - validates timeouts/retries
         build_routes(self)  # raises WireFormatError (a ValueError) naming the bad field
 

@@ -23,12 +23,14 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
+from service.providers.errors import ConfigValueError
+
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _METHODS = {"GET", "POST", "PUT", "DELETE", "PATCH"}
 
 
-class WireFormatError(ValueError):
-    """A route or body template in SpotlerConfig is malformed (raised at startup)."""
+class WireFormatError(ConfigValueError):
+    """A route or body template in SpotlerConfig is malformed (raised at startup); ``field`` names it."""
 
 
 @dataclass(frozen=True)
@@ -78,28 +80,36 @@ def _placeholders(node: Any) -> set[str]:
     return set()
 
 
-def parse_route(name: str, route: str, body: str | None, allowed: set[str]) -> Route:
-    """Validate one configured route (+ body template); ``allowed`` are the placeholders it may use."""
+def _placeholder_words(allowed: set[str]) -> str:
+    return ", ".join("{%s}" % p for p in sorted(allowed)) or "none"
+
+
+def parse_route(name: str, route: str, body: str | None, allowed: set[str], body_name: str | None = None) -> Route:
+    """Validate one configured route (+ body template); ``allowed`` are the placeholders it may use.
+    ``name`` / ``body_name`` are the config fields, named by the WireFormatError."""
+    body_name = body_name or name.replace("route_", "body_", 1)
     route = (route or "").strip()
     if not route:
         return Route(name=name, method="", path="")
     parts = route.split(None, 1)
+    route_allowed = (f"'METHOD path' (METHOD: {', '.join(sorted(_METHODS))}; placeholders in the path: "
+                     f"{_placeholder_words(allowed)}), or empty to disable the call")
     if len(parts) != 2 or parts[0].upper() not in _METHODS:
-        raise WireFormatError(f"SpotlerConfig.{name}: expected 'METHOD path', got {route!r}")
+        raise WireFormatError(name, route_allowed)
     method, path = parts[0].upper(), parts[1].strip().lstrip("/")
-    unknown = set(_PLACEHOLDER.findall(path)) - allowed
+    if set(_PLACEHOLDER.findall(path)) - allowed:
+        raise WireFormatError(name, route_allowed)
     parsed_body: Any = None
     has_body = bool(body and body.strip())
     if has_body:
+        body_allowed = (f"a JSON template (placeholders: {_placeholder_words(allowed)}; quote JSON in a .env "
+                        "file), or empty for no body")
         try:
             parsed_body = json.loads(body)
-        except ValueError as exc:
-            raise WireFormatError(f"SpotlerConfig body for {name} is not valid JSON: {exc}") from None
-        unknown |= _placeholders(parsed_body) - allowed
-    if unknown:
-        raise WireFormatError(
-            f"SpotlerConfig.{name}: unknown placeholder(s) {sorted(unknown)}; allowed: {sorted(allowed)}"
-        )
+        except ValueError:
+            raise WireFormatError(body_name, body_allowed) from None
+        if _placeholders(parsed_body) - allowed:
+            raise WireFormatError(body_name, body_allowed)
     return Route(name=name, method=method, path=path, body=parsed_body, has_body=has_body)
 
 
@@ -124,5 +134,5 @@ def build_routes(config: Any) -> dict[str, Route]:
     out = {}
     for name, (route_field, body_field, allowed) in ROUTES.items():
         body = getattr(config, body_field) if body_field else None
-        out[name] = parse_route(route_field, getattr(config, route_field), body, allowed)
+        out[name] = parse_route(route_field, getattr(config, route_field), body, allowed, body_field)
     return out

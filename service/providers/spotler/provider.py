@@ -83,6 +83,9 @@ def generated_external_id(email: str) -> str:
 
 class SpotlerProvider(Provider):
     name: ClassVar[str] = "spotler"
+    display_name: ClassVar[str] = "Spotler"
+    automation_hint: ClassVar[str] = ("on Spotler an automation appears there once it has an external trigger and "
+                                      "is published")
     unsupported: ClassVar[dict[str, str]] = {}
     #: the trigger call takes the externalId and answers CONTACT_NOTFOUND itself, so StartAutomation by
     #: externalId needs no lookup round trip first (service.actions.automations reads this flag)

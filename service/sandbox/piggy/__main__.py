@@ -15,12 +15,14 @@ from service.sandbox.server import SimulatorServer
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m service.sandbox.piggy", description=__doc__)
-    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
     parser.add_argument("--port", type=int, default=0, help="0 = an ephemeral port")
     parser.add_argument("--token", action="append", default=[], help="accepted personal access token (repeatable)")
-    parser.add_argument("--client-id", default=demo.DEMO_CLIENT_ID)
-    parser.add_argument("--client-secret", default=demo.DEMO_CLIENT_SECRET)
+    parser.add_argument("--client-id", default=demo.DEMO_CLIENT_ID, help="OAuth client id accepted by /oauth/token")
+    parser.add_argument("--client-secret", default=demo.DEMO_CLIENT_SECRET, help="secret of that OAuth client")
     parser.add_argument("--token-ttl", type=int, default=3600, help="lifetime of OAuth tokens in seconds")
+    parser.add_argument("--exit-with-parent", action="store_true",
+                        help="stop when the process that started this one is gone (sandbox mode uses it)")
     args = parser.parse_args(argv)
 
     _, app = build(tokens=tuple(args.token) + (demo.DEMO_TOKEN,), clients={args.client_id: args.client_secret},
@@ -34,7 +36,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"PIGGY_DEMO_{name}={value}", flush=True)
         sys.stdout.flush()
 
-    SimulatorServer(app, host=args.host, port=args.port).serve_foreground(on_ready=ready)
+    SimulatorServer(app, host=args.host, port=args.port).serve_foreground(on_ready=ready,
+                                                                        exit_with_parent=args.exit_with_parent)
     return 0
 
 

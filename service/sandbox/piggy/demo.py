@@ -107,3 +107,12 @@ def contacts() -> list[dict[str, Any]]:
          "subscriptions": {SUBSCRIPTION_FUNCTIONAL_UUID: True, SUBSCRIPTION_NEWSLETTER_UUID: False,
                            SUBSCRIPTION_PROMOTIONS_UUID: False}},
     ]
+
+
+def demo_contacts() -> list[dict[str, str]]:
+    """The seeded contacts as sandbox mode shows them (``GET /sandbox``, the README): e-mail, externalId (uuid),
+    name."""
+    return [{"email": c["email"], "externalId": c["uuid"],
+             "name": " ".join(p for p in (c["current_values"].get("firstname"), c["current_values"].get("lastname"))
+                              if p)}
+            for c in contacts()]

@@ -15,10 +15,12 @@ from service.sandbox.spoki import build, demo
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m service.sandbox.spoki", description=__doc__)
-    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
     parser.add_argument("--port", type=int, default=0, help="0 = an ephemeral port")
     parser.add_argument("--api-key", action="append", default=[], help="accepted API key (repeatable)")
-    parser.add_argument("--page-size", type=int, default=20)
+    parser.add_argument("--page-size", type=int, default=20, help="items per page of list answers")
+    parser.add_argument("--exit-with-parent", action="store_true",
+                        help="stop when the process that started this one is gone (sandbox mode uses it)")
     args = parser.parse_args(argv)
 
     _, app = build(api_keys=tuple(args.api_key) + (demo.DEMO_API_KEY,), page_size=args.page_size)
@@ -31,7 +33,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"SPOKI_DEMO_{name}={value}", flush=True)
         sys.stdout.flush()
 
-    SimulatorServer(app, host=args.host, port=args.port).serve_foreground(on_ready=ready)
+    SimulatorServer(app, host=args.host, port=args.port).serve_foreground(on_ready=ready,
+                                                                        exit_with_parent=args.exit_with_parent)
     return 0
 
 

@@ -111,3 +111,15 @@ def automations() -> list[dict[str, Any]]:
          "first_message_text": "ciao", "webhook_set": [], "steps": [{"step_type": "FreeMessage", "text": "Hi"}],
          "fields_used": []},
     ]
+
+
+def demo_contacts() -> list[dict[str, str]]:
+    """The seeded contacts as sandbox mode shows them (``GET /sandbox``, the README): e-mail, externalId (id),
+    name."""
+    out = []
+    for c in contacts():
+        item = {"email": c["email"], "externalId": str(c["id"]), "name": f"{c['first_name']} {c['last_name']}"}
+        if c["email"] == SHARED_EMAIL:
+            item["note"] = "shares its e-mail address with another contact: address it by externalId"
+        out.append(item)
+    return out

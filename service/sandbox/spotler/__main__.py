@@ -19,26 +19,40 @@ from service.sandbox.spotler.demo import SANDBOX_CONSUMER_KEY, SANDBOX_CONSUMER_
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m service.sandbox.spotler", description="Spotler Mail+ simulator")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8081, help="0 = a free port")
-    p.add_argument("--consumer-key", default=SANDBOX_CONSUMER_KEY)
-    p.add_argument("--consumer-secret", default=SANDBOX_CONSUMER_SECRET)
-    p.add_argument("--tier", choices=("basic", "automation", "ecommerce"), default="automation")
-    p.add_argument("--auth-failure-status", type=int, choices=(401, 403), default=401)
+    p = argparse.ArgumentParser(prog="python -m service.sandbox.spotler", description="Spotler Mail+ simulator",
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    p.add_argument("--port", type=int, default=8081, help="port to listen on; 0 = a free port")
+    p.add_argument("--consumer-key", default=SANDBOX_CONSUMER_KEY,
+                   help="OAuth 1.0a consumer key the simulator accepts (SPOTLER_CONSUMER_KEY of the client)")
+    p.add_argument("--consumer-secret", default=SANDBOX_CONSUMER_SECRET,
+                   help="OAuth 1.0a consumer secret the simulator checks signatures with")
+    p.add_argument("--tier", choices=("basic", "automation", "ecommerce"), default="automation",
+                   help="Spotler product of the account: on basic the audience calls answer 403")
+    p.add_argument("--auth-failure-status", type=int, choices=(401, 403), default=401,
+                   help="HTTP status of an answer to bad credentials")
     p.add_argument("--date-format", choices=("epoch_ms", "iso"), default="epoch_ms",
-                   help="response dates: epoch milliseconds (as observed live) or ISO 8601 (as in the spec)")
+                   help="how dates appear in answers: epoch milliseconds (as observed live) or ISO 8601 (as the "
+                        "2022 description documents)")
     p.add_argument("--list-shape", choices=("paged", "array"), default="paged",
-                   help="feed lists: {paging, items} (spec) or a bare array (observed on -1.1.0)")
-    p.add_argument("--latency-ms", type=float, default=0.0)
-    p.add_argument("--jitter-ms", type=float, default=0.0)
-    p.add_argument("--fail-rate", type=float, default=0.0)
-    p.add_argument("--fail-status", type=int, default=503)
-    p.add_argument("--retry-after", type=float, default=1.0)
-    p.add_argument("--hang-rate", type=float, default=0.0)
-    p.add_argument("--hang-seconds", type=float, default=30.0)
-    p.add_argument("--reset-rate", type=float, default=0.0)
-    p.add_argument("--seed", type=int, default=None)
+                   help="how the event feeds list items: {paging, items} (as documented) or a bare array (as "
+                        "observed on integrationservice-1.1.0)")
+    p.add_argument("--latency-ms", type=float, default=0.0, help="added delay of every answer, in milliseconds")
+    p.add_argument("--jitter-ms", type=float, default=0.0,
+                   help="random extra delay of every answer, up to this many milliseconds")
+    p.add_argument("--fail-rate", type=float, default=0.0,
+                   help="share of calls (0 to 1) answered with --fail-status instead")
+    p.add_argument("--fail-status", type=int, default=503, help="HTTP status of an injected failure")
+    p.add_argument("--retry-after", type=float, default=1.0,
+                   help="Retry-After seconds sent with an injected 429 or 503")
+    p.add_argument("--hang-rate", type=float, default=0.0,
+                   help="share of calls (0 to 1) that hang for --hang-seconds before answering")
+    p.add_argument("--hang-seconds", type=float, default=30.0, help="how long an injected hang lasts")
+    p.add_argument("--reset-rate", type=float, default=0.0,
+                   help="share of calls (0 to 1) whose connection is closed without an answer")
+    p.add_argument("--seed", type=int, default=None, help="random seed, for reproducible injected faults")
+    p.add_argument("--exit-with-parent", action="store_true",
+                        help="stop when the process that started this one is gone (sandbox mode uses it)")
     return p
 
 
@@ -61,7 +75,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"# control: {url}/__sim__/stats, {url}/__sim__/faults, POST {url}/__sim__/reset", flush=True)
         print(f"# events: POST {url}/__sim__/signup|bounce|open|click|unsubscribe, {url}/__sim__/clock", flush=True)
 
-    SimulatorServer(app, host=args.host, port=args.port).serve_foreground(on_ready=ready)
+    SimulatorServer(app, host=args.host, port=args.port).serve_foreground(on_ready=ready,
+                                                                        exit_with_parent=args.exit_with_parent)
     return 0
 
 

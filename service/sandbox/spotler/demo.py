@@ -217,3 +217,25 @@ def describe(base_url: str) -> list[str]:
     lines.append(f"# tags: {', '.join(d.tags)}")
     lines.append(f"# products: {', '.join(d.products)}")
     return lines
+
+
+#: what a flow maker should know about a demo contact
+_CONTACT_NOTES = {
+    "shared_a": "shares its e-mail address with cust-1005: address it by externalId",
+    "shared_b": "shares its e-mail address with cust-1004: address it by externalId",
+    "blocked": "opted out of everything: campaign triggers are refused",
+}
+
+
+def demo_contacts() -> list[dict[str, str]]:
+    """The seeded contacts as sandbox mode shows them (``GET /sandbox``, the README): e-mail, externalId, name."""
+    keys = {v: k for k, v in DEMO.contacts.items()}
+    out = []
+    for c in seed()["contacts"]:
+        name = " ".join(p for p in (c["props"].get("firstName"), c["props"].get("lastName")) if p)
+        item = {"email": c["email"], "externalId": c["externalId"], "name": name}
+        note = _CONTACT_NOTES.get(keys[c["externalId"]])
+        if note:
+            item["note"] = note
+        out.append(item)
+    return out
