@@ -2,7 +2,7 @@
 
 Workers come from WEB_CONCURRENCY (default 2). In sandbox mode (no platform credentials) the master starts
 ONE simulator process before forking the workers and hands its URL to them through SANDBOX_UPSTREAM_URL, so
-every worker talks to the same sandbox account.
+every worker talks to the same sandbox account. Before that it makes sure the job ledger's schema is current.
 """
 
 import os
@@ -21,10 +21,20 @@ _sandbox = None
 
 def on_starting(server):
     global _sandbox
+    from service.actions.storage import SchemaNotCurrent, create_engine, ensure_schema
     from service.config import Settings
     from service.sandbox.launch import start_process
 
     settings = Settings.from_env()
+    # the ledger's schema before any worker starts: migrated (SQLite; PostgreSQL under a lock), or a refusal to
+    # start with one line saying what to run (PostgreSQL with AUTO_MIGRATE=false)
+    engine = create_engine(settings.effective_database_url, pool_size=1)
+    try:
+        ensure_schema(engine, auto_migrate=settings.auto_migrate)
+    except SchemaNotCurrent as exc:
+        raise SystemExit(f"marketing-actions: {exc}") from None
+    finally:
+        engine.dispose()
     if settings.sandbox and not settings.sandbox_upstream_url:
         _sandbox = start_process(settings.provider)
         os.environ["SANDBOX_UPSTREAM_URL"] = _sandbox.url

@@ -19,6 +19,7 @@ from service.api import errors
 from service.api.capability import require_capability
 from service.api.middleware import RequestContextMiddleware
 from service.api.resolver import ControllerResolver
+from service.api.validation import validator_map
 from service.config import SANDBOX_API_KEY, Settings
 from service.logs import configure_logging
 from service.providers.factory import provider_config
@@ -49,6 +50,7 @@ def create_app(settings: Settings | None = None) -> connexion.FlaskApp:
         resolver=ControllerResolver(),
         strict_validation=True,
         validate_responses=settings.validate_responses,
+        validator_map=validator_map(),
         swagger_ui_options=SwaggerUIOptions(swagger_ui=True, swagger_ui_path="/ui", spec_path="/swagger.json"),
     )
     errors.register(app)

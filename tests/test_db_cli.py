@@ -1,4 +1,5 @@
-"""service.db: URL normalisation, engine set-up, concurrent-safe migrations and the maintenance commands."""
+"""The ledger's storage (URL normalisation, engine set-up, concurrent-safe migrations) and the maintenance commands
+of ``python -m service.db``."""
 
 from __future__ import annotations
 
@@ -13,8 +14,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from service import db
-from service.actions.idempotency import ActionCall, ActionResult
+from service.actions import storage as db
+from service.actions.idempotency import ActionCall
 from service.actions.ledger import Ledger, utcnow
 from tests.databases import TEST_HASH_KEY
 
@@ -107,15 +108,29 @@ def test_cli_upgrade_purge_recover(empty_db_url):
     now = utcnow()
     led = Ledger.from_url(empty_db_url, email_hash_key=TEST_HASH_KEY, clock=lambda: now - timedelta(days=40))
     try:
-        old = led.run(ActionCall("AddTag", "spotler"), lambda ctx: ActionResult(body={})).job_id
-        stale = led._insert(ActionCall("AddTag", "spotler", idempotency_key="k1:x"), now - timedelta(hours=1))
-        fresh = led._insert(ActionCall("AddTag", "spotler"), now)
+        old = led.insert(ActionCall("AddTag", "spotler", body={}))
+        assert led.finish(old, 1, status="Completed", http_status=200, result_code="OK", message=None,
+                          upstream_ids={}, duration_ms=1, retryable=False, response=(200, {}, {}))
+    finally:
+        led.close()
+    led = Ledger.from_url(empty_db_url, email_hash_key=TEST_HASH_KEY, clock=lambda: now - timedelta(hours=1))
+    try:
+        # the worker died after a call that is not safe to repeat may have been sent: settled by recover
+        unsafe = led.insert(ActionCall("StartAutomation", "spotler", idempotency_key="k1:x", body={}))
+        assert led.mark_unsafe(unsafe, 1, {"call": "trigger_automation"})
+        # the worker died before: left for the service to resume
+        safe = led.insert(ActionCall("AddTag", "spotler", body={}))
+    finally:
+        led.close()
+    led = Ledger.from_url(empty_db_url, email_hash_key=TEST_HASH_KEY)
+    try:
+        fresh = led.insert(ActionCall("AddTag", "spotler", body={}))
     finally:
         led.close()
 
     rec = _cli("recover", url=empty_db_url)
     assert rec.returncode == 0, rec.stderr
-    assert "marked 1 stale" in rec.stdout
+    assert "marked 1 stale" in rec.stdout and "1 left for the service" in rec.stdout
     purge = _cli("purge", "--days", "30", url=empty_db_url)
     assert purge.returncode == 0, purge.stderr
     assert "purged 1 " in purge.stdout
@@ -123,7 +138,10 @@ def test_cli_upgrade_purge_recover(empty_db_url):
     led = Ledger.from_url(empty_db_url, email_hash_key=TEST_HASH_KEY)
     try:
         assert led.get(old) is None
-        assert led.get(stale).result_code == "OUTCOME_UNKNOWN"
+        assert led.get(unsafe).result_code == "OUTCOME_UNKNOWN" and led.get(unsafe).status == "Failed"
+        answer = led.stored_answer(unsafe)
+        assert answer.status == 409 and answer.body["code"] == "OUTCOME_UNKNOWN"
+        assert led.get(safe).status == "InProgress"
         assert led.get(fresh).status == "InProgress"
     finally:
         led.close()
