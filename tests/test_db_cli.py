@@ -150,3 +150,44 @@ def test_cli_upgrade_purge_recover(empty_db_url):
 def test_cli_rejects_bad_arguments(sqlite_url):
     assert _cli("purge", url=sqlite_url).returncode != 0
     assert _cli("purge", "--days", "-1", url=sqlite_url).returncode != 0
+
+
+def test_ensure_schema_migrates_sqlite_and_postgresql_and_refuses_without_auto_migrate(empty_db_url):
+    """Finding: live mode on a fresh database answered 500 to every write until someone ran `make migrate`."""
+    engine = db.create_engine(empty_db_url)
+    try:
+        if engine.dialect.name == "postgresql":
+            with pytest.raises(db.SchemaNotCurrent) as info:
+                db.ensure_schema(engine, auto_migrate=False)
+            assert "python -m service.db upgrade" in str(info.value) and "\n" not in str(info.value)
+        assert db.ensure_schema(engine, auto_migrate=True) == db.head_revision()  # under the lock
+        assert db.ensure_schema(engine, auto_migrate=False) == db.head_revision()  # current: nothing to do
+    finally:
+        engine.dispose()
+
+
+def test_gunicorn_refuses_to_start_with_one_line_when_postgresql_is_not_migrated(pg_url, monkeypatch):
+    import runpy
+
+    conf = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+    monkeypatch.setenv("DATABASE_URL", pg_url)
+    monkeypatch.setenv("AUTO_MIGRATE", "false")
+    with pytest.raises(SystemExit) as info:
+        conf["on_starting"](object())
+    message = str(info.value)
+    assert message.startswith("marketing-actions: ") and "python -m service.db upgrade" in message
+    assert "\n" not in message
+
+
+def test_sqlite_ledger_file_is_created_private_and_an_open_one_is_tightened(tmp_path):
+    """Finding: the SQLite ledger file was world-readable."""
+    path = tmp_path / "var" / "ledger.db"
+    engine = db.create_engine(f"sqlite:///{path}")
+    try:
+        db.ensure_schema(engine)
+    finally:
+        engine.dispose()
+    assert path.stat().st_mode & 0o077 == 0
+    path.chmod(0o644)
+    db.create_engine(f"sqlite:///{path}").dispose()
+    assert path.stat().st_mode & 0o077 == 0
