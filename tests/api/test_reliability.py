@@ -125,7 +125,7 @@ def test_repeats_while_the_first_runs_wait_and_get_its_answer_never_409(call, si
 
 def test_a_repeat_still_running_after_the_wait_is_a_retryable_503(make_call, settings, spotler_sim, sim):
     call = make_call(settings.with_(sandbox_upstream_url=spotler_sim.url, in_progress_wait_seconds=0.2))
-    sim.faults.configure(latency_ms=1500, path_prefix=TRIGGER)
+    sim.faults.configure(latency_ms=800, path_prefix=TRIGGER)
     k = key()
     with ThreadPoolExecutor(1) as pool:
         first = pool.submit(start, call, {"externalId": PIET_ID}, k)
@@ -174,8 +174,8 @@ def test_long_work_answers_202_and_its_location_gives_the_synchronous_answer(mak
 
 def test_a_slow_platform_switches_a_start_to_the_asynchronous_pattern(make_call, settings, spotler_sim, sim):
     """Finding: StartAutomation with createContactIfMissing at 19 s per upstream call took 133 s."""
-    call = make_call(settings.with_(sandbox_upstream_url=spotler_sim.url, sync_deadline_seconds=0.3))
-    sim.faults.configure(latency_ms=200)
+    call = make_call(settings.with_(sandbox_upstream_url=spotler_sim.url, sync_deadline_seconds=0.2))
+    sim.faults.configure(latency_ms=120)
     r = start(call, {"email": "slow.new@example.com"}, key(), createContactIfMissing=True)
     assert r.status_code == 202, r.text
     done, _ = poll(call.client, r.headers["Location"])
