@@ -21,10 +21,21 @@ import os
 import sys
 
 from service.actions.ledger import Ledger
-from service.actions.storage import create_engine, current_revision, database_url_from_env, normalize_url, upgrade
+from service.actions.storage import (
+    create_engine,
+    current_revision,
+    database_url_from_env,
+    ensure_schema,
+    head_revision,
+    normalize_url,
+    upgrade,
+)
 from service.config import DEFAULT_DATABASE_URL, DEV_LEDGER_HASH_KEY
 
-__all__ = ["main"]
+# the storage functions stay importable from here for scripts written against the old module (one way: this CLI
+# imports the ledger's storage, never the reverse)
+__all__ = ["create_engine", "current_revision", "database_url_from_env", "ensure_schema", "head_revision", "main",
+           "normalize_url", "upgrade"]
 
 
 def _ledger(database_url: str) -> Ledger:
