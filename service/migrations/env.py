@@ -11,7 +11,7 @@ from __future__ import annotations
 from alembic import context
 
 from service.actions.ledger import Base
-from service.db import create_engine, database_url_from_env
+from service.actions.storage import create_engine, database_url_from_env
 
 config = context.config
 target_metadata = Base.metadata
