@@ -5,7 +5,8 @@ one stops the start with one line naming it. In sandbox mode (no platform creden
 sandbox - ONE simulator process per upstream (the platform's; Entra ID + Dataverse), shared by every worker -
 once it listens on its port, and stops it on exit: a start that fails (port in use) never starts it, and the
 simulators also stop by themselves if the master dies. The workers, forked afterwards, get their URLs through
-SANDBOX_UPSTREAM_URL, SANDBOX_ENTRA_URL, ...
+SANDBOX_UPSTREAM_URL, SANDBOX_ENTRA_URL, ... Before
+anything else (``on_starting``) the master makes sure the job ledger's schema is current.
 """
 
 import os
@@ -29,6 +30,20 @@ accesslog = None  # the service logs every request as a JSON line with its reque
 control_socket_disable = True
 
 _sandbox = None
+
+
+def on_starting(server):
+    """The ledger's schema before any worker starts: migrated (SQLite; PostgreSQL under a lock), or a refusal to
+    start with one line saying what to run (PostgreSQL with AUTO_MIGRATE=false)."""
+    from service.actions.storage import SchemaNotCurrent, create_engine, ensure_schema
+
+    engine = create_engine(_settings.effective_database_url, pool_size=1)
+    try:
+        ensure_schema(engine, auto_migrate=_settings.auto_migrate)
+    except SchemaNotCurrent as exc:
+        raise SystemExit(f"marketing-actions: {exc}") from None
+    finally:
+        engine.dispose()
 
 
 def when_ready(server):

@@ -42,7 +42,8 @@ API_KEY = "sandbox"  # accepted in sandbox mode when API_KEYS is empty
 HOST = "127.0.0.1"
 
 #: variables that would switch the service to live mode or point it elsewhere
-_STRIP_PREFIXES = ("SPOTLER_", "PIGGY_", "SPOKI_", "API_KEYS", "SANDBOX_", "DATABASE_URL", "JOB_LEASE",
+_STRIP_PREFIXES = ("SPOTLER_", "PIGGY_", "SPOKI_", "API_KEYS", "SANDBOX_", "DATABASE_URL", "JOB_LEASE", "JOB_WORKERS",
+                   "SYNC_DEADLINE", "IN_PROGRESS_WAIT", "AUTO_MIGRATE",
                    "UPSTREAM_", "WEB_CONCURRENCY", "FLASK_THREADS", "LOG_LEVEL")
 
 

@@ -4,18 +4,22 @@
 
 The simulator (bench/simulator.py, no faults, ``--latency-ms`` per upstream request so that calls are in
 flight) and the service as the Procfile starts it (2 workers, ``JOB_LEASE_SECONDS=5``). Callers behave like
-Power Automate (same Idempotency-Key on every retry; retry on 408/429/5xx and on a broken connection; a 409 is
-final). ``--kill-after`` seconds into the run one worker gets SIGKILL; gunicorn starts a new one.
+Power Automate (same Idempotency-Key on every retry; retry on 408/429/5xx and on a broken connection; follow a
+202's Location until it stops answering 202; any other 4xx is final). ``--kill-after`` seconds into the run one
+worker gets SIGKILL; gunicorn starts a new one.
 
-After the run and the lease: ``python -m service.db recover`` (the maintenance command; a write request would
-run the same recovery through ``Ledger.maybe_recover``), then the checks of :func:`problems`:
+The service recovers by itself: a repeat of a call the dead worker held gets 503 + Retry-After (never 409) until
+a surviving worker's job runner claims the expired job and resumes it (no call that is not safe to repeat was
+sent) or settles it (OUTCOME_UNKNOWN; SetScore by read-back). After the run the bench waits (bounded) until
+nothing is InProgress, runs ``python -m service.db recover`` (for a service that is down; here it finds
+nothing), then the checks of :func:`problems`:
 
-* no record is left InProgress;
-* every logical call that got an HTTP answer from the service has exactly one record (never two), and a 200's
-  jobId is a Completed record;
-* no side effect happened twice (runs per voucherCode, score increments per tag);
-* replaying the calls whose request died with the worker answers 409 OUTCOME_UNKNOWN (or the stored answer)
-  and changes nothing upstream.
+* no job lost: no record is left InProgress, every logical call that got an HTTP answer has exactly one record,
+  a 200's jobId is a Completed record;
+* no job doubled: no second record, no side effect twice (runs per voucherCode, score increments per tag);
+* no 409 REQUEST_IN_PROGRESS, no 500;
+* replaying every call that did not end in 200 answers its recorded answer (200, or 409 OUTCOME_UNKNOWN) and
+  changes nothing upstream.
 """
 
 from __future__ import annotations
@@ -70,7 +74,7 @@ def run(calls: int = 400, concurrency: int = 16, latency_ms: float = 300, kill_a
     try:
         sim = st.sim(module="bench.simulator", latency_ms=latency_ms, args=["--fault-rate", "0"])
         svc = st.service(upstream_url=sim.url, JOB_LEASE_SECONDS=lease, LOG_LEVEL="WARNING",
-                         LEDGER_HASH_KEY=LEDGER_KEY)
+                         LEDGER_HASH_KEY=LEDGER_KEY, IN_PROGRESS_WAIT_SECONDS=2)
         db_path = str(svc.log_path.parent / "ledger.db")
         logical = [make_call(i, "crash") for i in range(calls)]
         victim: dict[str, Any] = {}
@@ -87,9 +91,11 @@ def run(calls: int = 400, concurrency: int = 16, latency_ms: float = 300, kill_a
         t0 = time.perf_counter()
         asyncio.run(scenario())
         elapsed = time.perf_counter() - t0
-        # wait until the lease of anything the dead worker held has expired, then recover
-        wait = max(0.0, victim["at"] + lease + 1 - time.time())
-        time.sleep(wait)
+        # the service resumes or settles what the dead worker held once its lease expired: wait for that
+        deadline = time.time() + lease + 60
+        while any(r["status"] == "InProgress" for r in ledger_rows(db_path)) and time.time() < deadline:
+            time.sleep(0.5)
+        report_wait = round(time.time() - victim["at"], 1)
         recovered = recover(db_path)
         rows = ledger_rows(db_path)
         report = analyse(logical, rows)
@@ -107,6 +113,7 @@ def run(calls: int = 400, concurrency: int = 16, latency_ms: float = 300, kill_a
                     replays[f"{r.status_code} {r.json().get('code', '') if r.status_code != 200 else ''}".strip()] += 1
         state_after = httpx.get(sim.root + "/__bench__/state", timeout=30).json()
         report["replays"] = dict(replays)
+        report["seconds_from_kill_to_all_settled"] = report_wait
         report["replay_changed_upstream"] = _effects(state_before) != _effects(state_after)
         report["duplicate_side_effects"] = _duplicates(logical, state_after)
         report["rows_after_replay"] = len(ledger_rows(db_path))
@@ -147,18 +154,26 @@ def analyse(calls: list[Logical], rows: list[dict]) -> dict:
                               "ledger_result_codes": Counter(r["result_code"] for r in rows if r["status"] != "Completed"),
                               "in_progress_after_recover": sum(1 for r in rows if r["status"] == "InProgress"),
                               "answered_without_record": 0, "duplicate_records": 0, "ok_without_completed_record": 0,
-                              "status_500": 0, "calls_hit_by_kill": 0}
+                              "status_500": 0, "status_409_in_progress": 0, "calls_hit_by_kill": 0,
+                              "answered_202": 0}
     for c in calls:
         final = c.final
         report["final"][f"{final.get('status')} {final.get('code') or ''}".strip()] += 1
         answered = any(a.get("status") for a in c.attempts)
-        if any(a.get("error") for a in c.attempts):
+        recs = by_key.get(expected_key(c), [])
+        # the kill hit this call: its connection broke, or its job was resumed or settled by another worker
+        # (attempts > 1), or a repeat found it still held by the dead worker (503 REQUEST_IN_PROGRESS / 202)
+        if (any(a.get("error") for a in c.attempts) or any(r["attempts"] > 1 for r in recs)
+                or any(a.get("status") == 202 or a.get("code") == "REQUEST_IN_PROGRESS" for a in c.attempts)):
             report["calls_hit_by_kill"] += 1
         for a in c.attempts:
             report["attempt_statuses"][str(a.get("status") or a.get("error"))] += 1
             if a.get("status") == 500:
                 report["status_500"] += 1
-        recs = by_key.get(expected_key(c), [])
+            if a.get("status") == 409 and a.get("code") == "REQUEST_IN_PROGRESS":
+                report["status_409_in_progress"] += 1
+            if a.get("status") == 202:
+                report["answered_202"] += 1
         if answered and not recs:
             report["answered_without_record"] += 1
         if len(recs) > 1:
@@ -171,7 +186,7 @@ def analyse(calls: list[Logical], rows: list[dict]) -> dict:
 def problems(report: dict) -> list[str]:
     out = []
     for name in ("in_progress_after_recover", "answered_without_record", "duplicate_records",
-                 "ok_without_completed_record", "status_500"):
+                 "ok_without_completed_record", "status_500", "status_409_in_progress"):
         if report[name]:
             out.append(f"{name}: {report[name]}")
     if report["duplicate_side_effects"]:
@@ -180,7 +195,7 @@ def problems(report: dict) -> list[str]:
         out.append("replaying unfinished calls changed the upstream state")
     odd = {k: v for k, v in report["replays"].items() if k not in ("200", "409 OUTCOME_UNKNOWN")}
     if odd:
-        out.append(f"replays answered {odd} (expected the stored answer or 409 OUTCOME_UNKNOWN)")
+        out.append(f"replays answered {odd} (expected the recorded answer: 200 or 409 OUTCOME_UNKNOWN)")
     if report["rows_after_replay"] != report["ledger_records"]:
         out.append("replays created new ledger records")
     if not report["calls_hit_by_kill"]:
@@ -203,9 +218,10 @@ def markdown(report: dict) -> str:
     lines.append("")
     lines.append(md_table(["replay of the calls that did not end in 200", "answers"], sorted(report["replays"].items())))
     lines.append("")
-    rows = [[k, report[k]] for k in ("calls_hit_by_kill", "ledger_records", "in_progress_after_recover",
-                                     "answered_without_record", "duplicate_records", "ok_without_completed_record",
-                                     "status_500", "replay_changed_upstream", "rows_after_replay")]
+    rows = [[k, report[k]] for k in ("calls_hit_by_kill", "answered_202", "seconds_from_kill_to_all_settled",
+                                     "ledger_records", "in_progress_after_recover", "answered_without_record",
+                                     "duplicate_records", "ok_without_completed_record", "status_500",
+                                     "status_409_in_progress", "replay_changed_upstream", "rows_after_replay")]
     rows.append(["duplicate_side_effects", len(report["duplicate_side_effects"])])
     lines.append(md_table(["check", "value"], rows))
     bad = problems(report)

@@ -13,11 +13,12 @@ Actions (round robin): StartAutomation (welcome, a unique ``voucherCode`` per lo
 unique tag) and SetContactField (``city``).
 
 Checks (:func:`problems`): no 500 ever; every transient problem is a 503/504 with Retry-After and a problem+json
-body; every final answer is a success or a problem; the ledger (read directly from its SQLite file) holds
-exactly one record per logical call, none InProgress, Completed with the answered jobId for every success; the
-simulator shows no duplicate side effect, except where a fault happened AFTER the upstream applied the request
-(``hang_proceed`` / ``reset_after`` on that call's write request: the outcome was unknown to us, a retry may
-legitimately apply it again) - those are counted separately.
+body; every final answer is a success, a problem, or - for a call that is not safe to repeat whose answer was lost
+- 409 OUTCOME_UNKNOWN; the ledger (read directly from its SQLite file) holds exactly one record per logical call,
+none InProgress, Completed with the answered jobId for every success; the simulator shows NO duplicate side
+effect, including where a fault happened AFTER the upstream applied the request (``hang_proceed`` /
+``reset_after``): a trigger whose answer was lost ends OUTCOME_UNKNOWN and is never sent again; a score increase
+whose answer was lost is settled by reading the score back.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ import httpx
 
 from bench.common import API_KEY, RawConnection, Server, Simulator, Stack, TransportError, machine_info, md_table
 from service.actions.idempotency import derive_key
-from service.privacy import api_key_id
+from service.api.security import caller_for_api_key
 from service.sandbox.spotler import DEMO
 
 WELCOME = DEMO.automations["welcome"]
@@ -114,6 +115,23 @@ async def drive(base_url: str, calls: list[Logical], concurrency: int, retry_cap
                     if r.status_code >= 500 and r.status_code not in (503, 504):
                         rec["body"] = r.text[:500]
                     call.attempts.append(rec)
+                    if r.status_code == 202 and r.headers.get("location"):
+                        # the asynchronous pattern: poll the Location until it stops answering 202
+                        path = "/" + r.headers["location"].split("://", 1)[1].split("/", 1)[1]
+                        for _poll in range(600):
+                            await asyncio.sleep(min(float(r.headers.get("retry-after") or 1), retry_cap))
+                            try:
+                                r = await conn.request("GET", path, headers={"X-API-Key": API_KEY})
+                            except TransportError:
+                                continue
+                            if r.status_code != 202:
+                                break
+                        doc = r.json()
+                        call.attempts.append({"status": r.status_code, "ms": 0.0, "polled": True,
+                                              "retry_after": r.headers.get("retry-after"),
+                                              "content_type": r.headers.get("content-type", ""),
+                                              "code": doc.get("code") if isinstance(doc, dict) else None,
+                                              "job_id": doc.get("jobId") if isinstance(doc, dict) else None})
                     if r.status_code not in RETRY_STATUSES:
                         break
                     try:
@@ -135,7 +153,7 @@ def ledger_rows(db_path: str) -> list[dict]:
 
 
 def expected_key(call: Logical) -> str:
-    return derive_key(call.operation, {"Idempotency-Key": call.key}, None, api_key_id(API_KEY))
+    return derive_key(call.operation, {"Idempotency-Key": call.key}, None, caller_for_api_key(API_KEY))
 
 
 def analyse(calls: list[Logical], rows: list[dict], state: dict, fault_log: list[dict]) -> dict:
@@ -158,8 +176,9 @@ def analyse(calls: list[Logical], rows: list[dict], state: dict, fault_log: list
         "status_500": 0, "transient_without_retry_after": 0, "problem_not_json": 0, "no_final_answer": 0,
         "ledger_records": len(rows), "ledger_missing": 0, "ledger_duplicates": 0, "ledger_in_progress": 0,
         "ledger_job_mismatch": 0, "ledger_not_completed_for_success": 0,
-        "duplicates_explained": 0, "duplicates_explained_by_op": Counter(), "duplicates_unexplained": [],
-        "missing_effect": [],
+        "duplicates": [], "duplicates_by_op": Counter(), "missing_effect": [],
+        "outcome_unknown_by_op": Counter(), "outcome_unknown_applied": Counter(),
+        "after_fault_calls_answered_ok_by_op": Counter(), "status_409_in_progress": 0,
         "faults_injected": Counter(f["kind"] for f in fault_log),
         "after_faults_on_writes": sum(after_markers.values()),
     }
@@ -192,6 +211,9 @@ def analyse(calls: list[Logical], rows: list[dict], state: dict, fault_log: list
                 report["ledger_not_completed_for_success"] += 1
             if final.get("job_id") and final["job_id"] != recs[0]["id"]:
                 report["ledger_job_mismatch"] += 1
+        for a in c.attempts:
+            if a.get("status") == 409 and a.get("code") == "REQUEST_IN_PROGRESS":
+                report["status_409_in_progress"] += 1
         # side effects
         applied = None
         if c.operation == "StartAutomation":
@@ -200,20 +222,19 @@ def analyse(calls: list[Logical], rows: list[dict], state: dict, fault_log: list
             applied = scores.get(c.marker) or 0
         elif c.operation == "AddTag":
             applied = 1 if c.marker in tags_present else 0
+        if final.get("code") == "OUTCOME_UNKNOWN":
+            report["outcome_unknown_by_op"][c.operation] += 1
+            if applied:
+                report["outcome_unknown_applied"][c.operation] += 1
+        if c.ok and after_markers.get(c.marker):
+            report["after_fault_calls_answered_ok_by_op"][c.operation] += 1
         if applied is not None:
-            explained = after_markers.get(c.marker, 0)
-            if applied > 1:
-                if applied - 1 <= explained:
-                    report["duplicates_explained"] += 1
-                    report["duplicates_explained_by_op"][c.operation] += 1
-                else:
-                    report["duplicates_unexplained"].append({"op": c.operation, "marker": c.marker,
-                                                             "applied": applied, "after_faults": explained})
+            if applied > 1:  # no allowance: a lost answer must never lead to a second application
+                report["duplicates"].append({"op": c.operation, "marker": c.marker, "applied": applied,
+                                             "after_faults": after_markers.get(c.marker, 0), "final": status})
+                report["duplicates_by_op"][c.operation] += 1
             if c.ok and applied == 0:
                 report["missing_effect"].append({"op": c.operation, "marker": c.marker})
-            if not c.ok and applied > explained:
-                report["duplicates_unexplained"].append({"op": c.operation, "marker": c.marker, "applied": applied,
-                                                         "after_faults": explained, "final": status})
     report["keys_in_ledger_not_called"] = len(set(by_key) - {expected_key(c) for c in calls})
     return report
 
@@ -226,13 +247,16 @@ def problems(report: dict) -> list[str]:
                  "ledger_not_completed_for_success", "keys_in_ledger_not_called"):
         if report[name]:
             out.append(f"{name}: {report[name]}")
-    if report["duplicates_unexplained"]:
-        out.append(f"unexplained duplicate side effects: {report['duplicates_unexplained'][:5]}")
+    if report["duplicates"]:
+        out.append(f"duplicate side effects: {report['duplicates'][:5]}")
+    if report["status_409_in_progress"]:
+        out.append(f"409 REQUEST_IN_PROGRESS answers (Power Automate does not retry them): "
+                   f"{report['status_409_in_progress']}")
     if report["missing_effect"]:
         out.append(f"success without side effect: {report['missing_effect'][:5]}")
     for answer in report["final"]:
         status = int(answer.split()[0]) if answer.split()[0].isdigit() else 0
-        if status == 500 or status == 0:
+        if status >= 500 or status == 0 or (status >= 400 and answer != "409 OUTCOME_UNKNOWN"):
             out.append(f"final answer {answer}")
     return out
 
@@ -277,15 +301,18 @@ def markdown(report: dict) -> str:
     lines.append(md_table(["status of an attempt", "count"], sorted(report["attempt_statuses"].items())))
     lines.append("")
     rows = [[k, report[k] if not isinstance(report[k], list) else len(report[k])] for k in (
-        "status_500", "transient_without_retry_after", "problem_not_json", "ledger_records", "ledger_missing",
-        "ledger_duplicates", "ledger_in_progress", "ledger_job_mismatch", "ledger_not_completed_for_success",
-        "after_faults_on_writes", "duplicates_explained", "duplicates_unexplained", "missing_effect")]
+        "status_500", "transient_without_retry_after", "problem_not_json", "status_409_in_progress",
+        "ledger_records", "ledger_missing", "ledger_duplicates", "ledger_in_progress", "ledger_job_mismatch",
+        "ledger_not_completed_for_success", "after_faults_on_writes", "duplicates", "missing_effect")]
     lines.append(md_table(["check", "value"], rows))
-    if report["duplicates_explained_by_op"]:
-        lines.append("")
-        lines.append("Second side effects after a fault that hit the upstream AFTER it applied the request (answer "
-                     "lost or timed out; the retry applied it again): " + ", ".join(
-                         f"{op} {n}" for op, n in sorted(report["duplicates_explained_by_op"].items())) + ".")
+    lines.append("")
+    lines.append("Calls ending 409 OUTCOME_UNKNOWN (not safe to repeat, answer lost; never sent again) by operation: "
+                 + (", ".join(f"{op} {n} (of which the platform had applied {report['outcome_unknown_applied'][op]})"
+                              for op, n in sorted(report["outcome_unknown_by_op"].items())) or "none") + ".")
+    lines.append("Calls hit by an AFTER-apply fault on a write that still ended 200 (retried when safe, settled by "
+                 "read-back for SetScore): " + (", ".join(
+                     f"{op} {n}" for op, n in sorted(report["after_fault_calls_answered_ok_by_op"].items()))
+                     or "none") + ".")
     bad = problems(report)
     lines.append("")
     lines.append("Result: " + ("PASS" if not bad else "FAIL - " + "; ".join(bad)))

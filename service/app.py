@@ -17,6 +17,7 @@ from service.api.capability import require_capability
 from service.api.jsonbody import ServiceJsonifier
 from service.api.middleware import RequestContextMiddleware, ServedSpecMiddleware
 from service.api.resolver import ControllerResolver
+from service.api.validation import validator_map
 from service.boot import settings_or_exit
 from service.config import SANDBOX_API_KEY, Settings
 from service.logs import configure_logging
@@ -50,6 +51,7 @@ def create_app(settings: Settings | None = None) -> connexion.FlaskApp:
         resolver=ControllerResolver(),
         strict_validation=True,
         validate_responses=settings.validate_responses,
+        validator_map=validator_map(),
         swagger_ui_options=SwaggerUIOptions(swagger_ui=True, swagger_ui_path="/ui", spec_path="/swagger.json"),
     )
     errors.register(app)

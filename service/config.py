@@ -130,7 +130,11 @@ class _EnvSchema(Schema):
     API_KEYS = fields.String(load_default="")
     DATABASE_URL = fields.String(load_default="", validate=_database_url, metadata={"allowed": _DB_ALLOWED})
     LEDGER_HASH_KEY = fields.String(load_default="")
-    JOB_LEASE_SECONDS = fields.Float(load_default=150.0, validate=validate.Range(min=5, max=3600))
+    JOB_LEASE_SECONDS = fields.Float(load_default=30.0, validate=validate.Range(min=1, max=3600))
+    SYNC_DEADLINE_SECONDS = fields.Float(load_default=90.0, validate=validate.Range(min=0.05, max=95))
+    IN_PROGRESS_WAIT_SECONDS = fields.Float(load_default=20.0, validate=validate.Range(min=0, max=60))
+    JOB_WORKERS = fields.Integer(load_default=4, validate=validate.Range(min=1, max=64))
+    AUTO_MIGRATE = fields.Boolean(load_default=True)
     LOG_LEVEL = fields.String(load_default="INFO",
                               validate=validate.OneOf(["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]))
     FLASK_THREADS = fields.Integer(load_default=32, validate=validate.Range(min=1, max=512))
@@ -195,7 +199,15 @@ class Settings:
     api_keys: tuple[str, ...] = ()
     database_url: str = ""
     ledger_hash_key: str = DEV_LEDGER_HASH_KEY
-    job_lease_seconds: float = 150.0
+    job_lease_seconds: float = 30.0
+    #: a call not finished after this long answers 202 and goes on in the background
+    sync_deadline_seconds: float = 90.0
+    #: how long a repeat waits for a running first attempt before answering 503 REQUEST_IN_PROGRESS
+    in_progress_wait_seconds: float = 20.0
+    #: background jobs per worker process
+    job_workers: int = 4
+    #: PostgreSQL: migrate the ledger at start-up (SQLite is always migrated)
+    auto_migrate: bool = True
     log_level: str = "INFO"
     flask_threads: int = 32
     max_body_bytes: int = 1024 * 1024
@@ -275,6 +287,10 @@ class Settings:
             database_url=data["DATABASE_URL"],
             ledger_hash_key=data["LEDGER_HASH_KEY"] or DEV_LEDGER_HASH_KEY,
             job_lease_seconds=data["JOB_LEASE_SECONDS"],
+            sync_deadline_seconds=data["SYNC_DEADLINE_SECONDS"],
+            in_progress_wait_seconds=data["IN_PROGRESS_WAIT_SECONDS"],
+            job_workers=data["JOB_WORKERS"],
+            auto_migrate=data["AUTO_MIGRATE"],
             log_level=data["LOG_LEVEL"],
             flask_threads=data["FLASK_THREADS"],
             max_body_bytes=data["MAX_BODY_BYTES"],

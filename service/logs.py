@@ -12,6 +12,9 @@ import datetime as dt
 import json
 import logging
 import sys
+from typing import Any
+
+from service.privacy import redact_text, scrub_log_text
 
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 
@@ -24,15 +27,26 @@ class JsonFormatter(logging.Formatter):
             "ts": dt.datetime.fromtimestamp(record.created, dt.timezone.utc).isoformat(timespec="milliseconds"),
             "level": record.levelname,
             "logger": record.name,
-            "msg": record.getMessage(),
+            # no clear e-mail address, secret or long echoed value in any line, ours or a library's
+            "msg": scrub_log_text(record.getMessage()),
             "requestId": getattr(record, "request_id", None) or request_id_var.get(),
         }
         for key, value in vars(record).items():
             if key not in _RESERVED and key != "request_id" and not key.startswith("_"):
-                doc[key] = value
+                doc[key] = _scrub(value)
         if record.exc_info:
-            doc["exc"] = self.formatException(record.exc_info)
+            doc["exc"] = redact_text(self.formatException(record.exc_info))
         return json.dumps(doc, default=str, ensure_ascii=False)
+
+
+def _scrub(value: Any, depth: int = 0) -> Any:
+    if isinstance(value, str):
+        return scrub_log_text(value)
+    if depth < 4 and isinstance(value, dict):
+        return {k: _scrub(v, depth + 1) for k, v in value.items()}
+    if depth < 4 and isinstance(value, (list, tuple)):
+        return [_scrub(v, depth + 1) for v in value]
+    return value
 
 
 class RequestIdFilter(logging.Filter):

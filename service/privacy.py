@@ -15,8 +15,11 @@ from typing import Any
 #: what replaces a secret value
 REDACTED = "***"
 
-# A pragmatic e-mail pattern (finds addresses embedded in free text too).
-_EMAIL_RE = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9-]+)+")
+# Any address form, also embedded in free text: a quoted or plain local part (any script: jöhn, 山田), "@", a
+# domain name (IDN too) or an address literal ([192.0.2.1]). Over-matching is fine here: it only masks more.
+_LOCAL = r'(?:"[^"\r\n]{0,64}"|[^\s@"\'<>()\[\],;:\\]+)'
+_DOMAIN = r'(?:\[[^\]\s]{1,64}\]|[^\s@"\'<>()\[\],;:\\]+)'
+_EMAIL_RE = re.compile(_LOCAL + "@" + _DOMAIN)
 
 # Key names (normalised: lower case, only letters and digits) whose values are secrets.
 _SECRET_EXACT = frozenset({
@@ -50,14 +53,16 @@ def normalize_email(email: str) -> str:
 
 
 def mask_email(email: str | None) -> str | None:
-    """``john@example.com`` -> ``j***@example.com``. Something that is not an address -> ``***``."""
+    """``john@example.com`` -> ``j***@example.com`` (any script, quoted local parts, address literals).
+    Something that is not an address -> ``***``."""
     if email is None:
         return None
-    e = email.strip()
+    e = clean_text(email.strip())
     local, sep, domain = e.rpartition("@")
     if not sep or not local or not domain:
         return REDACTED
-    return f"{local[0].lower()}{REDACTED}@{domain.lower()}"
+    first = local[0] if local[0] != '"' else (local[1] if len(local) > 1 else "")
+    return f"{first.lower()}{REDACTED}@{domain.lower()}"[:320]
 
 
 def mask_emails_in_text(text: str) -> str:
@@ -65,6 +70,34 @@ def mask_emails_in_text(text: str) -> str:
     if "@" not in text:
         return text
     return _EMAIL_RE.sub(lambda m: mask_email(m.group(0)) or REDACTED, text)
+
+
+def clean_text(text: str) -> str:
+    """Text any database stores: NUL removed (PostgreSQL refuses it), lone surrogates replaced (not UTF-8)."""
+    if "\x00" in text:
+        text = text.replace("\x00", "")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = text.encode("utf-8", "replace").decode("utf-8")
+    return text
+
+
+def json_safe(value: Any, _depth: int = 0) -> Any:
+    """A copy that every backend's JSON column accepts: clean strings, no NaN/Infinity, bounded depth."""
+    if _depth > MAX_DEPTH:
+        return REDACTED
+    if value is None or isinstance(value, (bool, int)):
+        return value
+    if isinstance(value, float):
+        return value if value == value and value not in (float("inf"), float("-inf")) else str(value)
+    if isinstance(value, str):
+        return clean_text(value)
+    if isinstance(value, Mapping):
+        return {clean_text(str(k)): json_safe(v, _depth + 1) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [json_safe(v, _depth + 1) for v in value]
+    return clean_text(str(value))
 
 
 def email_hash(email: str, key: bytes) -> str:
@@ -99,8 +132,9 @@ def is_secret_key(name: str) -> bool:
 
 
 def redact_text(text: str, known_secrets: Iterable[str] = ()) -> str:
-    """Free text with known secret values, ``password=...`` pairs, bearer tokens and e-mail addresses hidden."""
-    out = text
+    """Free text with known secret values, ``password=...`` pairs, bearer tokens and e-mail addresses hidden
+    (and made storable: :func:`clean_text`)."""
+    out = clean_text(text)
     for s in known_secrets:
         if s and len(s) >= 4 and s in out:
             out = out.replace(s, REDACTED)
@@ -120,7 +154,9 @@ def redact(value: Any, *, known_secrets: Iterable[str] = (), _depth: int = 0) ->
     secrets = tuple(s for s in known_secrets if s)
     if _depth > MAX_DEPTH:
         return REDACTED
-    if value is None or isinstance(value, (bool, int, float)):
+    if isinstance(value, float):
+        return json_safe(value)
+    if value is None or isinstance(value, (bool, int)):
         return value
     if isinstance(value, str):
         s = redact_text(value, secrets)
@@ -146,3 +182,51 @@ def redact(value: Any, *, known_secrets: Iterable[str] = (), _depth: int = 0) ->
 def redact_headers(headers: Mapping[str, str]) -> dict[str, str]:
     """Headers safe to log: secret-looking ones (Authorization, X-Api-Key, Cookie, ...) hidden."""
     return {k: (REDACTED if is_secret_key(k) else redact_text(str(v))) for k, v in headers.items()}
+
+
+#: input keys whose values are contact or automation field values (personal data): stored as "***"
+_VALUE_KEYS = frozenset({"fields", "value", "properties"})
+_FIELDS_TEXT_KEYS = frozenset({"fieldsText"})
+_PAIR_RE = re.compile(r"(^|[;\n])\s*([^=;\n]*)=([^;\n]*)")
+
+
+def _mask_values(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k)[:MAX_STRING]: (None if v is None else REDACTED) for k, v in list(value.items())[:MAX_ITEMS]}
+    return None if value is None else REDACTED
+
+
+def redact_inputs(inputs: Mapping[str, Any], *, known_secrets: Iterable[str] = ()) -> dict[str, Any]:
+    """The inputs of a call fit for the ledger: :func:`redact`, and field values replaced by ``***`` (the field
+    names stay, so the record still shows what was asked)."""
+    out = redact(inputs, known_secrets=known_secrets)
+    if not isinstance(out, dict):
+        return {"body": out}
+    for key in list(out):
+        if key in _VALUE_KEYS:
+            out[key] = _mask_values(out[key])
+        elif key in _FIELDS_TEXT_KEYS and isinstance(out[key], str):
+            out[key] = _PAIR_RE.sub(lambda m: f"{m.group(1)}{m.group(2).strip()}={REDACTED}", out[key])
+    return out
+
+
+_QUOTED_RE = re.compile(r"'([^']{24,})'|\"([^\"]{24,})\"")
+
+
+def shorten_quoted(text: str, keep: int = 16) -> str:
+    """Quoted values longer than 24 characters cut to their first ``keep`` characters (a bad value is never
+    echoed at full length)."""
+    if "'" not in text and '"' not in text:
+        return text
+
+    def cut(m: re.Match) -> str:
+        quote = "'" if m.group(1) is not None else '"'
+        value = m.group(1) if m.group(1) is not None else m.group(2)
+        return f"{quote}{value[:keep]}…{quote}"
+
+    return _QUOTED_RE.sub(cut, text)
+
+
+def scrub_log_text(text: str) -> str:
+    """A log message without clear e-mail addresses, secrets or long echoed values."""
+    return shorten_quoted(redact_text(text))

@@ -1,4 +1,4 @@
-"""The per-process runtime: settings plus the lazily built provider, ledger and list cache.
+"""The per-process runtime: settings plus the lazily built provider, ledger, job runner and list cache.
 
 One ``Runtime`` per app. Nothing here touches the network or the database until first use (after the
 gunicorn fork), so importing ``service.asgi`` stays free of I/O.
@@ -31,6 +31,8 @@ class Runtime:
         self._provider = None
         self._ledger = None
         self._triggers = None  # (StateCodec, TriggerStore) of the polling triggers
+        self._runner = None
+        self._operations = None
         self._sandbox = None  # in-process simulator, when no shared one is configured
         self._microsoft = None
 
@@ -73,15 +75,20 @@ class Runtime:
             with self._lock:
                 if self._ledger is None:
                     from service.actions.ledger import Ledger
-                    from service.db import upgrade
+                    from service.actions.storage import ensure_schema
 
-                    url = self.settings.effective_database_url
-                    if self.settings.sandbox:
-                        # sandbox applies migrations itself; live runs `python -m service.db upgrade`
-                        revision = upgrade(url)
-                        log.info("ledger database ready", extra={"schemaRevision": revision})
-                    self._ledger = Ledger.from_url(url, lease_seconds=self.settings.job_lease_seconds,
-                                                   email_hash_key=self.settings.ledger_hash_key.encode())
+                    ledger = Ledger.from_url(self.settings.effective_database_url,
+                                             lease_seconds=self.settings.job_lease_seconds,
+                                             email_hash_key=self.settings.ledger_hash_key.encode())
+                    try:
+                        # never a missing table at run time: SQLite migrates itself, PostgreSQL under a lock
+                        # (or refuses, AUTO_MIGRATE=false, with one line saying what to run)
+                        revision = ensure_schema(ledger.engine, auto_migrate=self.settings.auto_migrate)
+                    except BaseException:
+                        ledger.close()
+                        raise
+                    log.info("ledger database ready", extra={"schemaRevision": revision})
+                    self._ledger = ledger
         return self._ledger
 
     @property
@@ -109,7 +116,33 @@ class Runtime:
                     self._microsoft = build_microsoft(self.settings)
         return self._microsoft
 
+    @property
+    def operations(self):
+        """The write actions by operationId (service.actions.operations), bound to this runtime."""
+        if self._operations is None:
+            from service.actions.operations import Operations
+
+            self._operations = Operations(self)
+        return self._operations
+
+    @property
+    def runner(self):
+        """This process's job runner (started on first use: lease renewal and due background jobs)."""
+        if self._runner is None:
+            ledger = self.ledger
+            with self._lock:
+                if self._runner is None:
+                    from service.actions.runner import JobRunner, RunnerConfig
+
+                    s = self.settings
+                    config = RunnerConfig(sync_budget=s.sync_deadline_seconds, wait_seconds=s.in_progress_wait_seconds,
+                                          background_slots=s.job_workers, threads=s.flask_threads * 2 + s.job_workers)
+                    self._runner = JobRunner(ledger, self.operations, config).start()
+        return self._runner
+
     def close(self) -> None:
+        if self._runner is not None:
+            self._runner.stop()
         if self._microsoft is not None:
             self._microsoft.close()
         if self._provider is not None:

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 from service.actions.ledger import Ledger
-from service.db import normalize_url, upgrade
+from service.actions.storage import normalize_url, upgrade
 
 DEFAULT_TEST_DATABASE_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 TEST_HASH_KEY = b"test-ledger-key"

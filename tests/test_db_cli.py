@@ -1,4 +1,5 @@
-"""service.db: URL normalisation, engine set-up, concurrent-safe migrations and the maintenance commands."""
+"""The ledger's storage (URL normalisation, engine set-up, concurrent-safe migrations) and the maintenance commands
+of ``python -m service.db``."""
 
 from __future__ import annotations
 
@@ -13,8 +14,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from service import db
-from service.actions.idempotency import ActionCall, ActionResult
+from service.actions import storage as db
+from service.actions.idempotency import ActionCall
 from service.actions.ledger import Ledger, utcnow
 from tests.databases import TEST_HASH_KEY
 
@@ -107,15 +108,29 @@ def test_cli_upgrade_purge_recover(empty_db_url):
     now = utcnow()
     led = Ledger.from_url(empty_db_url, email_hash_key=TEST_HASH_KEY, clock=lambda: now - timedelta(days=40))
     try:
-        old = led.run(ActionCall("AddTag", "spotler"), lambda ctx: ActionResult(body={})).job_id
-        stale = led._insert(ActionCall("AddTag", "spotler", idempotency_key="k1:x"), now - timedelta(hours=1))
-        fresh = led._insert(ActionCall("AddTag", "spotler"), now)
+        old = led.insert(ActionCall("AddTag", "spotler", body={}))
+        assert led.finish(old, 1, status="Completed", http_status=200, result_code="OK", message=None,
+                          upstream_ids={}, duration_ms=1, retryable=False, response=(200, {}, {}))
+    finally:
+        led.close()
+    led = Ledger.from_url(empty_db_url, email_hash_key=TEST_HASH_KEY, clock=lambda: now - timedelta(hours=1))
+    try:
+        # the worker died after a call that is not safe to repeat may have been sent: settled by recover
+        unsafe = led.insert(ActionCall("StartAutomation", "spotler", idempotency_key="k1:x", body={}))
+        assert led.mark_unsafe(unsafe, 1, {"call": "trigger_automation"})
+        # the worker died before: left for the service to resume
+        safe = led.insert(ActionCall("AddTag", "spotler", body={}))
+    finally:
+        led.close()
+    led = Ledger.from_url(empty_db_url, email_hash_key=TEST_HASH_KEY)
+    try:
+        fresh = led.insert(ActionCall("AddTag", "spotler", body={}))
     finally:
         led.close()
 
     rec = _cli("recover", url=empty_db_url)
     assert rec.returncode == 0, rec.stderr
-    assert "marked 1 stale" in rec.stdout
+    assert "marked 1 stale" in rec.stdout and "1 left for the service" in rec.stdout
     purge = _cli("purge", "--days", "30", url=empty_db_url)
     assert purge.returncode == 0, purge.stderr
     assert "purged 1 " in purge.stdout
@@ -123,7 +138,10 @@ def test_cli_upgrade_purge_recover(empty_db_url):
     led = Ledger.from_url(empty_db_url, email_hash_key=TEST_HASH_KEY)
     try:
         assert led.get(old) is None
-        assert led.get(stale).result_code == "OUTCOME_UNKNOWN"
+        assert led.get(unsafe).result_code == "OUTCOME_UNKNOWN" and led.get(unsafe).status == "Failed"
+        answer = led.stored_answer(unsafe)
+        assert answer.status == 409 and answer.body["code"] == "OUTCOME_UNKNOWN"
+        assert led.get(safe).status == "InProgress"
         assert led.get(fresh).status == "InProgress"
     finally:
         led.close()
@@ -132,3 +150,45 @@ def test_cli_upgrade_purge_recover(empty_db_url):
 def test_cli_rejects_bad_arguments(sqlite_url):
     assert _cli("purge", url=sqlite_url).returncode != 0
     assert _cli("purge", "--days", "-1", url=sqlite_url).returncode != 0
+
+
+def test_ensure_schema_migrates_sqlite_and_postgresql_and_refuses_without_auto_migrate(empty_db_url):
+    """Finding: live mode on a fresh database answered 500 to every write until someone ran `make migrate`."""
+    engine = db.create_engine(empty_db_url)
+    try:
+        if engine.dialect.name == "postgresql":
+            with pytest.raises(db.SchemaNotCurrent) as info:
+                db.ensure_schema(engine, auto_migrate=False)
+            assert "python -m service.db upgrade" in str(info.value) and "\n" not in str(info.value)
+        assert db.ensure_schema(engine, auto_migrate=True) == db.head_revision()  # under the lock
+        assert db.ensure_schema(engine, auto_migrate=False) == db.head_revision()  # current: nothing to do
+    finally:
+        engine.dispose()
+
+
+def test_gunicorn_refuses_to_start_with_one_line_when_postgresql_is_not_migrated(pg_url, monkeypatch):
+    import runpy
+
+    monkeypatch.setenv("DATABASE_URL", pg_url)
+    monkeypatch.setenv("AUTO_MIGRATE", "false")
+    monkeypatch.setenv("ENV_FILE", os.devnull)  # the settings gunicorn.conf.py reads when gunicorn loads it
+    conf = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+    with pytest.raises(SystemExit) as info:
+        conf["on_starting"](object())
+    message = str(info.value)
+    assert message.startswith("marketing-actions: ") and "python -m service.db upgrade" in message
+    assert "\n" not in message
+
+
+def test_sqlite_ledger_file_is_created_private_and_an_open_one_is_tightened(tmp_path):
+    """Finding: the SQLite ledger file was world-readable."""
+    path = tmp_path / "var" / "ledger.db"
+    engine = db.create_engine(f"sqlite:///{path}")
+    try:
+        db.ensure_schema(engine)
+    finally:
+        engine.dispose()
+    assert path.stat().st_mode & 0o077 == 0
+    path.chmod(0o644)
+    db.create_engine(f"sqlite:///{path}").dispose()
+    assert path.stat().st_mode & 0o077 == 0

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import re
-import time
 import unicodedata
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Iterator
@@ -20,7 +19,7 @@ from typing import Any, Iterator
 from service.actions.contacts import with_fresh_list
 from service.actions.idempotency import ActionResult, JobContext
 from service.actions.problems import ActionError, invalid
-from service.actions.resolution import contact_ref, resolve_contact
+from service.actions.resolution import contact_ref, parse_identifier, resolve_contact
 from service.providers.base import Audience, Contact, ContactRef, Provider
 from service.providers.errors import Forbidden, NotSupported
 
@@ -28,8 +27,8 @@ MAX_CONTACTS = 10_000
 #: parallel look-ups when the provider has no bulk lookup (bounded: the platform's rate limit is shared)
 LOOKUP_THREADS = 8
 MAX_ID_LENGTH = 100
-#: extend the ledger lease at most this often while resolving a long list
-_HEARTBEAT_SECONDS = 5.0
+#: contacts looked up per step of a long list (progress is reported between steps)
+LOOKUP_STEP = 500
 
 _NOT_IN_PRODUCT = {
     "spotler": ("Audiences are part of Spotler Mail+ Automation and Spotler Mail+ eCommerce; this Spotler account's "
@@ -99,8 +98,7 @@ def create_audience(rt, body: dict, job: JobContext) -> ActionResult:
     if not audience_id:
         raise invalid("id", f"An id cannot be made from the name '{name[:60]}'; give an id (letters and digits).",
                       code="ID_REQUIRED")
-    if len(audience_id) > MAX_ID_LENGTH:
-        raise invalid("id", f"An audience id has at most {MAX_ID_LENGTH} characters.")
+    audience_id = parse_identifier(audience_id, "id", max_length=MAX_ID_LENGTH)
     description = body.get("description")
     description = description.strip() or None if isinstance(description, str) else None
     with audience_tier(rt):
@@ -168,7 +166,17 @@ def _lookup_one(provider: Provider, ref: ContactRef) -> Contact | None:
 
 def resolve_many(provider: Provider, refs: list[ContactRef], job: JobContext | None = None,
                  threads: int = LOOKUP_THREADS) -> list[Contact | None]:
-    """The contact (or None) for every ref, in order. Uses the provider's bulk ``find_contacts`` when it has one."""
+    """The contact (or None) for every ref, in order. Uses the provider's bulk ``find_contacts`` when it has one.
+    Long lists are looked up in steps of :data:`LOOKUP_STEP`, reporting progress to ``job``."""
+    out: list[Contact | None] = []
+    for start in range(0, len(refs), LOOKUP_STEP):
+        out.extend(_resolve_step(provider, refs[start:start + LOOKUP_STEP], threads))
+        if job is not None and len(refs) > LOOKUP_STEP:
+            job.set_progress(len(out), len(refs))
+    return out
+
+
+def _resolve_step(provider: Provider, refs: list[ContactRef], threads: int) -> list[Contact | None]:
     bulk = getattr(provider, "find_contacts", None)
     if callable(bulk):
         found = list(bulk(refs))
@@ -177,20 +185,8 @@ def resolve_many(provider: Provider, refs: list[ContactRef], job: JobContext | N
         return found
     if len(refs) <= 1 or threads <= 1:
         return [_lookup_one(provider, r) for r in refs]
-    out: list[Contact | None] = []
-    beat = time.monotonic()
-    pool = ThreadPoolExecutor(max_workers=min(threads, len(refs)), thread_name_prefix="resolve")
-    try:
-        for contact in pool.map(lambda r: _lookup_one(provider, r), refs):
-            out.append(contact)
-            if job is not None and time.monotonic() - beat > _HEARTBEAT_SECONDS:
-                job.heartbeat()
-                beat = time.monotonic()
-    except BaseException:
-        pool.shutdown(wait=True, cancel_futures=True)
-        raise
-    pool.shutdown(wait=True)
-    return out
+    with ThreadPoolExecutor(max_workers=min(threads, len(refs)), thread_name_prefix="resolve") as pool:
+        return list(pool.map(lambda r: _lookup_one(provider, r), refs))
 
 
 def change_members(rt, audience_id: str, body: dict, job: JobContext, *, add: bool) -> ActionResult:

@@ -7,7 +7,7 @@ from typing import Any
 from service.actions.automation_fields import build_field_values, dynamic_schema, parse_fields_text
 from service.actions.idempotency import ActionResult, JobContext
 from service.actions.problems import ActionError, invalid
-from service.actions.resolution import contact_not_found, contact_ref, resolve_contact
+from service.actions.resolution import contact_not_found, contact_ref, parse_identifier, resolve_contact
 from service.providers.base import (
     Automation,
     AutomationField,
@@ -133,6 +133,9 @@ def stop_automation(rt, automation_id: str, body: dict, job: JobContext) -> Acti
     return _stop_result(provider.stop_automation(automation_id, contact), job)
 
 
+MAX_RUN_IDS = 500
+
+
 def parse_run_ids(value: Any) -> list[str]:
     """``"id1,id2"`` or ``["id1", "id2"]`` (items may themselves be comma-separated) -> unique ids in order."""
     items = value if isinstance(value, list) else [value]
@@ -144,17 +147,29 @@ def parse_run_ids(value: Any) -> list[str]:
         for part in str(item).replace(";", ",").split(","):
             part = part.strip()
             if part and part not in ids:
-                ids.append(part)
+                ids.append(parse_identifier(part, "automationContactIds"))
+                if len(ids) > MAX_RUN_IDS:
+                    break
     if not ids:
         raise invalid("automationContactIds", "Give at least one automationContactId.", code="INVALID_RUN_IDS")
-    if len(ids) > 500:
-        raise invalid("automationContactIds", "At most 500 automationContactIds per call.", code="TOO_MANY_IDS")
+    if len(ids) > MAX_RUN_IDS:
+        raise invalid("automationContactIds", f"At most {MAX_RUN_IDS} automationContactIds per call.",
+                      code="TOO_MANY_IDS")
     return ids
+
+
+#: run ids stopped per step (progress is reported between steps)
+STOP_STEP = 25
 
 
 def stop_automation_runs(rt, body: dict, job: JobContext) -> ActionResult:
     ids = parse_run_ids(body.get("automationContactIds"))
-    return _stop_result(rt.provider.stop_automation_runs(ids), job)
+    results: list[StopRunResult] = []
+    for start in range(0, len(ids), STOP_STEP):
+        results.extend(rt.provider.stop_automation_runs(ids[start:start + STOP_STEP]))
+        if len(ids) > STOP_STEP:
+            job.set_progress(min(start + STOP_STEP, len(ids)), len(ids))
+    return _stop_result(results, job)
 
 
 def _stop_result(results: list[StopRunResult], job: JobContext) -> ActionResult:

@@ -1,19 +1,16 @@
-"""Exactly-once execution of write actions: idempotency keys and the runner behind ``Ledger.run``.
+"""Exactly-once building blocks: idempotency keys, request hashes and the value types of a job.
 
 Power Automate retries a call on 408/429/5xx and timeouts (up to 8 times), sometimes while the first attempt is
-still running. Every write action therefore goes through :func:`run_call`:
+still running, and it gives up on a synchronous answer after 120 s. The runner (:mod:`service.actions.runner`)
+therefore runs every write action at most once per idempotency key and answers within a deadline; this module
+holds what it and the actions share:
 
-* a new key inserts one ``InProgress`` ledger record (the database's unique constraint on the key decides races
-  between threads, processes and instances), runs the work, stores the answer;
-* the same key with the same body replays the stored answer (``Answer.replayed``); with a different body it is
-  a 422 ``IDEMPOTENCY_KEY_REUSED``; while the first call still runs (lease not expired) it is a 409
-  ``REQUEST_IN_PROGRESS`` with ``Retry-After`` - the work never runs twice;
-* a transient failure (429/5xx except 501) or an unexpected exception releases the key: a retry re-runs the work
-  on the same record (``attempts`` + 1);
-* a record whose lease expired (the worker died mid-call) becomes ``Failed``/``OUTCOME_UNKNOWN`` and is answered
-  with a 409 that tells the flow maker to check the platform (409 because Power Automate does not retry it).
+* :func:`derive_key` / :func:`body_hash`: the key of a logical call and the hash of its inputs;
+* :class:`ActionCall` (what was asked, by which caller), :class:`ActionResult` (what the work returns),
+  :class:`Answer` (what the HTTP layer sends) and :class:`JobContext` (what the work may tell the runner while
+  it runs: upstream ids, progress, what a read-back needs).
 
-Key derivation (:func:`derive_key`): an explicit ``Idempotency-Key`` header, scoped by API key and operation; else
+Key derivation (:func:`derive_key`): an explicit ``Idempotency-Key`` header, scoped by caller and operation; else
 the Power Automate run headers (``x-ms-workflow-run-id`` + action name/tracking id + repetition headers) plus a
 hash of the request; else no key (the call is still recorded).
 """
@@ -23,17 +20,14 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import time
-from collections.abc import Callable, Mapping
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from service.actions.problems import ActionError, Problem, invalid, to_problem
+from service.actions.problems import Problem, invalid
 from service.providers.base import ContactRef
-
-if TYPE_CHECKING:  # pragma: no cover
-    from service.actions.ledger import Ledger
 
 log = logging.getLogger(__name__)
 
@@ -45,15 +39,26 @@ COMPLETED = "Completed"
 FAILED = "Failed"
 STATUSES = (IN_PROGRESS, COMPLETED, FAILED)
 
-#: status of the stored answer once a record's outcome is unknown (a 4xx that Power Automate does not retry)
+#: ``mode`` of a job that answered 202 and continues in the background
+ASYNC = "async"
+
+#: status of the stored answer once a record's outcome is unknown (a 4xx that Power Automate does not retry: a
+#: retry could not learn more, and running the call again could apply it twice)
 OUTCOME_UNKNOWN_STATUS = 409
 OUTCOME_UNKNOWN_MESSAGE = (
-    "The outcome of this call is unknown: the service stopped while the marketing platform was being called. "
-    "Check in the marketing platform whether the action took effect before running it again with a new "
-    "idempotency key or flow run."
+    "The outcome of this call is unknown: the marketing platform may have applied it, but its answer never "
+    "came back (or the service stopped while waiting for it). Check in the marketing platform whether the "
+    "action took effect before running it again with a new idempotency key or flow run."
 )
 
-MAX_IDEMPOTENCY_KEY_LENGTH = 255
+#: one rule for the Idempotency-Key header, also stated in openapi.yaml (parameters/IdempotencyKey; a contract
+#: test compares them): 1 to 200 characters, no control characters
+MAX_IDEMPOTENCY_KEY_LENGTH = 200
+IDEMPOTENCY_KEY_PATTERN = r"^[^\x00-\x1F\x7F]+$"
+_KEY_RE = re.compile(IDEMPOTENCY_KEY_PATTERN)
+INVALID_IDEMPOTENCY_KEY = "INVALID_IDEMPOTENCY_KEY"
+IDEMPOTENCY_KEY_RULE = (f"The Idempotency-Key header must be 1 to {MAX_IDEMPOTENCY_KEY_LENGTH} characters without "
+                        "control characters.")
 
 #: Power Automate / Logic Apps headers that identify one repetition of an action inside a loop
 _REPEAT_HEADERS = (
@@ -74,15 +79,21 @@ class ActionCall:
 
     operation: str  # operationId, e.g. StartAutomation
     provider: str  # spotler | piggy | spoki
-    api_key_id: str | None = None  # privacy.api_key_id(api_key) - never the key itself
+    #: who called: an opaque identity (``key:<key id>`` for an API key, ``aad:<tenant>:<object id>`` for Entra
+    #: ID); jobs are scoped to it. Never a secret.
+    caller: str | None = None
     request_id: str | None = None
     contact: ContactRef | None = None
-    #: the inputs as given; the ledger redacts them again (secrets removed, e-mails masked) before storing
+    #: the inputs as given; the ledger redacts them again (secrets removed, e-mails and field values masked)
     inputs: dict[str, Any] | None = None
     idempotency_key: str | None = None  # from derive_key(); None: recorded, no replay
     body_hash: str | None = None  # from body_hash(); compared on replay (422 when it differs)
     #: secret values to scrub wherever they appear in inputs/messages (e.g. the caller's API key); never stored
     known_secrets: tuple[str, ...] = field(default=(), repr=False)
+    #: what the work needs to run again in another process (path parameters and body): stored encrypted while
+    #: the job runs, so that any instance can resume it after a crash
+    params: dict[str, Any] = field(default_factory=dict, repr=False)
+    body: Any = field(default=None, repr=False)
 
 
 @dataclass
@@ -95,7 +106,7 @@ class ActionResult:
     message: str | None = None
     #: e.g. {"automationContactIds": ["123", "124"]}
     upstream_ids: dict[str, list[str]] = field(default_factory=dict)
-    #: extra response headers to send (and replay), e.g. Location
+    #: extra response headers to send (and replay)
     headers: dict[str, str] = field(default_factory=dict)
 
 
@@ -104,6 +115,8 @@ class Answer:
     """What the HTTP layer sends: ``status``, JSON ``body``, ``headers`` (Content-Type included).
 
     ``replayed`` is True when the answer comes from the ledger (send ``Idempotent-Replayed: true``).
+    ``accepted`` is True for a 202: the work continues in the background; the HTTP layer adds the absolute
+    ``Location`` of the job's result (``/jobs/{jobId}/result``).
     """
 
     status: int
@@ -111,36 +124,52 @@ class Answer:
     headers: dict[str, str] = field(default_factory=dict)
     replayed: bool = False
     job_id: str | None = None
+    accepted: bool = False
 
     @property
     def is_problem(self) -> bool:
         return self.status >= 400
 
 
-class JobContext:
-    """Handed to the work: the job id (to put into the response) and progressive recording of upstream ids."""
+class JobSink(Protocol):  # pragma: no cover - typing only
+    def progress_changed(self, ctx: JobContext) -> None: ...
 
-    def __init__(self, ledger: Ledger, job_id: str, attempt: int, upstream_ids: dict[str, list[str]] | None = None):
-        self._ledger = ledger
+
+class JobContext:
+    """Handed to the work: the job id (to put into the response), upstream ids, progress and read-back data.
+
+    Nothing here writes to the database by itself: the runner records upstream ids when the job finishes,
+    progress together with the lease renewal of long jobs, and the read-back data together with the note that a
+    call which is not safe to repeat is about to be sent.
+    """
+
+    def __init__(self, job_id: str, attempt: int, upstream_ids: dict[str, list[str]] | None = None,
+                 sink: JobSink | None = None, background: bool = False):
         self.job_id = job_id
         self.attempt = attempt
         self.upstream_ids: dict[str, list[str]] = {k: list(v) for k, v in (upstream_ids or {}).items()}
+        self.progress: dict[str, int] | None = None
+        #: what settles a call that is not safe to repeat when its answer is lost (see service.actions.tags)
+        self.readback: dict[str, Any] | None = None
+        #: True when the job runs in the background (resumed after a crash, or after a 202)
+        self.background = background
+        self._sink = sink
 
-    def add_upstream_ids(self, name: str, ids: Any, *, persist: bool = True) -> None:
-        """Record upstream ids (``name`` e.g. ``automationContactIds``) as soon as the platform returns them.
-
-        ``persist=True`` writes them to the ledger at once (one UPDATE), so that a record whose worker dies
-        afterwards still shows what was done upstream. Ids returned in ``ActionResult.upstream_ids`` are merged
-        in at the end anyway.
-        """
+    def add_upstream_ids(self, name: str, ids: Any) -> None:
+        """Record upstream ids (``name`` e.g. ``automationContactIds``); stored with the outcome."""
         values = [ids] if isinstance(ids, (str, int)) else list(ids or [])
         merge_upstream_ids(self.upstream_ids, {name: values})
-        if persist:
-            self._ledger._save_upstream_ids(self.job_id, self.attempt, self.upstream_ids)
 
-    def heartbeat(self) -> None:
-        """Extend the lease of this record (for work that may legitimately run longer than the lease)."""
-        self._ledger._extend_lease(self.job_id, self.attempt)
+    def set_progress(self, done: int, total: int) -> None:
+        """Progress of long work (shown by GET /jobs while the job runs in the background)."""
+        self.progress = {"done": int(done), "total": int(total)}
+        if self._sink is not None:
+            self._sink.progress_changed(self)
+
+    def note_readback(self, info: dict[str, Any]) -> None:
+        """What a read-back needs to settle the next call that is not safe to repeat (JSON-safe, nothing
+        personal): stored with the note that the call is about to be sent."""
+        self.readback = dict(info)
 
 
 def merge_upstream_ids(into: dict[str, list[str]], more: Mapping[str, Any] | None) -> dict[str, list[str]]:
@@ -207,14 +236,20 @@ def _digest(*parts: str) -> str:
     return hashlib.sha256(json.dumps(list(parts), separators=(",", ":")).encode("utf-8")).hexdigest()
 
 
+def check_idempotency_key(value: str) -> None:
+    """Raise the one 400 ``INVALID_IDEMPOTENCY_KEY`` when ``value`` breaks the rule (see the constants)."""
+    if not value or len(value) > MAX_IDEMPOTENCY_KEY_LENGTH or not _KEY_RE.match(value):
+        raise invalid("Idempotency-Key", IDEMPOTENCY_KEY_RULE, code=INVALID_IDEMPOTENCY_KEY)
+
+
 def derive_key(operation: str, headers: Mapping[str, str] | Any, body_bytes: bytes | str | None,
-               api_key_id: str | None, *, scope: Mapping[str, Any] | str | None = None) -> str | None:
+               caller: str | None, *, scope: Mapping[str, Any] | str | None = None) -> str | None:
     """The idempotency key of a call, or None when the call carries nothing to derive one from.
 
     1. ``Idempotency-Key`` (or ``X-Idempotency-Key``) header: the key is scoped by ``api_key_id`` and
-       ``operation`` (two connections or two operations never collide). The body is not part of the key: a
-       different body with the same key is answered 422 by the runner. Invalid keys (longer than 255
-       characters, control characters) raise a 400.
+       ``operation`` (two callers or two operations never collide). The body is not part of the key: a
+       different body with the same key is answered 422 by the runner. Invalid keys (longer than 200
+       characters, control characters) raise a 400 ``INVALID_IDEMPOTENCY_KEY``.
     2. Power Automate run headers: ``x-ms-workflow-run-id`` plus the action's identity - the action name
        ``x-ms-workflow-operation-name`` if present, else ``x-ms-action-tracking-id``, else
        ``x-ms-client-tracking-id`` - plus the repetition headers of loops when present
@@ -231,11 +266,8 @@ def derive_key(operation: str, headers: Mapping[str, str] | Any, body_bytes: byt
     h = _header_map(headers or {})
     explicit = h.get("idempotency-key") or h.get("x-idempotency-key")
     if explicit:
-        if len(explicit) > MAX_IDEMPOTENCY_KEY_LENGTH or any(ord(c) < 0x20 or ord(c) == 0x7F for c in explicit):
-            raise invalid("Idempotency-Key",
-                          f"The Idempotency-Key header must be 1 to {MAX_IDEMPOTENCY_KEY_LENGTH} printable "
-                          "characters.", code="INVALID_IDEMPOTENCY_KEY")
-        return "k1:" + _digest("explicit", api_key_id or "", operation, explicit)
+        check_idempotency_key(explicit)
+        return "k1:" + _digest("explicit", caller or "", operation, explicit)
     run_id = h.get("x-ms-workflow-run-id")
     if not run_id:
         return None
@@ -245,12 +277,12 @@ def derive_key(operation: str, headers: Mapping[str, str] | Any, body_bytes: byt
         return None
     workflow = h.get("x-ms-workflow-id") or h.get("x-ms-workflow-name") or ""
     repeat = [f"{name}={h[name]}" for name in _REPEAT_HEADERS if h.get(name)]
-    return "r1:" + _digest("run", api_key_id or "", operation, workflow, run_id, action, *repeat,
+    return "r1:" + _digest("run", caller or "", operation, workflow, run_id, action, *repeat,
                            body_hash(body_bytes, scope))
 
 
 # ---------------------------------------------------------------------------------------------------------
-# The runner
+# Stored state and problems
 # ---------------------------------------------------------------------------------------------------------
 
 
@@ -264,6 +296,7 @@ class KeyState:
     body_hash: str | None
     attempts: int
     lease_expires_at: datetime | None
+    mode: str | None = None
 
 
 def problem_body(problem: Problem, *, job_id: str | None, request_id: str | None) -> dict[str, Any]:
@@ -279,98 +312,9 @@ def problem_headers(problem: Problem) -> dict[str, str]:
     return headers
 
 
-def _in_progress_error(state: KeyState, now: datetime, retry_after: int) -> ActionError:
-    if state.lease_expires_at is not None:
-        remaining = (state.lease_expires_at - now).total_seconds()
-        retry_after = max(1, min(retry_after, int(remaining) + 1))
-    return ActionError(409, "REQUEST_IN_PROGRESS",
-                       "The same call (same idempotency key) is still being processed. Retry in a few seconds "
-                       "to get its result.", headers={"Retry-After": str(retry_after)}, jobId=state.job_id)
-
-
-def run_call(ledger: Ledger, call: ActionCall, work: Callable[[JobContext], ActionResult]) -> Answer:
-    """Run ``work`` at most once per idempotency key (see the module docstring). The body of ``Ledger.run``."""
-    if call.idempotency_key is None:
-        job_id = ledger._insert(call, ledger._now())
-        return _execute(ledger, call, work, job_id, attempt=1, upstream_ids=None)
-
-    for _ in range(8):
-        now = ledger._now()
-        job_id = ledger._insert_keyed(call, now)
-        if job_id is not None:
-            return _execute(ledger, call, work, job_id, attempt=1, upstream_ids=None)
-        state = ledger._key_state(call.idempotency_key)
-        if state is None:  # purged between our INSERT and SELECT: try again
-            continue
-        if state.body_hash != call.body_hash:
-            raise ActionError(422, "IDEMPOTENCY_KEY_REUSED",
-                              "This idempotency key was already used for a call with different inputs. Use a "
-                              "new key for a new call.", jobId=state.job_id)
-        if state.status == IN_PROGRESS:
-            if state.lease_expires_at is not None and state.lease_expires_at <= now:
-                # the worker that owned it is gone: never run twice - the outcome is unknown
-                ledger._mark_outcome_unknown(state.job_id, state.attempts, now)
-                continue
-            raise _in_progress_error(state, now, ledger.in_progress_retry_after)
-        if state.status == FAILED and state.retryable:
-            taken = ledger._take_over(state.job_id, state.attempts, call, now)
-            if taken is None:  # someone else took it first (or it changed): look again
-                continue
-            return _execute(ledger, call, work, state.job_id, attempt=state.attempts + 1, upstream_ids=taken)
-        answer = ledger._stored_answer(state.job_id)
-        if answer is not None:
-            return answer
-    # the record keeps changing under us: behave like a call in progress
-    state = ledger._key_state(call.idempotency_key)
-    if state is not None:
-        raise _in_progress_error(state, ledger._now(), ledger.in_progress_retry_after)
-    raise ActionError(409, "REQUEST_IN_PROGRESS", "The same call is being processed. Retry in a few seconds.",
-                      headers={"Retry-After": str(ledger.in_progress_retry_after)})
-
-
-def _execute(ledger: Ledger, call: ActionCall, work: Callable[[JobContext], ActionResult], job_id: str, *,
-             attempt: int, upstream_ids: dict[str, list[str]] | None) -> Answer:
-    ctx = JobContext(ledger, job_id, attempt, upstream_ids)
-    started = time.monotonic()
-    keyed = call.idempotency_key is not None
-    try:
-        result = work(ctx)
-        if not isinstance(result, ActionResult):
-            raise TypeError(f"work must return an ActionResult, not {type(result).__name__}")
-    except BaseException as exc:  # noqa: BLE001 - every outcome is recorded, then re-raised when unexpected
-        duration_ms = int((time.monotonic() - started) * 1000)
-        problem = to_problem(exc) if isinstance(exc, Exception) else None
-        if problem is None:
-            try:
-                ledger._finish(job_id, attempt, status=FAILED, http_status=500, result_code="INTERNAL_ERROR",
-                               message=f"Unexpected error ({type(exc).__name__}); the call may be retried.",
-                               upstream_ids=ctx.upstream_ids, duration_ms=duration_ms, retryable=True,
-                               response=None, known_secrets=call.known_secrets)
-            except Exception:  # pragma: no cover - the database is gone too; the lease will expire
-                log.exception("could not record the failure of job %s", job_id)
-            raise
-        body = problem_body(problem, job_id=job_id, request_id=call.request_id)
-        headers = problem_headers(problem)
-        transient = problem.transient
-        ledger._finish(job_id, attempt, status=FAILED, http_status=problem.status, result_code=problem.code,
-                       message=problem.detail, upstream_ids=ctx.upstream_ids, duration_ms=duration_ms,
-                       retryable=transient, known_secrets=call.known_secrets,
-                       response=None if transient or not keyed else (problem.status, headers, body))
-        return Answer(problem.status, body, headers, replayed=False, job_id=job_id)
-
-    duration_ms = int((time.monotonic() - started) * 1000)
-    merge_upstream_ids(ctx.upstream_ids, result.upstream_ids)
-    headers = {"Content-Type": JSON_CONTENT_TYPE, **result.headers}
-    body = dict(result.body)
-    ledger._finish(job_id, attempt, status=COMPLETED, http_status=result.status, result_code=result.result_code,
-                   message=result.message, upstream_ids=ctx.upstream_ids, duration_ms=duration_ms,
-                   retryable=False, response=(result.status, headers, body) if keyed else None,
-                   known_secrets=call.known_secrets)
-    return Answer(result.status, body, headers, replayed=False, job_id=job_id)
-
-
-def outcome_unknown_problem() -> Problem:
-    return Problem(OUTCOME_UNKNOWN_STATUS, "OUTCOME_UNKNOWN", "Conflict", OUTCOME_UNKNOWN_MESSAGE)
+def outcome_unknown_problem(detail: str | None = None, **ext: Any) -> Problem:
+    return Problem(OUTCOME_UNKNOWN_STATUS, "OUTCOME_UNKNOWN", "Conflict", detail or OUTCOME_UNKNOWN_MESSAGE,
+                   ext=ext)
 
 
 def lease_until(now: datetime, seconds: float) -> datetime:

@@ -1,17 +1,20 @@
 """The job ledger: one record per logical action call, on SQLAlchemy 2 (SQLite file or PostgreSQL).
 
 A record is written (``InProgress``) before the upstream call and finished (``Completed``/``Failed``) after it,
-so the ledger shows what was asked, by which connection, the outcome, upstream ids and timings. It is also the
-store behind exactly-once execution (:mod:`service.actions.idempotency`): the unique constraint on
-``idempotency_key`` decides races between threads, worker processes and instances.
+so the ledger shows what was asked, by which caller, the outcome, upstream ids and timings. It is also the store
+behind exactly-once execution and background jobs (:mod:`service.actions.runner`): the unique constraint on
+``idempotency_key`` decides races between threads, worker processes and instances; a lease (renewed while the
+work runs) tells a live job from one whose worker died; ``attempts`` fences a late worker off a record that was
+taken over.
 
-Privacy: no secret and no clear e-mail address is stored. Contacts are kept as a masked address
+Privacy: no secret and no clear e-mail address or field value is stored. Contacts are kept as a masked address
 (``j***@example.com``) plus a keyed hash (HMAC-SHA256 of the normalised address) for filtering; inputs are
-redacted (:func:`service.privacy.redact`); the response kept for replays is encrypted (AES-GCM, key derived
-from the ledger key, bound to the record id). The key comes from settings (``LEDGER_HASH_KEY``); changing it
-makes earlier e-mail filters and stored answers unusable (replays of those answer ``STORED_ANSWER_UNAVAILABLE``).
+redacted (:func:`service.privacy.redact_inputs`); the answer kept for replays and the request kept while a job
+runs (to resume it elsewhere) are encrypted (AES-GCM, key derived from the ledger key, bound to the record id).
+The key comes from settings (``LEDGER_HASH_KEY``); changing it makes earlier e-mail filters and stored answers
+unusable (replays of those answer ``STORED_ANSWER_UNAVAILABLE``).
 
-Schema: Alembic migrations in ``service/migrations`` (``python -m service.db upgrade``); no DDL at request time.
+Schema: Alembic migrations in ``service/migrations``, applied by :func:`service.actions.storage.ensure_schema`.
 """
 
 from __future__ import annotations
@@ -23,9 +26,7 @@ import hmac
 import json
 import logging
 import os
-import threading
-import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -39,24 +40,13 @@ from sqlalchemy.types import TypeDecorator
 
 from service import privacy
 from service.actions import idempotency as idem
-from service.actions.idempotency import (
-    COMPLETED,
-    FAILED,
-    IN_PROGRESS,
-    STATUSES,
-    ActionCall,
-    ActionResult,
-    Answer,
-    JobContext,
-    KeyState,
-)
-from service.actions.problems import ActionError, invalid
+from service.actions.idempotency import ASYNC, COMPLETED, FAILED, IN_PROGRESS, STATUSES, ActionCall, Answer, KeyState
+from service.actions.problems import ActionError, Problem, invalid
+from service.actions.storage import create_engine
 
 log = logging.getLogger(__name__)
 
-DEFAULT_LEASE_SECONDS = 150.0  # > Power Automate's 120 s request limit
-DEFAULT_RECOVER_INTERVAL = 30.0
-DEFAULT_IN_PROGRESS_RETRY_AFTER = 5
+DEFAULT_LEASE_SECONDS = 30.0
 MAX_LIST_LIMIT = 500
 _RESPONSE_VERSION = "v1."
 
@@ -107,7 +97,7 @@ class Base(DeclarativeBase):
 
 
 class Job(Base):
-    """A ledger record. Columns mirror the migrations (0001, 0002_timeline; keep them in step)."""
+    """A ledger record. Columns mirror the migrations (0001, 0002_timeline, 0003_reliability; keep them in step)."""
 
     __tablename__ = "job_ledger"
     __table_args__ = (
@@ -116,6 +106,7 @@ class Job(Base):
         sa.Index("ix_job_ledger_status_lease", "status", "lease_expires_at"),
         sa.Index("ix_job_ledger_email_hash", "contact_email_hash"),
         sa.Index("ix_job_ledger_operation_created", "operation", "created_at"),
+        sa.Index("ix_job_ledger_caller_created", "caller", "created_at", "id"),
     )
 
     id: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
@@ -123,8 +114,8 @@ class Job(Base):
     body_hash: Mapped[str | None] = mapped_column(sa.String(64))
     operation: Mapped[str] = mapped_column(sa.String(64))
     provider: Mapped[str] = mapped_column(sa.String(32))
-    #: the caller: an API key id, or ``aad:<tenant id>:<object id>`` for Entra ID (0002_timeline widened it)
-    api_key_id: Mapped[str | None] = mapped_column(sa.String(128))
+    #: who called (opaque: ``key:<key id>``, ``aad:<tenant>:<object id>``); a caller sees only its own jobs
+    caller: Mapped[str | None] = mapped_column(sa.String(255))
     request_id: Mapped[str | None] = mapped_column(sa.String(128))
     contact_email_masked: Mapped[str | None] = mapped_column(sa.String(320))
     contact_email_hash: Mapped[str | None] = mapped_column(sa.String(64))
@@ -142,6 +133,16 @@ class Job(Base):
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     duration_ms: Mapped[int | None] = mapped_column(sa.Integer)
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: the process holding the lease
+    lease_owner: Mapped[str | None] = mapped_column(sa.String(64))
+    #: ``async`` once the call answered 202 (or was resumed after a crash)
+    mode: Mapped[str | None] = mapped_column(sa.String(8))
+    #: the request (path parameters + body), encrypted, while the job runs
+    payload: Mapped[str | None] = mapped_column(sa.Text)
+    #: ``{done, total}`` of long work
+    progress: Mapped[Any | None] = mapped_column(sa.JSON)
+    #: set before a call that is not safe to repeat is sent: ``{call, readback?}``
+    unsafe_call: Mapped[Any | None] = mapped_column(sa.JSON)
     response_status: Mapped[int | None] = mapped_column(sa.Integer)
     response_headers: Mapped[Any | None] = mapped_column(sa.JSON)
     #: encrypted JSON body of the answer kept for replays
@@ -159,6 +160,7 @@ c = T.c
 #: statement and its cache key are not rebuilt (and every value not coerced into a new bind) on each call
 _INSERT = sa.insert(T)
 _UPDATE_ATTEMPT = sa.update(T).where(c.id == sa.bindparam("_job_id"), c.attempts == sa.bindparam("_attempt"))
+_UPDATE_RUNNING = _UPDATE_ATTEMPT.where(c.status == IN_PROGRESS)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -181,7 +183,7 @@ class JobRecord:
     created_at: datetime
     updated_at: datetime
     attempts: int = 1
-    api_key_id: str | None = None
+    caller: str | None = None
     request_id: str | None = None
     email_masked: str | None = None
     external_id: str | None = None
@@ -195,6 +197,8 @@ class JobRecord:
     lease_expires_at: datetime | None = None
     retryable: bool = False
     timeline: dict[str, Any] | None = None
+    mode: str | None = None
+    progress: dict[str, int] | None = None
 
     def to_public_dict(self) -> dict[str, Any]:
         """The API representation (camelCase; absent values omitted, never null)."""
@@ -212,7 +216,10 @@ class JobRecord:
             doc["contact"] = contact
         if self.upstream_ids:
             doc["upstreamIds"] = {k: list(v) for k, v in self.upstream_ids.items()}
+        if self.progress and isinstance(self.progress, dict):
+            doc["progress"] = {k: int(self.progress[k]) for k in ("done", "total") if k in self.progress}
         doc.update({
+            "background": True if self.mode == ASYNC else None,
             "attempts": self.attempts,
             "createdAt": _iso(self.created_at),
             "finishedAt": _iso(self.finished_at),
@@ -229,18 +236,34 @@ def _record(row: Any) -> JobRecord:
     return JobRecord(
         job_id=m["id"], operation=m["operation"], provider=m["provider"], status=m["status"],
         created_at=m["created_at"], updated_at=m["updated_at"], attempts=m["attempts"],
-        api_key_id=m["api_key_id"], request_id=m["request_id"], email_masked=m["contact_email_masked"],
+        caller=m["caller"], request_id=m["request_id"], email_masked=m["contact_email_masked"],
         external_id=m["contact_external_id"], inputs=m["inputs"], http_status=m["http_status"],
         result_code=m["result_code"], message=m["message"], upstream_ids=dict(m["upstream_ids"] or {}),
         finished_at=m["finished_at"], duration_ms=m["duration_ms"], lease_expires_at=m["lease_expires_at"],
-        retryable=bool(m["retryable"]), timeline=m["timeline"],
+        retryable=bool(m["retryable"]), timeline=m["timeline"], mode=m["mode"], progress=m["progress"],
     )
 
 
-_RECORD_COLUMNS = [c.id, c.operation, c.provider, c.status, c.created_at, c.updated_at, c.attempts, c.api_key_id,
+_RECORD_COLUMNS = [c.id, c.operation, c.provider, c.status, c.created_at, c.updated_at, c.attempts, c.caller,
                    c.request_id, c.contact_email_masked, c.contact_external_id, c.inputs, c.http_status,
                    c.result_code, c.message, c.upstream_ids, c.finished_at, c.duration_ms, c.lease_expires_at,
-                   c.retryable, c.timeline]
+                   c.retryable, c.timeline, c.mode, c.progress]
+
+
+@dataclass
+class Claimed:
+    """A job this process claimed to resume or settle (its worker died, or it waits for a background retry)."""
+
+    job_id: str
+    attempt: int  # the attempt this process now owns
+    operation: str
+    caller: str | None
+    request_id: str | None
+    unsafe_call: dict[str, Any] | None
+    params: dict[str, Any]
+    body: Any
+    upstream_ids: dict[str, list[str]]
+    progress: dict[str, int] | None
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -249,16 +272,13 @@ _RECORD_COLUMNS = [c.id, c.operation, c.provider, c.status, c.created_at, c.upda
 
 
 class Ledger:
-    """Repository of job records + the exactly-once runner.
-
-    Thread-safe and fork-friendly when created in the worker process (after gunicorn forks). Cheap hot path:
-    one INSERT before the work and one UPDATE after it, on pooled connections.
+    """Repository of job records. Thread-safe and fork-friendly when created in the worker process (after
+    gunicorn forks). Cheap hot path: one INSERT before the work and one UPDATE after it, on pooled connections.
     """
 
     def __init__(self, engine: Engine, *, email_hash_key: bytes, lease_seconds: float = DEFAULT_LEASE_SECONDS,
-                 recover_interval: float = DEFAULT_RECOVER_INTERVAL,
-                 in_progress_retry_after: int = DEFAULT_IN_PROGRESS_RETRY_AFTER,
-                 clock: Callable[[], datetime] | None = None, owns_engine: bool = False) -> None:
+                 clock: Callable[[], datetime] | None = None, owns_engine: bool = False,
+                 owner: str | None = None) -> None:
         if isinstance(email_hash_key, str):
             email_hash_key = email_hash_key.encode("utf-8")
         if not email_hash_key:
@@ -267,21 +287,18 @@ class Ledger:
             raise ValueError("lease_seconds must be > 0")
         self.engine = engine
         self.lease_seconds = float(lease_seconds)
-        self.recover_interval = float(recover_interval)
-        self.in_progress_retry_after = int(in_progress_retry_after)
+        #: who holds leases taken through this ledger (host:pid by default)
+        self.owner = (owner or f"{os.uname().nodename}:{os.getpid()}")[:64]
         self._clock = clock or utcnow
         self._owns_engine = owns_engine
         self._email_key = hmac.new(email_hash_key, b"marketing-actions/ledger/email-hash", hashlib.sha256).digest()
         self._aead = AESGCM(hmac.new(email_hash_key, b"marketing-actions/ledger/response", hashlib.sha256).digest())
-        self._recover_lock = threading.Lock()
-        self._next_recover = 0.0
 
     @classmethod
     def from_url(cls, database_url: str, *, email_hash_key: bytes, lease_seconds: float = DEFAULT_LEASE_SECONDS,
                  pool_size: int = 5, max_overflow: int = 10, **kwargs: Any) -> Ledger:
-        """A ledger on its own engine (``service.db.create_engine``). The schema must exist (``upgrade``)."""
-        from service.db import create_engine
-
+        """A ledger on its own engine (:func:`service.actions.storage.create_engine`). The schema must exist
+        (:func:`service.actions.storage.ensure_schema`)."""
         engine = create_engine(database_url, pool_size=pool_size, max_overflow=max_overflow)
         return cls(engine, email_hash_key=email_hash_key, lease_seconds=lease_seconds, owns_engine=True, **kwargs)
 
@@ -289,31 +306,28 @@ class Ledger:
         if self._owns_engine:
             self.engine.dispose()
 
-    # -- the runner ---------------------------------------------------------------------------------------
-    def run(self, call: ActionCall, work: Callable[[JobContext], ActionResult]) -> Answer:
-        """Record the call and run ``work`` at most once per idempotency key.
-
-        Returns the Answer (success or a problem raised by ``work``; ``replayed`` for stored answers). Raises
-        ActionError 422 ``IDEMPOTENCY_KEY_REUSED`` / 409 ``REQUEST_IN_PROGRESS``, and re-raises unexpected
-        exceptions from ``work`` after recording them (the HTTP layer answers 500).
-        """
-        return idem.run_call(self, call, work)
+    def now(self) -> datetime:
+        return _aware(self._clock())
 
     # -- queries ------------------------------------------------------------------------------------------
-    def get(self, job_id: str) -> JobRecord | None:
+    def get(self, job_id: str, *, caller: str | None = None) -> JobRecord | None:
+        """The record, or None. With ``caller``, only when that caller made the call."""
         if not job_id or len(job_id) > 40:
             return None
+        q = sa.select(*_RECORD_COLUMNS).where(c.id == job_id)
+        if caller is not None:
+            q = q.where(c.caller == caller)
         with self.engine.connect() as conn:
-            row = conn.execute(sa.select(*_RECORD_COLUMNS).where(c.id == job_id)).first()
+            row = conn.execute(q).first()
         return _record(row) if row is not None else None
 
     def list(self, *, status: str | None = None, operation: str | None = None, email: str | None = None,
              since: datetime | None = None, until: datetime | None = None, limit: int = 50,
-             cursor: str | None = None, api_key_id: str | None = None) -> tuple[list[JobRecord], str | None]:
+             cursor: str | None = None, caller: str | None = None) -> tuple[list[JobRecord], str | None]:
         """Records, newest first, and the cursor of the next page (None on the last page).
 
         ``email`` matches through the keyed hash of the normalised address; ``since``/``until`` bound
-        ``createdAt`` (inclusive/exclusive; naive datetimes are UTC); ``api_key_id`` limits to one connection.
+        ``createdAt`` (inclusive/exclusive; naive datetimes are UTC); ``caller`` limits to one caller's jobs.
         """
         if status is not None and status not in STATUSES:
             raise invalid("status", f"status must be one of {', '.join(STATUSES)}.")
@@ -325,8 +339,8 @@ class Ledger:
             q = q.where(c.operation == operation)
         if email is not None and email.strip():
             q = q.where(c.contact_email_hash == self.email_hash(email))
-        if api_key_id:
-            q = q.where(c.api_key_id == api_key_id)
+        if caller is not None:
+            q = q.where(c.caller == caller)
         if since is not None:
             q = q.where(c.created_at >= _aware(since))
         if until is not None:
@@ -347,58 +361,12 @@ class Ledger:
                   if k in ("status", "reason", "message", "noteId")}
         with self.engine.begin() as conn:
             conn.execute(sa.update(T).where(c.id == job_id).values(
-                timeline_status=str(timeline.get("status"))[:16], timeline=detail, updated_at=self._now()))
+                timeline_status=str(timeline.get("status"))[:16], timeline=detail, updated_at=self.now()))
 
     def email_hash(self, email: str) -> str:
         return privacy.email_hash(email, self._email_key)
 
-    # -- maintenance --------------------------------------------------------------------------------------
-    def recover_stale(self, now: datetime | None = None) -> int:
-        """Mark InProgress records whose lease expired as Failed/OUTCOME_UNKNOWN; returns how many."""
-        now = _aware(now) if now is not None else self._now()
-        with self.engine.connect() as conn:
-            stale = conn.execute(sa.select(c.id, c.attempts).where(
-                c.status == IN_PROGRESS, c.lease_expires_at < now)).all()
-        return sum(1 for job_id, attempts in stale if self._mark_outcome_unknown(job_id, attempts, now))
-
-    def maybe_recover(self, now: datetime | None = None) -> int | None:
-        """:meth:`recover_stale` at most every ``recover_interval`` seconds per process (cheap to call from
-        every request). Returns the count, or None when skipped. Never raises (errors are logged)."""
-        mono = time.monotonic()
-        if mono < self._next_recover or not self._recover_lock.acquire(blocking=False):
-            return None
-        try:
-            if mono < self._next_recover:
-                return None
-            self._next_recover = mono + self.recover_interval
-            return self.recover_stale(now)
-        except Exception:
-            log.exception("recovering stale ledger records failed")
-            return None
-        finally:
-            self._recover_lock.release()
-
-    def purge(self, older_than_days: int, now: datetime | None = None, batch_size: int = 5000) -> int:
-        """Delete records created more than ``older_than_days`` days ago (not running ones); returns how many."""
-        now = _aware(now) if now is not None else self._now()
-        cutoff = now - timedelta(days=older_than_days)
-        total = 0
-        while True:
-            with self.engine.begin() as conn:
-                ids = [r[0] for r in conn.execute(
-                    sa.select(c.id).where(c.created_at < cutoff,
-                                          sa.or_(c.status != IN_PROGRESS, c.lease_expires_at < now))
-                    .limit(batch_size)).all()]
-                if not ids:
-                    return total
-                total += conn.execute(sa.delete(T).where(c.id.in_(ids))).rowcount or 0
-            if len(ids) < batch_size:
-                return total
-
-    # -- internals used by the runner (service.actions.idempotency) ---------------------------------------
-    def _now(self) -> datetime:
-        return _aware(self._clock())
-
+    # -- writing a call -----------------------------------------------------------------------------------
     def _values(self, call: ActionCall, now: datetime, job_id: str) -> dict[str, Any]:
         email = call.contact.email if call.contact is not None else None
         external_id = call.contact.external_id if call.contact is not None else None
@@ -406,14 +374,15 @@ class Ledger:
             "id": job_id,
             "idempotency_key": call.idempotency_key,
             "body_hash": call.body_hash,
-            "operation": call.operation[:64],
+            "operation": privacy.clean_text(call.operation)[:64],
             "provider": call.provider[:32],
-            "api_key_id": call.api_key_id,
-            "request_id": (call.request_id or None) and call.request_id[:128],
+            "caller": (call.caller or None) and privacy.clean_text(call.caller)[:255],
+            "request_id": (call.request_id or None) and privacy.clean_text(call.request_id)[:128],
             "contact_email_masked": privacy.mask_email(email) if email else None,
             "contact_email_hash": self.email_hash(email) if email and email.strip() else None,
-            "contact_external_id": (str(external_id)[:255] if external_id not in (None, "") else None),
-            "inputs": (privacy.redact(call.inputs, known_secrets=call.known_secrets)
+            "contact_external_id": (privacy.clean_text(str(external_id))[:255]
+                                    if external_id not in (None, "") else None),
+            "inputs": (privacy.redact_inputs(call.inputs, known_secrets=call.known_secrets)
                        if call.inputs is not None else None),
             "status": IN_PROGRESS,
             "retryable": False,
@@ -421,103 +390,183 @@ class Ledger:
             "created_at": now,
             "updated_at": now,
             "lease_expires_at": idem.lease_until(now, self.lease_seconds),
+            "lease_owner": self.owner,
+            "payload": self._seal_payload(job_id, call),
         }
 
-    def _insert(self, call: ActionCall, now: datetime) -> str:
+    def insert(self, call: ActionCall, now: datetime | None = None) -> str | None:
+        """Insert an InProgress record for ``call`` (lease held by this process); its job id. None when
+        ``call.idempotency_key`` already exists (another call with that key got there first)."""
+        now = now or self.now()
         job_id = new_job_id(now)
-        with self.engine.begin() as conn:
-            conn.execute(_INSERT, self._values(call, now, job_id))
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(_INSERT, self._values(call, now, job_id))
+        except sa.exc.IntegrityError:
+            if call.idempotency_key is None:
+                raise
+            return None
         return job_id
 
-    def _insert_keyed(self, call: ActionCall, now: datetime) -> str | None:
-        """Insert an InProgress record for ``call.idempotency_key``; None when the key already exists."""
-        try:
-            return self._insert(call, now)
-        except sa.exc.IntegrityError:
-            return None
-
-    def _key_state(self, key: str) -> KeyState | None:
+    def key_state(self, key: str) -> KeyState | None:
         with self.engine.connect() as conn:
-            row = conn.execute(sa.select(c.id, c.status, c.retryable, c.body_hash, c.attempts, c.lease_expires_at)
-                               .where(c.idempotency_key == key)).first()
+            row = conn.execute(sa.select(c.id, c.status, c.retryable, c.body_hash, c.attempts, c.lease_expires_at,
+                                         c.mode).where(c.idempotency_key == key)).first()
         if row is None:
             return None
         return KeyState(job_id=row.id, status=row.status, retryable=bool(row.retryable), body_hash=row.body_hash,
-                        attempts=row.attempts, lease_expires_at=row.lease_expires_at)
+                        attempts=row.attempts, lease_expires_at=row.lease_expires_at, mode=row.mode)
 
-    def _take_over(self, job_id: str, seen_attempts: int, call: ActionCall,
-                   now: datetime) -> dict[str, list[str]] | None:
+    def take_over(self, job_id: str, seen_attempts: int, call: ActionCall,
+                  now: datetime | None = None) -> dict[str, list[str]] | None:
         """Atomically move a retryable Failed record back to InProgress (attempts + 1). Returns its upstream
         ids when this caller won, None when another caller did (or the record changed)."""
+        now = now or self.now()
         with self.engine.begin() as conn:
             res = conn.execute(
                 sa.update(T)
                 .where(c.id == job_id, c.status == FAILED, c.retryable.is_(True), c.attempts == seen_attempts)
                 .values(status=IN_PROGRESS, retryable=False, attempts=seen_attempts + 1, updated_at=now,
-                        lease_expires_at=idem.lease_until(now, self.lease_seconds),
-                        request_id=(call.request_id or None) and call.request_id[:128], http_status=None,
-                        result_code=None, message=None, finished_at=None, duration_ms=None,
-                        response_status=None, response_headers=None, response_body=None))
+                        lease_expires_at=idem.lease_until(now, self.lease_seconds), lease_owner=self.owner,
+                        request_id=(call.request_id or None) and privacy.clean_text(call.request_id)[:128],
+                        http_status=None, result_code=None, message=None, finished_at=None, duration_ms=None,
+                        response_status=None, response_headers=None, response_body=None, unsafe_call=None,
+                        payload=self._seal_payload(job_id, call)))
             if res.rowcount != 1:
                 return None
             ids = conn.execute(sa.select(c.upstream_ids).where(c.id == job_id)).scalar_one_or_none()
         return dict(ids or {})
 
-    def _finish(self, job_id: str, attempt: int, *, status: str, http_status: int | None, result_code: str | None,
-                message: str | None, upstream_ids: dict[str, list[str]], duration_ms: int, retryable: bool,
-                response: tuple[int, dict[str, str], dict[str, Any]] | None,
-                known_secrets: tuple[str, ...] = ()) -> bool:
-        """Record the outcome of attempt ``attempt``. The condition on ``attempts`` keeps a late worker from
-        overwriting a newer attempt; it does overwrite an OUTCOME_UNKNOWN left by recovery (the real outcome
-        is better than an unknown one)."""
-        now = self._now()
+    def mark_unsafe(self, job_id: str, attempt: int, info: dict[str, Any]) -> bool:
+        """Note, before it is sent, that a call which is not safe to repeat may reach the platform."""
+        with self.engine.begin() as conn:
+            res = conn.execute(_UPDATE_RUNNING, {"_job_id": job_id, "_attempt": attempt,
+                                                 "unsafe_call": privacy.json_safe(info), "updated_at": self.now()})
+        return res.rowcount == 1
+
+    def mark_async(self, job_id: str, attempt: int) -> bool:
+        """The call answered 202: the job continues in the background. False when it finished meanwhile."""
+        with self.engine.begin() as conn:
+            res = conn.execute(_UPDATE_RUNNING, {"_job_id": job_id, "_attempt": attempt, "mode": ASYNC,
+                                                 "updated_at": self.now()})
+        return res.rowcount == 1
+
+    def renew(self, items: Iterable[tuple[str, int, dict[str, int] | None]]) -> set[str]:
+        """Extend the leases of running jobs (and store their progress); returns the ids whose lease this
+        process no longer holds (taken over after it expired)."""
+        now = self.now()
+        lost: set[str] = set()
+        until = idem.lease_until(now, self.lease_seconds)
+        with self.engine.begin() as conn:
+            for job_id, attempt, progress in items:
+                values: dict[str, Any] = {"_job_id": job_id, "_attempt": attempt, "lease_expires_at": until,
+                                          "updated_at": now}
+                if progress is not None:
+                    values["progress"] = progress
+                if conn.execute(_UPDATE_RUNNING, values).rowcount != 1:
+                    lost.add(job_id)
+        return lost
+
+    def finish(self, job_id: str, attempt: int, *, status: str, http_status: int | None, result_code: str | None,
+               message: str | None, upstream_ids: dict[str, list[str]], duration_ms: int, retryable: bool,
+               response: tuple[int, dict[str, str], dict[str, Any]] | None,
+               known_secrets: tuple[str, ...] = (), progress: dict[str, int] | None = None) -> bool:
+        """Record the outcome of attempt ``attempt`` (and drop the kept request). The condition on ``attempts``
+        keeps a late worker from overwriting a record that was taken over or settled after its lease expired."""
+        now = self.now()
         values: dict[str, Any] = {
-            "status": status, "http_status": http_status, "result_code": (result_code or None) and result_code[:64],
+            "status": status, "http_status": http_status,
+            "result_code": (result_code or None) and privacy.clean_text(result_code)[:64],
             "message": privacy.redact_text(message, known_secrets)[:2000] if message else None,
-            "upstream_ids": upstream_ids or None, "duration_ms": duration_ms, "retryable": retryable,
-            "finished_at": now, "updated_at": now, "lease_expires_at": None,
+            "upstream_ids": privacy.json_safe(upstream_ids) or None, "duration_ms": duration_ms,
+            "retryable": retryable, "finished_at": now, "updated_at": now, "lease_expires_at": None,
+            "lease_owner": None, "payload": None,
             "response_status": None, "response_headers": None, "response_body": None,
         }
+        if progress is not None:
+            values["progress"] = progress
         if response is not None:
             r_status, r_headers, r_body = response
             values.update(response_status=r_status, response_headers=_safe_headers(r_headers),
                           response_body=self._seal(job_id, r_body))
         with self.engine.begin() as conn:
-            res = conn.execute(_UPDATE_ATTEMPT, {"_job_id": job_id, "_attempt": attempt, **values})
+            res = conn.execute(_UPDATE_RUNNING, {"_job_id": job_id, "_attempt": attempt, **values})
         if res.rowcount != 1:
-            log.warning("job %s: attempt %s finished after a newer attempt took over; outcome not recorded",
+            log.warning("job %s: attempt %s finished after its lease was taken over; outcome not recorded",
                         job_id, attempt)
             return False
         return True
 
-    def _mark_outcome_unknown(self, job_id: str, attempts: int, now: datetime) -> bool:
-        problem = idem.outcome_unknown_problem()
+    def reschedule(self, job_id: str, attempt: int, at: datetime, problem: Problem,
+                   upstream_ids: dict[str, list[str]]) -> bool:
+        """A background attempt failed transiently: the job stays InProgress and becomes due again at ``at``
+        (any process may claim it then)."""
         with self.engine.begin() as conn:
-            request_id = conn.execute(sa.select(c.request_id).where(c.id == job_id)).scalar_one_or_none()
-            body = idem.problem_body(problem, job_id=job_id, request_id=request_id)
-            res = conn.execute(
-                sa.update(T)
-                .where(c.id == job_id, c.status == IN_PROGRESS, c.attempts == attempts, c.lease_expires_at <= now)
-                .values(status=FAILED, retryable=False, http_status=problem.status, result_code=problem.code,
-                        message=problem.detail, finished_at=now, updated_at=now, lease_expires_at=None,
-                        response_status=problem.status, response_headers=idem.problem_headers(problem),
-                        response_body=self._seal(job_id, body)))
-        done = res.rowcount == 1
-        if done:
-            log.warning("job %s: lease expired while InProgress; marked OUTCOME_UNKNOWN", job_id)
-        return done
+            res = conn.execute(_UPDATE_RUNNING, {
+                "_job_id": job_id, "_attempt": attempt, "lease_expires_at": at, "lease_owner": None,
+                "unsafe_call": None, "updated_at": self.now(), "result_code": problem.code[:64],
+                "message": privacy.redact_text(problem.detail)[:2000],
+                "upstream_ids": privacy.json_safe(upstream_ids) or None})
+        return res.rowcount == 1
 
-    def _stored_answer(self, job_id: str) -> Answer | None:
+    def settle_unknown(self, job_id: str, attempt: int, problem: Problem, request_id: str | None,
+                       upstream_ids: dict[str, list[str]] | None = None) -> bool:
+        """Finish a job whose call that is not safe to repeat may have been applied: Failed/OUTCOME_UNKNOWN,
+        with that answer kept for every retry."""
+        body = idem.problem_body(problem, job_id=job_id, request_id=request_id)
+        return self.finish(job_id, attempt, status=FAILED, http_status=problem.status, result_code=problem.code,
+                           message=problem.detail, upstream_ids=upstream_ids or {}, duration_ms=0,
+                           retryable=False, response=(problem.status, idem.problem_headers(problem), body))
+
+    def claim_due(self, limit: int, now: datetime | None = None) -> list[Claimed]:
+        """Claim up to ``limit`` InProgress jobs whose lease expired (their worker died, or a background retry
+        is due): attempts + 1, lease held by this process. PostgreSQL skips rows another instance is claiming
+        (``FOR UPDATE SKIP LOCKED``); on SQLite the conditional UPDATE alone decides (writers are serialised)."""
+        if limit <= 0:
+            return []
+        now = now or self.now()
+        out: list[Claimed] = []
+        with self.engine.begin() as conn:
+            rows = conn.execute(
+                sa.select(c.id, c.attempts, c.operation, c.caller, c.request_id, c.unsafe_call, c.payload,
+                          c.upstream_ids, c.progress)
+                .where(c.status == IN_PROGRESS, c.lease_expires_at < now)
+                .order_by(c.lease_expires_at).limit(limit)
+                .with_for_update(skip_locked=True)).all()
+            for row in rows:
+                res = conn.execute(
+                    sa.update(T).where(c.id == row.id, c.attempts == row.attempts, c.status == IN_PROGRESS,
+                                       c.lease_expires_at < now)
+                    .values(attempts=row.attempts + 1, lease_owner=self.owner, mode=ASYNC, updated_at=now,
+                            lease_expires_at=idem.lease_until(now, self.lease_seconds)))
+                if res.rowcount != 1:
+                    continue
+                try:
+                    params, body = self._open_payload(row.id, row.payload)
+                except ValueError:
+                    params, body = None, None
+                out.append(Claimed(job_id=row.id, attempt=row.attempts + 1, operation=row.operation,
+                                   caller=row.caller, request_id=row.request_id, unsafe_call=row.unsafe_call,
+                                   params=params if isinstance(params, dict) else {}, body=body,
+                                   upstream_ids=dict(row.upstream_ids or {}),
+                                   progress=row.progress if isinstance(row.progress, dict) else None))
+        return out
+
+    def stored_answer(self, job_id: str, *, caller: str | None = None) -> Answer | None:
+        """The answer kept for replays of a finished job; None while it runs (or when it may run again)."""
+        q = sa.select(c.status, c.retryable, c.http_status, c.result_code, c.message, c.request_id,
+                      c.response_status, c.response_headers, c.response_body).where(c.id == job_id)
+        if caller is not None:
+            q = q.where(c.caller == caller)
         with self.engine.connect() as conn:
-            row = conn.execute(sa.select(c.status, c.retryable, c.http_status, c.result_code, c.message,
-                                         c.request_id, c.response_status, c.response_headers, c.response_body)
-                               .where(c.id == job_id)).first()
+            row = conn.execute(q).first()
         if row is None or row.status == IN_PROGRESS or (row.status == FAILED and row.retryable):
             return None
         if row.response_body is None:
-            # a finished record without a kept answer (should not happen for keyed calls)
-            problem = idem.Problem(row.http_status or 409, row.result_code or "STORED_ANSWER_UNAVAILABLE",
-                                   "Conflict", row.message or "The answer of the original call is not available.")
+            # a finished record without a kept answer (written before answers were kept for every call)
+            problem = Problem(409, "STORED_ANSWER_UNAVAILABLE", "Conflict",
+                              "This call was already processed but its answer was not kept. Look up the job "
+                              "(GET /jobs/{jobId}) for its outcome.")
             return Answer(problem.status, idem.problem_body(problem, job_id=job_id, request_id=row.request_id),
                           idem.problem_headers(problem), replayed=True, job_id=job_id)
         try:
@@ -529,40 +578,77 @@ class Ledger:
         return Answer(row.response_status or row.http_status or 200, body, dict(row.response_headers or {}),
                       replayed=True, job_id=job_id)
 
-    def _save_upstream_ids(self, job_id: str, attempt: int, upstream_ids: dict[str, list[str]]) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(_UPDATE_ATTEMPT, {"_job_id": job_id, "_attempt": attempt,
-                                           "upstream_ids": upstream_ids or None, "updated_at": self._now()})
+    # -- maintenance --------------------------------------------------------------------------------------
+    def recover_stale(self, now: datetime | None = None) -> tuple[int, int]:
+        """For a service that is down: settle expired jobs whose call that is not safe to repeat may have been
+        applied and that no read-back can settle (OUTCOME_UNKNOWN). Returns ``(settled, left)``: the others are
+        resumed (or settled by read-back) by the service's workers when it runs."""
+        now = _aware(now) if now is not None else self.now()
+        with self.engine.connect() as conn:
+            stale = conn.execute(sa.select(c.id, c.attempts, c.unsafe_call, c.request_id).where(
+                c.status == IN_PROGRESS, c.lease_expires_at < now)).all()
+        settled = 0
+        for job_id, attempts, unsafe, request_id in stale:
+            if not unsafe or (isinstance(unsafe, dict) and unsafe.get("readback")):
+                continue
+            with self.engine.begin() as conn:
+                res = conn.execute(sa.update(T).where(c.id == job_id, c.attempts == attempts,
+                                                      c.status == IN_PROGRESS, c.lease_expires_at < now)
+                                   .values(attempts=attempts + 1, lease_expires_at=idem.lease_until(now, 60)))
+            if res.rowcount == 1 and self.settle_unknown(job_id, attempts + 1, idem.outcome_unknown_problem(),
+                                                          request_id):
+                settled += 1
+        return settled, len(stale) - settled
 
-    def _extend_lease(self, job_id: str, attempt: int) -> None:
-        now = self._now()
-        with self.engine.begin() as conn:
-            conn.execute(sa.update(T).where(c.id == job_id, c.attempts == attempt, c.status == IN_PROGRESS)
-                         .values(lease_expires_at=idem.lease_until(now, self.lease_seconds), updated_at=now))
+    def purge(self, older_than_days: int, now: datetime | None = None, batch_size: int = 5000) -> int:
+        """Delete records created more than ``older_than_days`` days ago (not running ones); returns how many."""
+        now = _aware(now) if now is not None else self.now()
+        cutoff = now - timedelta(days=older_than_days)
+        total = 0
+        while True:
+            with self.engine.begin() as conn:
+                ids = [r[0] for r in conn.execute(
+                    sa.select(c.id).where(c.created_at < cutoff, c.status != IN_PROGRESS)
+                    .limit(batch_size)).all()]
+                if not ids:
+                    return total
+                total += conn.execute(sa.delete(T).where(c.id.in_(ids))).rowcount or 0
+            if len(ids) < batch_size:
+                return total
 
-    # -- response encryption ------------------------------------------------------------------------------
-    def _seal(self, job_id: str, body: dict[str, Any]) -> str:
+    # -- encryption ---------------------------------------------------------------------------------------
+    def _seal_payload(self, job_id: str, call: ActionCall) -> str:
+        return self._seal(job_id, {"params": call.params or {}, "body": call.body}, purpose=b"payload:")
+
+    def _open_payload(self, job_id: str, token: str | None) -> tuple[Any, Any]:
+        if not token:
+            raise ValueError("no payload")
+        doc = self._open(job_id, token, purpose=b"payload:")
+        return doc.get("params"), doc.get("body")
+
+    def _seal(self, job_id: str, body: Any, purpose: bytes = b"") -> str:
         nonce = os.urandom(12)
-        plain = json.dumps(body, separators=(",", ":"), ensure_ascii=False, default=str).encode("utf-8")
-        sealed = self._aead.encrypt(nonce, plain, job_id.encode("utf-8"))
+        plain = json.dumps(body, separators=(",", ":"), ensure_ascii=False, default=str).encode("utf-8",
+                                                                                                 "surrogatepass")
+        sealed = self._aead.encrypt(nonce, plain, purpose + job_id.encode("utf-8"))
         return _RESPONSE_VERSION + base64.urlsafe_b64encode(nonce + sealed).decode("ascii")
 
-    def _open(self, job_id: str, token: str) -> dict[str, Any]:
+    def _open(self, job_id: str, token: str, purpose: bytes = b"") -> Any:
         if not token.startswith(_RESPONSE_VERSION):
             raise ValueError("unknown stored answer format")
         try:
             raw = base64.urlsafe_b64decode(token[len(_RESPONSE_VERSION):].encode("ascii"))
-            plain = self._aead.decrypt(raw[:12], raw[12:], job_id.encode("utf-8"))
+            plain = self._aead.decrypt(raw[:12], raw[12:], purpose + job_id.encode("utf-8"))
         except (InvalidTag, binascii.Error, ValueError) as exc:
             raise ValueError("stored answer cannot be decrypted") from exc
-        return json.loads(plain)
+        return json.loads(plain.decode("utf-8", "surrogatepass"))
 
 
-_SAFE_HEADERS = {"content-type", "retry-after", "location", "content-language"}
+_SAFE_HEADERS = {"content-type", "retry-after", "content-language"}
 
 
 def _safe_headers(headers: dict[str, str]) -> dict[str, str]:
-    """Only headers that are safe and meaningful to replay are kept."""
+    """Only headers that are safe and meaningful to replay are kept (a Location is rebuilt per request)."""
     return {k: privacy.redact_text(str(v)) for k, v in headers.items() if k.lower() in _SAFE_HEADERS}
 
 
@@ -582,6 +668,6 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
 
 
 __all__ = [
-    "COMPLETED", "FAILED", "IN_PROGRESS", "STATUSES", "ActionCall", "ActionResult", "Answer",
-    "Job", "JobContext", "JobRecord", "Ledger", "new_job_id",
+    "COMPLETED", "FAILED", "IN_PROGRESS", "STATUSES", "Claimed", "Job", "JobRecord", "Ledger", "new_job_id",
+    "utcnow",
 ]

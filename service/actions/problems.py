@@ -107,6 +107,8 @@ def from_provider_error(exc: perr.ProviderError) -> Problem:
     if isinstance(exc, perr.AuthFailed):
         return Problem(424, exc.code, "Failed Dependency",
                        exc.message or "The marketing platform refused the service's credentials.", ext=ext)
+    if isinstance(exc, perr.OutcomeUnknown):  # final: a retry could apply it twice (see service.actions.runner)
+        return Problem(409, "OUTCOME_UNKNOWN", "Conflict", exc.message, ext={**ext, "upstreamCall": exc.call})
     if isinstance(exc, perr.NotSupported):
         return Problem(501, exc.code, "Not Implemented", exc.message, ext=ext)
     if isinstance(exc, perr.UpstreamTimeout):

@@ -5,16 +5,42 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from service import privacy
 from service.actions.problems import ActionError, invalid
 from service.providers.base import Contact, ContactRef, Provider
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
+#: One rule for every identifier we put into an upstream URL or send as an id (contact externalId, automation,
+#: trigger, campaign and audience ids, run ids), also stated in openapi.yaml (a contract test compares them): 1 to
+#: 200 characters, no control character, no slash or backslash (a platform cannot address an id with a "/" in its
+#: path: the contact would be created and then not be found), not "." or ".." (a path segment that means
+#: something else).
+MAX_IDENTIFIER_LENGTH = 200
+IDENTIFIER_PATTERN = r"^(?!\.{1,2}$)[^/\\\x00-\x1F\x7F]+$"
+_IDENTIFIER = re.compile(IDENTIFIER_PATTERN)
+IDENTIFIER_RULE = (f"1 to {MAX_IDENTIFIER_LENGTH} characters, without '/', '\\' or control characters, and not "
+                   "'.' or '..'")
+
+
+def parse_identifier(value: Any, field: str, *, max_length: int = MAX_IDENTIFIER_LENGTH) -> str:
+    """A valid identifier (surrounding blanks removed) or a 400 ``INVALID_IDENTIFIER`` naming ``field``."""
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise invalid(field, f"'{field}' must be text.", code="INVALID_IDENTIFIER")
+    text = str(value).strip()
+    if not text or len(text) > max_length or not _IDENTIFIER.match(text):
+        shown = "".join(ch if ch.isprintable() else "?" for ch in text[:40]) + ("…" if len(text) > 40 else "")
+        raise invalid(field, f"'{shown}' is not a valid {field}: an id has "
+                      f"{IDENTIFIER_RULE.replace(str(MAX_IDENTIFIER_LENGTH), str(max_length))}.",
+                      code="INVALID_IDENTIFIER")
+    return text
+
 
 def parse_email(value: Any, field: str = "contact.email") -> str:
     text = str(value).strip()
     if not _EMAIL.match(text) or len(text) > 254:
-        raise invalid(field, f"'{text[:80]}' is not a valid email address.", code="INVALID_EMAIL")
+        raise invalid(field, f"'{privacy.mask_email(text[:254])}' is not a valid email address.",
+                      code="INVALID_EMAIL")
     local, _, domain = text.rpartition("@")
     return f"{local}@{domain.lower()}"
 
@@ -29,7 +55,7 @@ def contact_ref(data: Any, field: str = "contact") -> ContactRef:
     email = data.get("email")
     external_id = data.get("externalId")
     email = parse_email(email, f"{field}.email") if email not in (None, "") else None
-    external_id = str(external_id).strip() if external_id not in (None, "") else None
+    external_id = parse_identifier(external_id, f"{field}.externalId") if external_id not in (None, "") else None
     if not email and not external_id:
         raise invalid(field, f"Give the contact's email or externalId in '{field}'.", code="CONTACT_REQUIRED")
     return ContactRef(email=email, external_id=external_id)

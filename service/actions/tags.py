@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from service.actions.contacts import contact_summary, parse_names
 from service.actions.idempotency import ActionResult, JobContext
 from service.actions.problems import invalid
 from service.actions.resolution import contact_ref, resolve_contact
+from service.providers.base import Contact, Provider
+from service.providers.errors import OutcomeUnknown, ProviderError, TransientError, Unavailable
 
 SCORE_MIN, SCORE_MAX = -(2**31), 2**31 - 1
 MODES = ("set", "increase", "decrease")
@@ -75,8 +78,15 @@ def set_score(rt, body: dict, job: JobContext) -> ActionResult:
         raise invalid("score", f"To {mode} by a negative amount, use mode '{other}' with {-score}.",
                       code="INVALID_SCORE")
     contact, _ = resolve_contact(provider, ref)
-    new_score = provider.set_score(contact, tag, score, mode)
-    out: dict[str, Any] = {"jobId": job.job_id, "resultCode": "OK", "contact": contact_summary(contact),
+    if mode == "set":
+        new_score = provider.set_score(contact, tag, score, mode)
+    else:
+        new_score = _change_score(provider, contact, tag, score, mode, job)
+    return score_result(job.job_id, contact, tag, score, mode, new_score)
+
+
+def score_result(job_id: str, contact: Contact, tag: str, score: int, mode: str, new_score: int | None) -> ActionResult:
+    out: dict[str, Any] = {"jobId": job_id, "resultCode": "OK", "contact": contact_summary(contact),
                            "tag": tag, "mode": mode}
     if new_score is not None:
         out["score"] = int(new_score)
@@ -84,3 +94,54 @@ def set_score(rt, body: dict, job: JobContext) -> ActionResult:
     out["message"] = f"The score on '{tag}' was {verb}" + (f"; it is now {new_score}." if new_score is not None
                                                            else ".")
     return ActionResult(body=out, message=out["message"])
+
+
+# -- an increase or decrease is not safe to repeat: read the score before, and settle a lost answer by reading
+#    it again (a read-back) -----------------------------------------------------------------------------------
+
+APPLIED, NOT_APPLIED, UNKNOWN = "applied", "not_applied", "unknown"
+
+
+def _change_score(provider: Provider, contact: Contact, tag: str, score: int, mode: str,
+                  job: JobContext) -> int | None:
+    delta = score if mode == "increase" else -score
+    before = provider.read_score(contact, tag)
+    if before is not None:
+        job.note_readback({"externalId": contact.external_id, "tag": tag, "before": int(before), "delta": delta})
+    try:
+        return provider.set_score(contact, tag, score, mode)
+    except OutcomeUnknown as exc:
+        if before is None:
+            raise
+        verdict, now = settle_score(provider, contact, tag, int(before), delta)
+        if verdict == APPLIED:
+            return now
+        # an unchanged score proves nothing while the platform may still be working on the request (timeout)
+        if verdict == NOT_APPLIED and not exc.in_flight:
+            raise Unavailable(f"{provider.name} did not apply the score change (read back: the score is still "
+                              f"{before}); retry the call.", code="UPSTREAM_NOT_APPLIED") from None
+        raise
+
+
+def settle_score(provider: Provider, contact: Contact, tag: str, before: int, delta: int,
+                 tries: int = 3) -> tuple[str, int | None]:
+    """Read the score again: ``before + delta`` means the change was applied, ``before`` that it was not;
+    anything else (someone else changed it meanwhile, or the platform cannot tell) stays unknown."""
+    for attempt in range(tries):
+        try:
+            now = provider.read_score(contact, tag)
+        except TransientError:
+            if attempt + 1 == tries:
+                return UNKNOWN, None
+            time.sleep(0.2 * (attempt + 1))  # a short pause before reading again (production path only)
+            continue
+        except ProviderError:
+            return UNKNOWN, None
+        if now is None:
+            return UNKNOWN, None
+        if int(now) == before + delta:
+            return APPLIED, int(now)
+        if int(now) == before:
+            return NOT_APPLIED, int(now)
+        return UNKNOWN, None
+    return UNKNOWN, None

@@ -247,7 +247,6 @@ def write_note(rt, operation: str, scope: dict[str, Any], body: dict, result: Ac
                 "message": "The action changed nothing on the platform; no note was written."}
     nid = note_id(job.job_id, regarding)
     try:
-        job.heartbeat()  # the note may take up to the budget: keep the record's lease (a repeat waits for us)
         subject, text = describe(rt, operation, scope, body, result, job)
         deadline = time.monotonic() + ms.timeline_budget_seconds
         written = ms.dataverse.create_note(note_id=nid, table=regarding.table, record_id=regarding.record_id,

@@ -1,4 +1,4 @@
-"""What polling triggers keep in the database (the ledger's database; tables in migration ``0003_triggers``).
+"""What polling triggers keep in the database (the ledger's database; tables in migration ``0004_triggers``).
 
 * ``trigger_seen_sets``: seen sets too large for the ``Location`` URL, keyed by a hash of their content
   (immutable: a replayed poll finds the set its URL names), with when a poll last used them.

@@ -12,15 +12,12 @@ def list_audiences(user=None):
 
 
 def create_audience(body: dict, user=None):
-    return run("CreateAudience", user, body, lambda rt, job: actions.create_audience(rt, body, job))
+    return run("CreateAudience", user, body)
 
 
 def add_to_audience(audienceId: str, body: dict, user=None):  # noqa: N803 - name fixed by the spec
-    return run("AddToAudience", user, body,
-               lambda rt, job: actions.add_to_audience(rt, audienceId, body, job), scope={"audienceId": audienceId})
+    return run("AddToAudience", user, body, scope={"audienceId": audienceId})
 
 
 def remove_from_audience(audienceId: str, body: dict, user=None):  # noqa: N803
-    return run("RemoveFromAudience", user, body,
-               lambda rt, job: actions.remove_from_audience(rt, audienceId, body, job),
-               scope={"audienceId": audienceId})
+    return run("RemoveFromAudience", user, body, scope={"audienceId": audienceId})

@@ -16,16 +16,12 @@ def get_automation_fields_schema(automationId: str, user=None):  # noqa: N803 - 
 
 
 def start_automation(automationId: str, body: dict, user=None):  # noqa: N803
-    return run("StartAutomation", user, body,
-               lambda rt, job: actions.start_automation(rt, automationId, body, job),
-               scope={"automationId": automationId})
+    return run("StartAutomation", user, body, scope={"automationId": automationId})
 
 
 def stop_automation(automationId: str, body: dict, user=None):  # noqa: N803
-    return run("StopAutomation", user, body,
-               lambda rt, job: actions.stop_automation(rt, automationId, body, job),
-               scope={"automationId": automationId})
+    return run("StopAutomation", user, body, scope={"automationId": automationId})
 
 
 def stop_automation_runs(body: dict, user=None):
-    return run("StopAutomationRuns", user, body, lambda rt, job: actions.stop_automation_runs(rt, body, job))
+    return run("StopAutomationRuns", user, body)

@@ -1,17 +1,19 @@
-"""Runs one action call through the job ledger: idempotency, recording, replay. Shared by every write handler."""
+"""Runs one write action through the job runner: idempotency, recording, replay, the 202 of long work. Shared by
+every write handler; the work itself is the operation's entry in service.actions.operations."""
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
 import flask
 from connexion.context import context as connexion_context
 
 from service.actions import timeline
+from service.actions.idempotency import ActionCall, Answer, body_hash, derive_key
 from service.actions.problems import ActionError
-from service.actions.idempotency import ActionCall, ActionResult, JobContext, body_hash, derive_key
-from service.actions.resolution import contact_ref
+from service.actions.resolution import contact_ref, parse_identifier
 from service.api import jsonbody
+from service.api.urls import absolute_url
 from service.logs import request_id_var
 from service.runtime import current_runtime
 
@@ -43,34 +45,42 @@ def _bearer(headers) -> str | None:
     return (token.strip() or None) if scheme.lower() == "bearer" else None
 
 
-def run(operation: str, user: str | None, body: Any, work: Callable[[Any, JobContext], ActionResult],
-        scope: dict[str, Any] | None = None) -> flask.Response:
-    """``work(runtime, job)`` does the action; the ledger decides whether it runs (new key) or replays.
-
-    With ``regarding`` in the body, the work is wrapped by :func:`service.actions.timeline.with_timeline`
-    (contact from the Dataverse record, note on its timeline after the action)."""
+def run(operation: str, user: str | None, body: Any, scope: dict[str, Any] | None = None) -> flask.Response:
+    """Run write action ``operation`` for caller ``user`` (the security handler's ``sub``: ``key:<id>`` or
+    ``aad:<tenant>:<object id>``). With ``regarding`` in the body, the work also resolves the contact from the
+    Dataverse record and writes the note (:mod:`service.actions.timeline`), as the signed-in user or the app."""
     rt = current_runtime()
-    if isinstance(body, dict) and body.get("regarding") is not None:
-        work = timeline.with_timeline(operation, body, dataverse_identity(), work, scope)
-    raw = flask.request.get_data(cache=True)
-    headers = flask.request.headers
+    request = flask.request
+    if request.mimetype != "application/json" or not isinstance(body, (dict, list)):
+        raise ActionError(415, "UNSUPPORTED_MEDIA_TYPE", "Send the request body as JSON with the header "
+                          "Content-Type: application/json.")
+    params = {name: parse_identifier(value, name) for name, value in (scope or {}).items()}
+    raw = request.get_data(cache=True)
+    headers = request.headers
     call = ActionCall(
         operation=operation,
         provider=rt.settings.provider,
-        api_key_id=user,
+        caller=user,
         request_id=request_id_var.get(),
         contact=_contact_for_record(body),
-        inputs={**(scope or {}), **(body if isinstance(body, dict) else {"body": body})},
-        idempotency_key=derive_key(operation, headers, raw, user, scope=scope),
-        body_hash=body_hash(raw, scope),
+        inputs={**params, **(body if isinstance(body, dict) else {"body": body})},
+        idempotency_key=derive_key(operation, headers, raw, user, scope=params or None),
+        body_hash=body_hash(raw, params or None),
         known_secrets=tuple(k for k in (headers.get("X-API-Key"), _bearer(headers)) if k),
+        params=params,
+        body=body,
     )
-    rt.ledger.maybe_recover()
-    answer = rt.ledger.run(call, lambda job: work(rt, job))
+    work = rt.operations.work(operation, params, body, identity=dataverse_identity())
+    return respond(rt.runner.run(call, work))
+
+
+def respond(answer: Answer) -> flask.Response:
     response = flask.Response(jsonbody.dumps(answer.body), status=answer.status)
     response.headers.update(answer.headers)
     if "Content-Type" not in answer.headers and "content-type" not in answer.headers:
         response.headers["Content-Type"] = "application/problem+json" if answer.status >= 400 else "application/json"
+    if answer.accepted and answer.job_id:
+        response.headers["Location"] = absolute_url(f"/jobs/{answer.job_id}/result")
     if answer.replayed:
         response.headers[REPLAY_HEADER] = "true"
     return response

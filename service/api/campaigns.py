@@ -12,10 +12,8 @@ def list_campaigns(user=None):
 
 
 def trigger_campaign(triggerId: str, body: dict, user=None):  # noqa: N803 - name fixed by the spec
-    return run("TriggerCampaign", user, body,
-               lambda rt, job: actions.trigger_campaign(rt, triggerId, body, job), scope={"triggerId": triggerId})
+    return run("TriggerCampaign", user, body, scope={"triggerId": triggerId})
 
 
 def stop_campaign(campaignId: str, body: dict, user=None):  # noqa: N803
-    return run("StopCampaign", user, body,
-               lambda rt, job: actions.stop_campaign(rt, campaignId, body, job), scope={"campaignId": campaignId})
+    return run("StopCampaign", user, body, scope={"campaignId": campaignId})

@@ -16,16 +16,16 @@ def get_contact(email=None, externalId=None, user=None):  # noqa: N803 - name fi
 
 
 def upsert_contact(body: dict, user=None):
-    return run("UpsertContact", user, body, lambda rt, job: actions.upsert_contact(rt, body, job))
+    return run("UpsertContact", user, body)
 
 
 def anonymize_contact(body: dict, user=None):
-    return run("AnonymizeContact", user, body, lambda rt, job: actions.anonymize_contact(rt, body, job))
+    return run("AnonymizeContact", user, body)
 
 
 def set_contact_field(body: dict, user=None):
-    return run("SetContactField", user, body, lambda rt, job: actions.set_contact_field(rt, body, job))
+    return run("SetContactField", user, body)
 
 
 def clear_contact_field(body: dict, user=None):
-    return run("ClearContactField", user, body, lambda rt, job: actions.clear_contact_field(rt, body, job))
+    return run("ClearContactField", user, body)

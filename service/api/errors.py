@@ -15,11 +15,15 @@ from connexion.exceptions import (
     UnsupportedMediaTypeProblem,
 )
 from connexion.lifecycle import ConnexionResponse
+from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from werkzeug.exceptions import HTTPException as WerkzeugHTTPException
 
+from service import privacy
 from service.actions.problems import ActionError, Problem, title_for, to_problem
 from service.api import jsonbody
+from service.actions.storage import SchemaNotCurrent
+from service.api.validation import InputProblem
 from service.logs import request_id_var
 from service.providers.errors import ProviderError
 
@@ -92,8 +96,15 @@ def connexion_problem(_request, exc: ProblemException) -> ConnexionResponse:
     detail = exc.detail or _DETAILS.get(status) or title_for(status)
     if status == 401:
         detail = f"{detail.rstrip('.')}. {_DETAILS[401]}"
+    # a bad value is never echoed at full length, an e-mail address never in clear
+    detail = privacy.mask_emails_in_text(str(detail))
+    if not isinstance(exc, InputProblem):  # ours are already short; Connexion's may quote a whole value
+        detail = privacy.shorten_quoted(detail, keep=16)
     ext = {}
-    if status == 400:
+    given_field = (exc.ext or {}).get("field") if isinstance(exc.ext, dict) else None
+    if given_field:
+        ext["field"] = given_field
+    elif status == 400:
         field = _field_from_detail(detail)
         if field:
             ext["field"] = field
@@ -135,6 +146,19 @@ def log_problem(problem: Problem, *, upstream: bool) -> None:
                     problem.detail)
 
 
+def database_unavailable(_request, exc: Exception) -> ConnexionResponse:
+    """The ledger database is away, or its schema is not current (AUTO_MIGRATE=false): a 503 to retry, never a
+    500 per call."""
+    if isinstance(exc, SchemaNotCurrent):
+        log.error("%s", exc)
+        detail = "The service's job ledger is not ready (its schema is not current); the operator must migrate it."
+    else:
+        log.error("job ledger database unavailable: %s", type(exc).__name__)
+        detail = "The service's job ledger database is unavailable. Retry in a few seconds."
+    return render(Problem(503, "LEDGER_UNAVAILABLE", "Service Unavailable", detail,
+                          headers={"Retry-After": "10"}))
+
+
 def unexpected(_request, exc: Exception) -> ConnexionResponse:
     log.error("unhandled exception", exc_info=exc)
     rid = request_id_var.get()
@@ -150,4 +174,8 @@ def register(app) -> None:
     app.add_error_handler(UnicodeDecodeError, lambda _r, _e: render(Problem(  # connexion 3.3 does not catch it
         400, "INVALID_JSON", "Bad Request", "The request body is not valid UTF-8 JSON.")))
     app.add_error_handler(ProviderError, domain_error)
+    app.add_error_handler(SchemaNotCurrent, database_unavailable)
+    app.add_error_handler(sa_exc.OperationalError, database_unavailable)
+    app.add_error_handler(sa_exc.InterfaceError, database_unavailable)
+    app.add_error_handler(sa_exc.TimeoutError, database_unavailable)
     app.add_error_handler(Exception, unexpected)

@@ -80,6 +80,24 @@ class RequestContextMiddleware:
             if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
                 await self._too_large(send_wrapper, request_id)
                 return
+            if length is None and scope.get("method") in _BODY_METHODS:
+                # a chunked body (no Content-Length): Connexion would take it for "no body" - read it (within
+                # the limit) and hand it on with its length
+                body = bytearray()
+                more = True
+                while more:
+                    message = await receive()
+                    if message["type"] != "http.request":
+                        break
+                    body += message.get("body", b"")
+                    more = message.get("more_body", False)
+                    if len(body) > self.max_body_bytes:
+                        await self._too_large(send_wrapper, request_id)
+                        return
+                scope["headers"] = [(k, v) for k, v in scope["headers"] if k not in (b"transfer-encoding",
+                                                                                     b"content-length")]
+                scope["headers"].append((b"content-length", str(len(body)).encode()))
+                receive = _replay(bytes(body), receive)
             received = 0
             too_large = False
 
@@ -192,3 +210,19 @@ class ServedSpecMiddleware:
 
         return yaml.dump(spec, Dumper=getattr(yaml, "CSafeDumper", yaml.SafeDumper), sort_keys=False,
                          allow_unicode=True).encode()
+
+
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def _replay(body: bytes, receive):
+    sent = False
+
+    async def replay():
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay

@@ -12,4 +12,4 @@ def list_permissions(user=None):
 
 
 def set_permissions(body: dict, user=None):
-    return run("SetPermissions", user, body, lambda rt, job: actions.set_permissions(rt, body, job))
+    return run("SetPermissions", user, body)

@@ -46,7 +46,13 @@ def check_api_key(apikey: str, required_scopes=None, request=None) -> dict | Non
         ok |= hmac.compare_digest(presented, candidate.encode())
     if not ok:
         return None
-    return {"sub": api_key_id(apikey)}  # handlers get this id as ``user``; never the key
+    # handlers get this as ``user``: the caller's identity, recorded with every job and scoping GET /jobs; never
+    # the key itself. An Entra ID connection's caller is ``aad:<tenant>:<object id>`` the same way.
+    return {"sub": caller_for_api_key(apikey)}
+
+
+def caller_for_api_key(apikey: str) -> str:
+    return "key:" + api_key_id(apikey)
 
 
 def check_entra_token(token: str, required_scopes=None, request=None) -> dict[str, Any]:

@@ -12,12 +12,12 @@ def list_tags(user=None):
 
 
 def add_tag(body: dict, user=None):
-    return run("AddTag", user, body, lambda rt, job: actions.add_tag(rt, body, job))
+    return run("AddTag", user, body)
 
 
 def remove_tag(body: dict, user=None):
-    return run("RemoveTag", user, body, lambda rt, job: actions.remove_tag(rt, body, job))
+    return run("RemoveTag", user, body)
 
 
 def set_score(body: dict, user=None):
-    return run("SetScore", user, body, lambda rt, job: actions.set_score(rt, body, job))
+    return run("SetScore", user, body)

@@ -12,7 +12,7 @@ from alembic import context
 
 import service.actions.trigger_store  # noqa: F401 - puts the trigger tables on Base.metadata
 from service.actions.ledger import Base
-from service.db import create_engine, database_url_from_env
+from service.actions.storage import create_engine, database_url_from_env
 
 config = context.config
 target_metadata = Base.metadata

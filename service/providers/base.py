@@ -5,6 +5,12 @@ list what it does not in ``unsupported`` (operationId -> reason). A method left 
 :class:`~service.providers.errors.NotSupported`. Providers never import Flask or Connexion; they raise only
 the types in :mod:`service.providers.errors`.
 
+Calls that are not safe to repeat: every client classifies its upstream calls (Spotler:
+``service.providers.spotler.client.REPEATABLE``; Piggy and Spoki: ``repeatable=False`` on their one such call,
+the automation start). Such a call is never retried; when its answer is lost it raises
+:class:`~service.providers.errors.OutcomeUnknown`, and the action settles it with a read-back where the platform
+can be asked (:meth:`Provider.read_score`) or the job ends as OUTCOME_UNKNOWN.
+
 The value types below are plain dataclasses so that actions, the ledger and the HTTP layer can use them
 without knowing any platform's wire format.
 """
@@ -301,6 +307,11 @@ class Provider:
     def set_score(self, contact: Contact, tag: str, score: int, mode: str = "set") -> int | None:
         """mode: set | increase | decrease. Returns the new score when the platform tells it."""
         self._unsupported("SetScore")
+
+    def read_score(self, contact: Contact, tag: str) -> int | None:
+        """The contact's current score on ``tag`` without changing it, or None when the platform cannot tell.
+        Used as a read-back: to settle an increase or decrease whose answer was lost."""
+        return None
 
     # -- audiences ----------------------------------------------------------------------------------------
     def list_audiences(self) -> list[Audience]:

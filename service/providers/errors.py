@@ -15,6 +15,8 @@ providers ever sees a ``requests`` exception.
 | Unavailable     | the platform is down / answered 5xx / reset the connection | 503 + Retry-After |
 | UpstreamTimeout | no answer within the configured bound                      | 504 + Retry-After |
 | NotSupported    | the platform has no such operation                         | 501        |
+| OutcomeUnknown  | a call that is not safe to repeat may have been applied,   | 409 OUTCOME_UNKNOWN |
+|                 | but no answer came back (never retried by us)              |            |
 """
 
 from __future__ import annotations
@@ -103,3 +105,20 @@ class UpstreamTimeout(TransientError):
 
 class NotSupported(ProviderError):
     default_code = "NOT_SUPPORTED"
+
+
+class OutcomeUnknown(ProviderError):
+    """A call that is not safe to repeat (start an automation, trigger a campaign, change a score by an amount)
+    may have reached the platform, but its answer never came back (read timeout, connection reset after the
+    request was sent, a gateway's 502/504). Retrying could apply it twice, so nobody retries it: the job is
+    settled by a read-back where the platform can be asked, else it ends as OUTCOME_UNKNOWN."""
+
+    default_code = "OUTCOME_UNKNOWN"
+
+    def __init__(self, message: str, *, call: str, in_flight: bool = True, **kw) -> None:
+        super().__init__(message, **kw)
+        #: the upstream call (client operation name) whose outcome is unknown
+        self.call = call
+        #: True when the platform may still be working on the request (a timeout, a gateway's 502/504): then
+        #: an unchanged state read back now does not prove it was not applied; False after a connection reset
+        self.in_flight = in_flight

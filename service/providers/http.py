@@ -22,6 +22,12 @@ Worst case time of one call (all attempts fail at connect):
 status retries cost at most ``max_retries * max(backoff, retry_after_max)``. :func:`worst_case_seconds`
 computes the bound so callers can check it against Power Automate's 120 s limit.
 
+Calls that are not safe to repeat (start an automation, trigger a campaign, change a score by an amount: each
+client classifies its calls) are never retried, by urllib3 or anyone: the client calls
+:func:`before_unsafe_call` just before sending one (the job runner notes it in the ledger first, so a crashed
+worker's job is settled instead of run again) and turns an error after which the request may have been applied
+into :class:`~service.providers.errors.OutcomeUnknown` (:func:`unsafe_outcome`).
+
 Errors: :func:`map_request_exception` turns a ``requests`` exception into one of our
 :mod:`service.providers.errors` types; :func:`error_for_status` gives the default type for an HTTP status
 (clients refine it with the platform's own error body); :func:`parse_retry_after` reads the header.
@@ -38,6 +44,7 @@ Usage (a client)::
 
 from __future__ import annotations
 
+import contextvars
 import email.utils
 import logging
 import math
@@ -46,6 +53,7 @@ import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
 import requests
@@ -340,3 +348,44 @@ def error_for_status(
     if 400 <= status < 500:
         return errors.InvalidInput(message, **kw)
     return errors.ProviderError(message, **kw)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Calls that are not safe to repeat
+# ---------------------------------------------------------------------------------------------------------
+
+#: set by whoever runs the work (the job runner), told before a call that is not safe to repeat is sent
+unsafe_call_hook: contextvars.ContextVar[Callable[[str], None] | None] = contextvars.ContextVar(
+    "unsafe_call_hook", default=None)
+
+
+def before_unsafe_call(call: str) -> None:
+    """Tell the job runner (if any) that ``call``, which is not safe to repeat, is about to be sent. The hook may
+    raise (e.g. the job was taken over): then nothing is sent."""
+    hook = unsafe_call_hook.get()
+    if hook is not None:
+        hook(call)
+
+
+def may_have_been_applied(err: errors.ProviderError) -> bool:
+    """True when the request behind ``err`` may have been applied by the platform: a transport failure after
+    the request was sent (read timeout, connection reset), or a gateway that lost the platform's answer
+    (502/504). A 429 or 503 refuses the request and a 500 reports that the platform failed it: not applied."""
+    if not isinstance(err, errors.TransientError) or getattr(err, "request_sent", True) is False:
+        return False
+    if err.upstream_status is None:
+        return True
+    return err.upstream_status in (502, 504)
+
+
+def unsafe_outcome(err: errors.ProviderError, *, call: str, upstream: str) -> errors.ProviderError:
+    """For a call that is not safe to repeat: :class:`OutcomeUnknown` when the request may have been applied,
+    else ``err`` unchanged."""
+    if not may_have_been_applied(err):
+        return err
+    in_flight = isinstance(err, errors.UpstreamTimeout) or err.upstream_status in (502, 504)
+    unknown = errors.OutcomeUnknown(f"{upstream} may have applied the request, but its answer did not come back "
+                                    f"({err.message.rstrip('.')}).", call=call, in_flight=in_flight,
+                                    upstream_status=err.upstream_status)
+    unknown.__cause__ = err
+    return unknown

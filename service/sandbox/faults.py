@@ -2,7 +2,7 @@
 
     app = FaultInjector(inner_app, FaultConfig(latency_ms=50, fail_rate=0.1, fail_status=503))
 
-Faults (applied to requests that match ``methods`` / ``path_prefix`` / ``path_regex``):
+Faults (applied to requests that match ``methods`` / ``path_prefix`` / ``path_regex`` / ``body_regex``):
 
 * ``latency_ms`` + uniform ``jitter_ms``: added before every matching request.
 * ``fail_rate`` / ``fail_status`` (429, 500, 503, ...): answer with that status and ``error_body``; 429 and
@@ -59,6 +59,8 @@ class FaultConfig:
     methods: list[str] = field(default_factory=list)
     path_prefix: str = ""
     path_regex: str = ""
+    #: only requests whose body matches (e.g. '"mode": ?"INCREASE"' for one kind of score change)
+    body_regex: str = ""
     seed: int | None = None
 
     def __post_init__(self) -> None:
@@ -81,11 +83,11 @@ class FaultConfig:
             raise ValueError("reset_phase must be before or after")
         if self.times is not None and self.times < 0:
             raise ValueError("times must be >= 0")
-        if self.path_regex:
+        for name in ("path_regex", "body_regex"):
             try:
-                re.compile(self.path_regex)
+                re.compile(getattr(self, name))
             except re.error as exc:
-                raise ValueError(f"path_regex is not a valid regular expression: {exc}") from None
+                raise ValueError(f"{name} is not a valid regular expression: {exc}") from None
         self.methods = [m.upper() for m in self.methods]
 
     @classmethod
@@ -173,10 +175,12 @@ class FaultInjector:
         if path == self.control_prefix or path.startswith(self.control_prefix + "/"):
             return self._control(environ, start_response, path[len(self.control_prefix):])
         method = environ.get("REQUEST_METHOD", "GET").upper()
+        body = _peek_body(environ) if self._config.body_regex else None
         with self._lock:
             self._seen += 1
             cfg = self._config
-            matched = cfg.active and self._matches(cfg, method, path)
+            matched = cfg.active and self._matches(cfg, method, path) and (
+                not cfg.body_regex or re.search(cfg.body_regex, (body or b"").decode("utf-8", "replace")) is not None)
             kind = self._draw(cfg) if matched else None
             delay = 0.0
             if matched and (cfg.latency_ms or cfg.jitter_ms):
@@ -287,6 +291,19 @@ class FaultInjector:
 _REASONS = {400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed", 408: "Request Timeout",
             429: "Too Many Requests", 500: "Internal Server Error", 502: "Bad Gateway",
             503: "Service Unavailable", 504: "Gateway Timeout"}
+
+
+def _peek_body(environ: dict) -> bytes:
+    """Read the request body and put it back so the wrapped app still sees it."""
+    import io
+
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = 0
+    body = environ["wsgi.input"].read(length) if length > 0 else b""
+    environ["wsgi.input"] = io.BytesIO(body)
+    return body
 
 
 def _json(start_response: Callable, status: int, payload: Any) -> list[bytes]:

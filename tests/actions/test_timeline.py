@@ -6,6 +6,7 @@ import pytest
 
 from service.actions.idempotency import ActionCall, ActionResult, body_hash
 from service.actions.problems import ActionError
+from service.actions.runner import JobRunner, RunnerConfig
 from service.actions.timeline import Regarding, note_id, parse_regarding
 
 TID, OID = "5a4db0c0-0000-4000-8000-00000000a001", "5a4db0c0-0000-4000-8000-000000000101"
@@ -29,7 +30,7 @@ def test_note_ids_are_stable_per_job_and_record():
 
 def test_the_ledger_keeps_an_entra_caller_and_the_note(ledger):
     caller = f"aad:{TID}:{OID}"  # 77 characters: longer than the first schema's 64
-    call = ActionCall(operation="StartAutomation", provider="spotler", api_key_id=caller, request_id="r",
+    call = ActionCall(operation="StartAutomation", provider="spotler", caller=caller, request_id="r",
                       inputs={"regarding": {"table": "contact", "id": RECORD}}, body_hash=body_hash(b"{}"))
 
     def work(job):
@@ -37,10 +38,14 @@ def test_the_ledger_keeps_an_entra_caller_and_the_note(ledger):
                                             "message": "Mail j.doe@example.com failed", "other": "dropped"})
         return ActionResult(body={"jobId": job.job_id, "resultCode": "OK"})
 
-    answer = ledger.run(call, work)
+    runner = JobRunner(ledger, None, RunnerConfig())
+    try:
+        answer = runner.run(call, work)
+    finally:
+        runner.stop()
     record = ledger.get(answer.job_id)
-    assert record.api_key_id == caller
-    assert [r.job_id for r in ledger.list(api_key_id=caller)[0]] == [answer.job_id]
+    assert record.caller == caller
+    assert [r.job_id for r in ledger.list(caller=caller)[0]] == [answer.job_id]
     timeline = record.to_public_dict()["timeline"]
     assert timeline["status"] == "failed" and timeline["reason"] == "DATAVERSE_UNAVAILABLE"
     assert "j.doe@example.com" not in timeline["message"] and "other" not in timeline

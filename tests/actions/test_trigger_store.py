@@ -8,7 +8,7 @@ import datetime as dt
 import pytest
 
 from service.actions.trigger_store import UNKNOWN, TriggerStore, Version, contacts, instances, seen_sets
-from service.db import create_engine
+from service.actions.storage import create_engine
 
 
 @pytest.fixture

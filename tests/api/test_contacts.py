@@ -300,7 +300,8 @@ def test_value_conversion_never_answers_500(call, sim, field, value):
     assert r.status_code in (200, 400), r.text
     if r.status_code == 400:
         body = r.json()
-        assert body["code"] in ("INVALID_FIELD_VALUE", "INVALID_PROPERTY", "UPSTREAM_VALIDATION_FAILED"), body
+        assert body["code"] in ("INVALID_FIELD_VALUE", "INVALID_PROPERTY", "UPSTREAM_VALIDATION_FAILED",
+                                "INVALID_CHARACTER"), body
         if body["code"] == "INVALID_FIELD_VALUE":
             assert body["field"] == field and body["expected"]
 

@@ -37,7 +37,7 @@ def test_a_user_token_calls_and_the_ledger_records_the_user(app, ms):
     r = add_tag(app, bearer(token))
     assert r.status_code == 200, r.text
     record = app.app_.runtime.ledger.get(r.json()["jobId"])
-    assert record.api_key_id == CALLER
+    assert record.caller == CALLER
     assert token not in str(record.inputs)
 
 
@@ -64,7 +64,7 @@ def test_app_only_callers_need_the_app_role(app, ms):
                                      object_id=demo.API_SERVICE_PRINCIPAL_ID)
     r = add_tag(app, bearer(with_role))
     assert r.status_code == 200
-    assert app.app_.runtime.ledger.get(r.json()["jobId"]).api_key_id == \
+    assert app.app_.runtime.ledger.get(r.json()["jobId"]).caller == \
         f"aad:{demo.TENANT_ID}:{demo.API_SERVICE_PRINCIPAL_ID}"
 
 

@@ -1,5 +1,6 @@
 """Exactly once through the whole stack, on SQLite and on PostgreSQL: concurrent and sequential repeats of one
-logical StartAutomation cause one trigger at the Spotler simulator (counted there)."""
+logical StartAutomation cause one trigger at the Spotler simulator (counted there), and every repeat gets the
+first attempt's answer."""
 
 from __future__ import annotations
 
@@ -24,9 +25,8 @@ def test_concurrent_and_sequential_repeats_trigger_once(make_client, settings, e
     finally:
         sim.faults.configure(latency_ms=0)
     ok = [a for a in answers if a.status_code == 200]
-    busy = [a for a in answers if a.status_code == 409]
-    assert len(ok) + len(busy) == 20 and ok, [a.text for a in answers]
-    assert all(a.json()["code"] == "REQUEST_IN_PROGRESS" and int(a.headers["retry-after"]) > 0 for a in busy)
+    # the repeats waited for the first attempt and got its answer: never a 409 (Power Automate does not retry it)
+    assert len(ok) == 20, [a.text for a in answers]
     assert len({a.text for a in ok}) == 1  # every success is the same answer
     for _ in range(20):
         again = client.post(f"/automations/{WELCOME}/start", json=body, headers=headers)

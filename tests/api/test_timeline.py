@@ -51,7 +51,7 @@ def test_a_maker_starts_an_automation_from_a_record_and_the_note_appears(app, ms
     assert body["automationContactId"] in note["notetext"] and body["jobId"] in note["notetext"]
     assert "jan@example.com" not in note["notetext"]
     assert (note["createdbytype"], note["_createdby_value"]) == ("user", demo.USER_OBJECT_ID)  # on behalf of
-    job = app.get(f"/jobs/{body['jobId']}", headers={"X-API-Key": API_KEY}).json()
+    job = app.get(f"/jobs/{body['jobId']}", headers=user(ms)).json()  # jobs are scoped to their caller
     assert job["timeline"] == body["timeline"]
     assert ms.entra.token_requests("obo") == 1  # one token for the record read and the note
     assert sim.stats()["triggers"] == 1
@@ -113,7 +113,7 @@ def test_one_note_under_20_concurrent_identical_calls_and_replays(app, ms, sim):
     finally:
         sim.faults.configure(latency_ms=0)
     ok = [a for a in answers if a.status_code == 200]
-    assert ok and all(a.status_code in (200, 409, 429, 503) for a in answers), [a.text for a in answers]
+    assert ok and all(a.status_code in (200, 429, 503) for a in answers), [a.text for a in answers]
     assert all("retry-after" in a.headers for a in answers if a.status_code != 200)
     again = start(app, body, headers, key)
     assert again.status_code == 200 and again.headers["idempotent-replayed"] == "true"

@@ -262,12 +262,13 @@ def test_start_is_not_retried_after_reaching_spoki(env, spoki):
     sim, app = env[0], env[1]
     giulia = _giulia(spoki)
     app.configure(FaultConfig(reset_rate=1.0, reset_phase="after", times=1, path_prefix="/wh/ap/"))
-    with pytest.raises(errors.Unavailable):
+    with pytest.raises(errors.OutcomeUnknown):  # applied, answer lost: not safe to repeat
         spoki.start_automation(str(demo.AUTOMATION_ORDER_ID), giulia, [])
     assert sim.state()["counters"]["automation_runs"] == 1  # applied once, never replayed
     app.configure(FaultConfig(fail_rate=1.0, fail_status=503, retry_after=0, times=1, path_prefix="/wh/ap/"))
-    with pytest.raises(errors.Unavailable):
+    with pytest.raises(errors.Unavailable) as refused:  # a 503 refuses: not applied, safe to retry later
         spoki.start_automation(str(demo.AUTOMATION_ORDER_ID), giulia, [])
+    assert not isinstance(refused.value, errors.OutcomeUnknown)
     assert sim.state()["counters"]["automation_runs"] == 1
 
 

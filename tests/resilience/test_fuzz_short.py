@@ -1,6 +1,6 @@
 """schemathesis against the service started as the Procfile starts it (sandbox mode): every operation, every
 phase (examples, coverage, fuzzing, stateful links); no 5xx, answers match the spec, errors are problem+json
-(bench/fuzz.py at CI size: about 2 minutes)."""
+(bench/fuzz.py at CI size: about 2 minutes); then hostile inputs of issue #13's classes (bench/hostile.py)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,12 @@ from bench import fuzz
 
 
 def test_schemathesis_finds_nothing():
-    res = fuzz.run(max_examples=80, phases="examples,coverage,fuzzing,stateful", seed=7)
+    res = fuzz.run(max_examples=80, phases="examples,coverage,fuzzing,stateful", seed=7, hostile_examples=150)
     report = res["report"]
     assert report, res["stderr"]
     assert report["operations"]["tested"] == report["operations"]["total"] > 0
     assert res["exit_code"] == 0 and not report["failures"] and not report["errors"], fuzz.summary(res)
+    hostile = res["hostile"]  # issue #13's input classes, on every write operation: never a 5xx
+    assert hostile["examples"] == 150 and len(hostile["by_class"]) >= 8, hostile
+    assert hostile["failures"] == [], hostile["failures"][:3]
     assert res["service_error_log_lines"] == [], res["service_error_log_lines"][:3]

@@ -22,7 +22,14 @@ from typing import Any
 import requests
 
 from service.providers import errors
-from service.providers.http import LazySession, error_for_status, map_request_exception, parse_retry_after
+from service.providers.http import (
+    LazySession,
+    before_unsafe_call,
+    error_for_status,
+    map_request_exception,
+    parse_retry_after,
+    unsafe_outcome,
+)
 from service.providers.piggy.config import PiggyConfig
 
 log = logging.getLogger(__name__)
@@ -136,15 +143,32 @@ class PiggyClient:
         except requests.RequestException as exc:
             raise map_request_exception(exc, upstream=UPSTREAM) from exc
 
-    def request(self, method: str, path: str, *, params: dict[str, Any] | None = None, body: Any = None) -> Any:
-        """Call ``api_prefix + path`` and return the envelope's ``data``."""
+    def request(self, method: str, path: str, *, params: dict[str, Any] | None = None, body: Any = None,
+                repeatable: bool = True) -> Any:
+        """Call ``api_prefix + path`` and return the envelope's ``data``.
+
+        ``repeatable=False`` for a call that is not safe to repeat (``POST automations/runs``; every other call
+        Piggy gets from us is a read, an upsert or a set): the job runner is told before it is sent and a lost
+        answer raises OutcomeUnknown."""
         cfg = self.config
         if path.startswith("/"):
             url = cfg.base_url.rstrip("/") + path
         else:
             url = cfg.base_url.rstrip("/") + cfg.api_prefix.rstrip("/") + "/" + path
         token = self._bearer()
-        resp = self._send(method, url, params=params, body=body, headers={"Authorization": f"Bearer {token}"})
+        if not repeatable:
+            before_unsafe_call(f"{method} {path}")
+            try:
+                resp = self._send(method, url, params=params, body=body,
+                                  headers={"Authorization": f"Bearer {token}"})
+            except errors.ProviderError as err:
+                raise unsafe_outcome(err, call=f"{method} {path}", upstream=UPSTREAM) from err
+            if resp.status_code in (502, 504):
+                raise unsafe_outcome(error_for_status(resp.status_code, f"Piggy's gateway answered HTTP "
+                                                      f"{resp.status_code}."), call=f"{method} {path}",
+                                     upstream=UPSTREAM)
+        else:
+            resp = self._send(method, url, params=params, body=body, headers={"Authorization": f"Bearer {token}"})
         if resp.status_code == 401 and not cfg.api_token:
             # the token expired or was revoked: a 401 means the call was not applied, so one retry is safe
             log.info("piggy: access token refused, requesting a new one")

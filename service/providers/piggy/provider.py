@@ -294,7 +294,7 @@ class PiggyProvider(Provider):
         if data:
             body["data"] = data
         try:
-            self.client.request("POST", "automations/runs", body=body)
+            self.client.request("POST", "automations/runs", body=body, repeatable=False)
         except errors.NotFound as exc:
             if exc.code == "CONTACT_NOT_FOUND":
                 raise errors.NotFound(f"Piggy has no contact with uuid {contact.external_id}.",

@@ -369,7 +369,7 @@ class SpokiProvider(Provider):
         if custom:
             body["custom_fields"] = custom
         try:
-            self.client.request("POST", webhook["link"], body=body, api_key=False)
+            self.client.request("POST", webhook["link"], body=body, api_key=False, repeatable=False)
         except (errors.AuthFailed, errors.Forbidden) as exc:
             raise errors.Rejected("Spoki refused the automation's start step secret; the API start step may have "
                                   "been regenerated. Try again in a minute.", code="START_STEP_REFUSED",

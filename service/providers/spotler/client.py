@@ -27,7 +27,14 @@ import requests
 from requests_oauthlib import OAuth1
 
 from service.providers import errors
-from service.providers.http import LazySession, error_for_status, map_request_exception, parse_retry_after
+from service.providers.http import (
+    LazySession,
+    before_unsafe_call,
+    error_for_status,
+    map_request_exception,
+    parse_retry_after,
+    unsafe_outcome,
+)
 from service.providers.spotler import schemas as s
 from service.providers.spotler.config import SpotlerConfig
 from service.providers.spotler.paths import Route, build_routes
@@ -68,6 +75,29 @@ _BUSINESS_MESSAGE = re.compile(
 _AUTH_MESSAGE = re.compile(r"signature|oauth|consumer|credential|key and secret|unauthori[sz]ed", re.IGNORECASE)
 
 
+#: Every upstream call, classified: True = safe to repeat (repeating it leaves the same state: read, set a field,
+#: add to an audience, stop a run, anonymize ...), False = not safe (each repeat does it again: start an
+#: automation, trigger a campaign). ``score`` depends on its mode (SET is safe, INCREASE/DECREASE are not).
+#: A call that is not safe is never retried and, when its answer is lost, raises OutcomeUnknown.
+REPEATABLE: dict[str, bool] = {
+    "list_properties": True, "get_contact": True, "search_contacts": True, "insert_contact": True,
+    "update_contact": True, "insert_contacts": True, "anonymize_contact": True, "updated_contacts": True,
+    "bounces": True, "subscribe": True,
+    "trigger_automation": False, "automation_list": True, "automation_stop_run": True,
+    "automation_stop_contact": True,
+    "list_campaigns": True, "trigger_campaign": False, "stop_campaign": True,
+    "create_audience": True, "get_audience": True, "update_audience": True, "delete_audience": True,
+    "audience_list": True, "audience_members": True, "add_audience_contacts": True,
+    "remove_audience_contacts": True, "clear_audience": True,
+    "create_temporary_list": True, "list_temporary_lists": True, "add_to_temporary_list": True,
+    "delete_temporary_list": True,
+    "tag_list": True, "tag_add": True, "tag_remove": True, "score": True,
+    # event feeds of the polling triggers (reads)
+    "interactions_opened": True, "interactions_clicked": True, "interactions_bounced": True,
+    "interactions_sent": True, "list_mailings": True, "get_mailing": True,
+}
+
+
 def _enc(value: str) -> str:
     return quote(str(value), safe="")
 
@@ -96,11 +126,19 @@ class SpotlerClient:
         return self._base + path.lstrip("/")
 
     def send(self, op: str, method: str, path: str, *, params: dict | None = None,
-             body: Any = None, has_body: bool | None = None) -> tuple[int, Any, requests.Response]:
-        """One HTTP exchange: ``(status, parsed JSON or None, response)``. Transport errors are mapped."""
+             body: Any = None, has_body: bool | None = None,
+             repeatable: bool | None = None) -> tuple[int, Any, requests.Response]:
+        """One HTTP exchange: ``(status, parsed JSON or None, response)``. Transport errors are mapped.
+
+        ``repeatable`` defaults to the call's class in :data:`REPEATABLE` (an unclassified call is a bug). For a
+        call that is not safe to repeat the job runner is told before it is sent, and an answer that may have
+        been lost (transport failure after sending, 502/504) raises OutcomeUnknown."""
+        safe = REPEATABLE[op] if repeatable is None else repeatable
         kwargs: dict[str, Any] = {"params": params, "timeout": self.settings.timeout}
         if body is not None or has_body:
             kwargs["json"] = body
+        if not safe:
+            before_unsafe_call(op)
         started = time.monotonic()
         try:
             resp = self._session.get().request(method, self.url(path), **kwargs)
@@ -108,15 +146,20 @@ class SpotlerClient:
             err = map_request_exception(exc, upstream=UPSTREAM)
             log.warning("spotler %s failed after %.0f ms: %s", op, (time.monotonic() - started) * 1000,
                         type(err).__name__)
-            raise err from exc
+            raise (err if safe else unsafe_outcome(err, call=op, upstream=UPSTREAM)) from exc
         elapsed = (time.monotonic() - started) * 1000
         log.debug("spotler %s -> %s in %.0f ms", op, resp.status_code, elapsed)
+        if not safe and resp.status_code in (502, 504):
+            raise unsafe_outcome(error_for_status(resp.status_code, f"Spotler's gateway answered HTTP "
+                                                  f"{resp.status_code} to {op}."), call=op, upstream=UPSTREAM)
         return resp.status_code, _parse_body(resp), resp
 
     def call(self, op: str, method: str, path: str, *, params: dict | None = None, body: Any = None,
-             has_body: bool | None = None, ok: Iterable[int] = (200, 201, 202, 204)) -> Any:
+             has_body: bool | None = None, ok: Iterable[int] = (200, 201, 202, 204),
+             repeatable: bool | None = None) -> Any:
         """Send and return the parsed body of a successful answer; raise our error otherwise."""
-        status, payload, resp = self.send(op, method, path, params=params, body=body, has_body=has_body)
+        status, payload, resp = self.send(op, method, path, params=params, body=body, has_body=has_body,
+                                          repeatable=repeatable)
         if status in tuple(ok):
             return payload
         raise self.error(op, status, payload, resp)
@@ -193,13 +236,13 @@ class SpotlerClient:
             nxt = after + raw
         return items, (nxt if nxt > after else None)
 
-    def _route(self, name: str, **values: Any) -> Any:
+    def _route(self, name: str, *, repeatable: bool | None = None, **values: Any) -> Any:
         route = self.routes[name]
         if not route.enabled:
             raise errors.NotSupported(f"The Spotler call '{name}' is disabled in the configuration.",
                                       code="NOT_SUPPORTED_BY_PLATFORM")
         method, path, body = route.render(**values)
-        return self.call(name, method, path, body=body, has_body=route.has_body)
+        return self.call(name, method, path, body=body, has_body=route.has_body, repeatable=repeatable)
 
     # ------------------------------------------------------------------------------------------------------
     # contacts [SPEC]
@@ -479,10 +522,14 @@ class SpotlerClient:
     def remove_tags(self, external_id: str, tags: list[str]) -> None:
         self._route("tag_remove", external_id=external_id, tags=list(tags))
 
-    def set_score(self, external_id: str, tag: str, score: int, mode: str = "set") -> int | None:
+    def set_score(self, external_id: str, tag: str, score: int, mode: str = "set",
+                  repeatable: bool | None = None) -> int | None:
         """mode: set | increase | decrease. Returns the new score when Spotler answers with one."""
+        if repeatable is None:  # an increase or decrease repeated changes the score again
+            repeatable = mode.lower() == "set" or int(score) == 0
         mode = mode.upper() if self.config.score_mode_case == "upper" else mode.lower()
-        payload = self._route("score", external_id=external_id, tag=tag, score=int(score), mode=mode)
+        payload = self._route("score", repeatable=repeatable, external_id=external_id, tag=tag, score=int(score),
+                              mode=mode)
         if isinstance(payload, dict):
             try:
                 return _load_one(_schema(s.ScoreResultSchema), payload).get("score")

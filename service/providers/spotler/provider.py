@@ -350,6 +350,13 @@ class SpotlerProvider(Provider):
             raise errors.InvalidInput("Give the tag that holds the score.", code="VALIDATION_FAILED")
         return self.client.set_score(contact.external_id, tag.strip(), int(score), mode)
 
+    def read_score(self, contact: Contact, tag: str) -> int | None:
+        """An increase by 0 changes nothing and answers the current score [ASSUMED, like the score call]; None
+        when Spotler answers without a score."""
+        if not tag or not tag.strip():
+            return None
+        return self.client.set_score(contact.external_id, tag.strip(), 0, "increase", repeatable=True)
+
     # -- audiences ----------------------------------------------------------------------------------------
     def list_audiences(self) -> list[Audience]:
         return [Audience(id=a["external_id"], name=a.get("name") or a["external_id"], description=a.get("description"))

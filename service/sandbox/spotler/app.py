@@ -924,6 +924,8 @@ class SpotlerSimulator(FeedsMixin):
         tag = body["tag"].strip()
         mine = self.contact_tags.setdefault(eid, {})
         current = mine.get(tag) or 0
+        if score == 0 and mode != "SET":  # [ASSUMED] a change by 0 changes nothing and answers the score (a read)
+            return _json(200, {"tag": tag, "score": current})
         new = score if mode == "SET" else current + score if mode == "INCREASE" else current - score
         if tag not in self.all_tags:
             self.all_tags.append(tag)

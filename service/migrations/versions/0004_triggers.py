@@ -1,7 +1,7 @@
 """Polling triggers: large seen sets, trigger instances and per-contact fingerprints.
 
-Revision ID: 0003_triggers
-Revises: 0002_timeline
+Revision ID: 0004_triggers
+Revises: 0003_reliability
 Create Date: 2026-12-01
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0003_triggers"
-down_revision = "0002_timeline"
+revision = "0004_triggers"
+down_revision = "0003_reliability"
 branch_labels = None
 depends_on = None
 

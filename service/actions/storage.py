@@ -1,0 +1,232 @@
+"""The job ledger's storage: engine factory and schema migrations (the ledger owns its database).
+
+URLs: ``sqlite:///path/to/file.db`` (the default, ``sqlite:///var/marketing-actions.db``),
+``postgresql+psycopg://...``; ``postgres://`` and ``postgresql://`` are accepted and mean psycopg 3.
+
+The schema is never missing at run time (:func:`ensure_schema`): a SQLite file is migrated by the service itself;
+PostgreSQL is migrated under an advisory lock, or - with ``AUTO_MIGRATE=false`` - the service refuses with one
+line saying what to run. A SQLite file is created readable by its owner only (0600).
+
+The maintenance command line is ``python -m service.db`` (service/db.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, Engine, make_url
+
+from service.config import DEFAULT_DATABASE_URL
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+#: SQLite: how long a writer waits for the lock held by another connection/process
+SQLITE_BUSY_TIMEOUT_S = 30.0
+
+
+def normalize_url(database_url: str | URL) -> URL:
+    """Parse ``database_url``; ``postgres://`` / ``postgresql://`` become ``postgresql+psycopg://``."""
+    raw = str(database_url).strip() if not isinstance(database_url, URL) else database_url
+    if isinstance(raw, str):
+        if not raw:
+            raise ValueError("DATABASE_URL is empty")
+        if raw.startswith("postgres://"):
+            raw = "postgresql://" + raw[len("postgres://"):]
+    url = make_url(raw)
+    if url.drivername in ("postgresql", "postgres"):
+        url = url.set(drivername="postgresql+psycopg")
+    if url.get_backend_name() not in ("sqlite", "postgresql"):
+        raise ValueError(f"unsupported database {url.get_backend_name()!r}: use sqlite or postgresql")
+    return url
+
+
+def database_url_from_env(environ: dict[str, str] | None = None) -> str:
+    env = os.environ if environ is None else environ
+    return env.get("DATABASE_URL") or DEFAULT_DATABASE_URL
+
+
+def _sqlite_path(url: URL) -> str | None:
+    db = url.database
+    if not db or db == ":memory:" or db.startswith("file:") and "mode=memory" in db:
+        return None
+    return db
+
+
+def private_file(path: str) -> None:
+    """Create the SQLite file (and its directory) readable by the owner only; tighten an existing file.
+
+    SQLite gives its -wal and -shm files the mode of the database file, so they stay private too."""
+    file = Path(path).expanduser()
+    if not file.parent.exists():
+        file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        fd = os.open(file, os.O_RDWR | os.O_CREAT, 0o600)
+        os.close(fd)
+        if file.stat().st_mode & 0o077:
+            os.chmod(file, 0o600)
+    except OSError as exc:  # pragma: no cover - read-only file system: SQLite will report it
+        log.warning("could not restrict the permissions of the ledger file: %s", type(exc).__name__)
+
+
+def create_engine(database_url: str | URL, *, pool_size: int = 5, max_overflow: int = 10,
+                  echo: bool = False, **kwargs: Any) -> Engine:
+    """An engine tuned for the ledger.
+
+    SQLite: WAL journal, ``busy_timeout`` (several gunicorn worker processes write the same file), a pooled
+    connection per thread. The parent directory of the file is created. PostgreSQL (psycopg 3): a
+    ``QueuePool`` with pre-ping, so connections dropped by the server or a proxy are replaced transparently.
+    """
+    url = normalize_url(database_url)
+    if url.get_backend_name() == "sqlite":
+        path = _sqlite_path(url)
+        if path is None:
+            # one shared in-memory database (tests only)
+            engine = sa.create_engine(url, echo=echo, connect_args={"check_same_thread": False},
+                                      poolclass=sa.pool.StaticPool, **kwargs)
+        else:
+            private_file(path)
+            engine = sa.create_engine(
+                url, echo=echo, pool_size=pool_size, max_overflow=max_overflow, pool_pre_ping=False,
+                connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_S}, **kwargs)
+
+        @sa.event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn, _record):  # pragma: no cover - exercised through every test
+            cur = dbapi_conn.cursor()
+            try:
+                if path is not None:
+                    cur.execute("PRAGMA journal_mode=WAL")
+                    cur.execute("PRAGMA synchronous=NORMAL")
+                cur.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
+                cur.execute("PRAGMA foreign_keys=ON")
+            finally:
+                cur.close()
+
+        return engine
+    return sa.create_engine(url, echo=echo, pool_size=pool_size, max_overflow=max_overflow,
+                            pool_pre_ping=True, pool_recycle=1800, **kwargs)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Migrations
+# ---------------------------------------------------------------------------------------------------------
+
+
+def alembic_config(connection: sa.Connection | None = None):
+    """An Alembic Config pointing at service/migrations (no alembic.ini needed)."""
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    if connection is not None:
+        cfg.attributes["connection"] = connection
+    return cfg
+
+
+def head_revision() -> str:
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+def current_revision(engine: Engine) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+@contextlib.contextmanager
+def _file_lock(path: str) -> Iterator[None]:
+    """An exclusive inter-process lock on ``path`` (POSIX flock; a no-op where unavailable)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - non-POSIX
+        yield
+        return
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+def _upgrade_locked(engine: Engine, revision: str) -> None:
+    from alembic import command
+
+    backend = engine.dialect.name
+    if backend == "postgresql":
+        with engine.begin() as conn:
+            # serialise concurrent upgraders (workers, instances) on this schema; released at commit
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext('marketing-actions-migrate:' || "
+                                 "current_schema()))"))
+            command.upgrade(alembic_config(conn), revision)
+        return
+    path = _sqlite_path(engine.url)
+    lock = contextlib.nullcontext() if path is None else _file_lock(str(Path(path).expanduser()) + ".migrate.lock")
+    with lock, engine.begin() as conn:
+        # pysqlite leaves DDL outside transactions; an explicit BEGIN makes the whole migration atomic
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        command.upgrade(alembic_config(conn), revision)
+
+
+def upgrade(database_url: str | URL | Engine, revision: str = "head") -> str:
+    """Apply the migrations up to ``revision``; returns the resulting revision.
+
+    Safe to call from several processes at once (gunicorn workers starting together, several instances):
+    upgraders are serialised by a PostgreSQL advisory lock or, for SQLite, a lock file next to the database;
+    whoever comes second finds the schema current and does nothing. A race lost against a foreign tool
+    ("already exists") is tolerated when the schema ends up at the head revision.
+    """
+    engine = database_url if isinstance(database_url, Engine) else create_engine(database_url, pool_size=1)
+    try:
+        try:
+            _upgrade_locked(engine, revision)
+        except (sa.exc.ProgrammingError, sa.exc.OperationalError, sa.exc.IntegrityError) as exc:
+            if "already exists" not in str(exc).lower() and "unique" not in str(exc).lower():
+                raise
+            log.info("schema upgrade raced with another process; checking the result")
+            _upgrade_locked(engine, revision)
+        current = current_revision(engine)
+        if revision == "head" and current != head_revision():
+            raise RuntimeError(f"ledger schema is at {current!r}, expected {head_revision()!r}")
+        return current or ""
+    finally:
+        if not isinstance(database_url, Engine):
+            engine.dispose()
+
+
+class SchemaNotCurrent(RuntimeError):
+    """The ledger's schema is missing or old and the service may not migrate it (``AUTO_MIGRATE=false``)."""
+
+
+def upgrade_command_hint() -> str:
+    return "run `python -m service.db upgrade` (or `make migrate`) with this DATABASE_URL"
+
+
+def ensure_schema(engine: Engine, *, auto_migrate: bool = True) -> str:
+    """Make sure the ledger's tables are at the head revision before the service uses them.
+
+    SQLite is always migrated by the service itself (it is the service's own file). PostgreSQL is migrated
+    under its advisory lock when ``auto_migrate``; otherwise :class:`SchemaNotCurrent` says in one line what to
+    run. Returns the revision. Cheap when current: one query.
+    """
+    head = head_revision()
+    current = current_revision(engine)
+    if current == head:
+        return current
+    if engine.dialect.name == "sqlite" or auto_migrate:
+        log.info("ledger schema at %s, migrating to %s", current or "(empty)", head)
+        return upgrade(engine)
+    raise SchemaNotCurrent(f"The job ledger schema is at {current or '(none)'}, the service needs {head}: "
+                           f"{upgrade_command_hint()}.")

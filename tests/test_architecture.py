@@ -1,0 +1,54 @@
+"""Architecture: no import cycle among the service's modules, and the dependency direction
+api -> actions -> providers (grimp builds the import graph, TYPE_CHECKING imports included)."""
+
+from __future__ import annotations
+
+import grimp
+import pytest
+
+
+@pytest.fixture(scope="module")
+def graph():
+    return grimp.build_graph("service")
+
+
+def test_no_import_cycle_among_service_modules(graph):
+    """Finding (issue #16, taken here): service.actions.idempotency, service.actions.ledger and service.db
+    imported each other in a circle."""
+    cycles = set()
+    for module in graph.modules:
+        for imported in graph.find_modules_directly_imported_by(module):
+            chain = graph.find_shortest_chain(importer=imported, imported=module)
+            if chain:
+                cycles.add(" -> ".join((module, *chain)))
+    assert cycles == set()
+
+
+LAYERS = ("service.api", "service.actions", "service.providers")  # each may import only those after it
+
+
+def _layer(module: str) -> int | None:
+    for rank, prefix in enumerate(LAYERS):
+        if module == prefix or module.startswith(prefix + "."):
+            return rank
+    return None
+
+
+def test_dependencies_go_one_way_api_actions_providers(graph):
+    wrong = []
+    for module in graph.modules:
+        rank = _layer(module)
+        if rank is None:
+            continue
+        for imported in graph.find_modules_directly_imported_by(module):
+            other = _layer(imported)
+            if other is not None and other < rank:
+                wrong.append(f"{module} -> {imported}")
+    assert wrong == []
+
+
+def test_providers_never_import_the_web_framework():
+    external = grimp.build_graph("service", include_external_packages=True)
+    for module in (m for m in external.modules if _layer(m) == 2):
+        imported = external.find_modules_directly_imported_by(module)
+        assert not {m for m in imported if m.split(".")[0] in ("flask", "connexion", "starlette")}, module
