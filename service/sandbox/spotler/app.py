@@ -43,6 +43,7 @@ from werkzeug.wrappers import Request, Response
 from service.sandbox.faults import FaultConfig, FaultInjector
 from service.sandbox.spotler import demo
 from service.sandbox.spotler.feeds import DATE_FORMATS, FEED_ROUTES, LIST_SHAPES, FeedsMixin
+from service.sandbox.spotler.wire import json_response, parse_iso
 
 BASE_PATH = "/integrationservice"
 TIER_MESSAGE = "Only Automation or eCommerce products can use this call"
@@ -61,17 +62,7 @@ class SimError(Exception):
         )
 
 
-def _parse_iso(value: str | None) -> dt.datetime | None:
-    if not value:
-        return None
-    text = value.strip().replace(" ", "+")  # a '+' offset arrives as a space when not percent-encoded
-    if text.endswith(("Z", "z")):
-        text = text[:-1] + "+00:00"
-    try:
-        parsed = dt.datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+_parse_iso = parse_iso
 
 
 class SpotlerSimulator(FeedsMixin):
@@ -983,10 +974,7 @@ _ROUTES: list[tuple[str, str, list[str]]] = [
 # ---------------------------------------------------------------------------------------------------------
 
 
-def _json(status: int, payload: Any) -> Response:
-    if payload is None:
-        return Response(status=status)
-    return Response(json.dumps(payload), status=status, mimetype="application/json")
+_json = json_response
 
 
 def _body(request: Request) -> Any:

@@ -42,6 +42,8 @@ from typing import Any
 
 from werkzeug.wrappers import Request, Response
 
+from service.sandbox.spotler.wire import json_response, parse_iso
+
 LIST_SHAPES = ("paged", "array")
 DATE_FORMATS = ("epoch_ms", "iso")
 INTERACTION_KINDS = ("opened", "clicked", "bounced", "sent")
@@ -209,12 +211,10 @@ class FeedsMixin:
 
     # -- feeds --------------------------------------------------------------------------------------------
     def _window(self, request: Request, lo_name: str, hi_name: str, *, required: bool) -> tuple[int, int] | None:
-        from service.sandbox.spotler.app import _parse_iso
-
         raw_lo, raw_hi = request.args.get(lo_name), request.args.get(hi_name)
         if not required and raw_lo is None and raw_hi is None:
             return None
-        lo, hi = _parse_iso(raw_lo), _parse_iso(raw_hi)
+        lo, hi = parse_iso(raw_lo), parse_iso(raw_hi)
         if lo is None and (required or raw_lo is not None):
             raise self.SimError(400, "INVALID_PARAMS", f"Invalid {lo_name} or no {lo_name} given")
         if hi is None and (required or raw_hi is not None):
@@ -276,25 +276,20 @@ class FeedsMixin:
 
     def h_mailing_list(self, request, body):
         lo, hi = self._window(request, "fromDate", "toDate", required=True)
-        from service.sandbox.spotler.app import _json
-
-        return _json(200, [self._mailing_out(m) for m in sorted(self.mailings.values(),
+        return json_response(200, [self._mailing_out(m) for m in sorted(self.mailings.values(),
                                                                 key=lambda x: x["scheduledStartDate"])
                            if lo <= m["scheduledStartDate"] <= hi])
 
     def h_mailing_get(self, request, body, mid):
-        from service.sandbox.spotler.app import _json
-
         m = self.mailings.get(mid)
         if m is None:
             raise self.SimError(404, "MAILING_NOTFOUND", "Mailing not found")
-        return _json(200, {**self._mailing_out(m), "subject": m["subject"]})
+        return json_response(200, {**self._mailing_out(m), "subject": m["subject"]})
 
     # -- control endpoints --------------------------------------------------------------------------------
     def _feed_control(self, request: Request) -> Response | None:
         """The answer for a ``/__sim__/...`` control call of this module, or None when the path is not ours."""
-        from service.sandbox.spotler.app import _json
-
+        _json = json_response
         name = request.path[len("/__sim__/"):].strip("/")
         body = request.get_json(silent=True) if request.method == "POST" else None
         if request.method == "POST" and not isinstance(body, dict):
