@@ -39,6 +39,7 @@ LIVE_CREDENTIALS = {
 
 SANDBOX_API_KEY = "sandbox"
 DEV_LEDGER_HASH_KEY = "sandbox-ledger-hash-key-not-secret"
+DEV_TRIGGER_STATE_SECRET = "sandbox-trigger-state-secret-not-secret"
 DEFAULT_DATABASE_URL = "sqlite:///var/marketing-actions.db"
 
 
@@ -148,6 +149,12 @@ class _EnvSchema(Schema):
                                 metadata={"allowed": "a host name with an optional :port, no path "
                                                      "(for example actions.example.com)"})
     VALIDATE_RESPONSES = fields.Boolean(load_default=False)
+    TRIGGER_STATE_SECRET = fields.String(load_default="")
+    TRIGGER_BATCH_SIZE = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
+    TRIGGER_POLL_SECONDS = fields.Integer(load_default=180, validate=validate.Range(min=1, max=86400))
+    TRIGGER_OVERLAP_SECONDS = fields.Float(load_default=600.0, validate=validate.Range(min=0, max=86400))
+    TRIGGER_PAGE_SIZE = fields.Integer(load_default=1000, validate=validate.Range(min=10, max=10000))
+    TRIGGER_MAX_PAGES = fields.Integer(load_default=20, validate=validate.Range(min=1, max=1000))
     # the Procfile's gunicorn (read by gunicorn.conf.py and the start command)
     PORT = fields.Integer(load_default=8000, validate=validate.Range(min=1, max=65535))
     WEB_CONCURRENCY = fields.Integer(load_default=2, validate=validate.Range(min=1, max=64))
@@ -214,6 +221,17 @@ class Settings:
     public_host: str = ""
     #: check every response against openapi.yaml (tests turn it on; costs a few % in production)
     validate_responses: bool = False
+    #: polling triggers: the secrets that sign trigger states (oldest first; the last one signs)
+    trigger_state_secrets: tuple[str, ...] = (DEV_TRIGGER_STATE_SECRET,)
+    #: most events one poll answers (a flow maker may ask for fewer with batchSize)
+    trigger_batch_size: int = 100
+    #: Retry-After of a poll with nothing new, in seconds
+    trigger_poll_seconds: int = 180
+    #: how far back each poll looks again (clock differences with the platform, late events), in seconds
+    trigger_overlap_seconds: float = 600.0
+    #: page size of the platform's feeds, and most pages one poll reads per feed
+    trigger_page_size: int = 1000
+    trigger_max_pages: int = 20
     #: the Procfile's gunicorn: port, workers, worker recycling, trusted proxies (gunicorn.conf.py)
     port: int = 8000
     web_concurrency: int = 2
@@ -284,6 +302,12 @@ class Settings:
             sandbox_upstream_url=data["SANDBOX_UPSTREAM_URL"],
             public_host=data["PUBLIC_HOST"],
             validate_responses=data["VALIDATE_RESPONSES"],
+            trigger_state_secrets=tuple(_csv(data["TRIGGER_STATE_SECRET"])) or (DEV_TRIGGER_STATE_SECRET,),
+            trigger_batch_size=data["TRIGGER_BATCH_SIZE"],
+            trigger_poll_seconds=data["TRIGGER_POLL_SECONDS"],
+            trigger_overlap_seconds=data["TRIGGER_OVERLAP_SECONDS"],
+            trigger_page_size=data["TRIGGER_PAGE_SIZE"],
+            trigger_max_pages=data["TRIGGER_MAX_PAGES"],
             port=data["PORT"],
             web_concurrency=data["WEB_CONCURRENCY"],
             gunicorn_max_requests=data["GUNICORN_MAX_REQUESTS"],
@@ -320,6 +344,12 @@ class Settings:
                     and not self.platform_env.get("PIGGY_CLIENT_SECRET"):
                 raise ConfigError.missing("PIGGY_CLIENT_SECRET", "required when PIGGY_CLIENT_ID is set",
                                           "the OAuth client secret of that client")
+            if DEV_TRIGGER_STATE_SECRET in self.trigger_state_secrets:
+                raise ConfigError.missing("TRIGGER_STATE_SECRET", "required in live mode: it signs the polling "
+                                          "triggers' state", "a random secret of 32+ characters")
+            if any(len(s) < 32 for s in self.trigger_state_secrets):
+                raise ConfigError.invalid("TRIGGER_STATE_SECRET", ",".join(self.trigger_state_secrets),
+                                          "comma-separated secrets of 32+ characters each (the last one signs)")
         if self.upstream_connect_timeout + self.upstream_read_timeout > 100:
             raise ConfigError.invalid("UPSTREAM_READ_TIMEOUT", f"{self.upstream_read_timeout:g}",
                                       f"at most {100 - self.upstream_connect_timeout:g} with "

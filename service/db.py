@@ -4,7 +4,8 @@
 
     python -m service.db upgrade             # apply the Alembic migrations (safe to run concurrently)
     python -m service.db current             # print the schema revision
-    python -m service.db purge --days 90     # delete ledger records created more than 90 days ago
+    python -m service.db purge --days 90     # delete ledger records created more than 90 days ago (and trigger
+                                             # state not used for 90 days: service.actions.trigger_store)
     python -m service.db recover             # settle calls whose worker died while a call that is not safe
                                              # to repeat may have reached the platform (OUTCOME_UNKNOWN)
 
@@ -73,12 +74,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "purge":
         if args.days < 0:
             parser.error("--days must be >= 0")
+        from service.actions.trigger_store import TriggerStore
+
         ledger = _ledger(url)
         try:
             n = ledger.purge(older_than_days=args.days)
+            t = TriggerStore(ledger.engine).purge(older_than_days=args.days)
         finally:
             ledger.close()
         print(f"purged {n} ledger record(s) older than {args.days} day(s)")
+        print(f"purged {t} trigger state row(s) unused for {args.days} day(s)")
         return 0
     if args.command == "recover":
         ledger = _ledger(url)

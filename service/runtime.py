@@ -30,6 +30,7 @@ class Runtime:
         self._lock = threading.Lock()
         self._provider = None
         self._ledger = None
+        self._triggers = None  # (StateCodec, TriggerStore) of the polling triggers
         self._runner = None
         self._operations = None
         self._sandbox = None  # in-process simulator, when no shared one is configured
@@ -89,6 +90,20 @@ class Runtime:
                     log.info("ledger database ready", extra={"schemaRevision": revision})
                     self._ledger = ledger
         return self._ledger
+
+    @property
+    def triggers(self):
+        """``(StateCodec, TriggerStore)`` of the polling triggers (the store shares the ledger's database)."""
+        if self._triggers is None:
+            ledger = self.ledger
+            with self._lock:
+                if self._triggers is None:
+                    from service.actions.trigger_state import StateCodec
+                    from service.actions.trigger_store import TriggerStore
+
+                    codec = StateCodec(self.settings.trigger_state_secrets, self.settings.ledger_hash_key.encode())
+                    self._triggers = (codec, TriggerStore(ledger.engine))
+        return self._triggers
 
     @property
     def microsoft(self):

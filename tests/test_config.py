@@ -44,9 +44,21 @@ def test_live_mode_rejects_short_keys_and_missing_hash_key():
         Settings.from_env({**base, "API_KEYS": "k" * 20})
 
 
+def test_live_mode_requires_a_trigger_state_secret():
+    base = {"SPOTLER_CONSUMER_KEY": "ck", "SPOTLER_CONSUMER_SECRET": "cs", "API_KEYS": "k" * 20,
+            "LEDGER_HASH_KEY": "h" * 40}
+    with pytest.raises(ConfigError, match=r"Missing setting TRIGGER_STATE_SECRET .*32\+ characters"):
+        Settings.from_env(base)
+    with pytest.raises(ConfigError, match=r"Invalid setting TRIGGER_STATE_SECRET=<hidden") as exc:
+        Settings.from_env({**base, "TRIGGER_STATE_SECRET": "t" * 32 + ",short"})
+    assert "short" not in str(exc.value)
+    rotated = Settings.from_env({**base, "TRIGGER_STATE_SECRET": "old" * 11 + ", " + "new" * 11})
+    assert rotated.trigger_state_secrets == ("old" * 11, "new" * 11)  # oldest first; the last one signs
+
+
 def test_live_mode_with_everything_set():
     env = {"SPOTLER_CONSUMER_KEY": "ck", "SPOTLER_CONSUMER_SECRET": "cs", "API_KEYS": "a" * 16 + ", " + "b" * 16,
-           "LEDGER_HASH_KEY": "h" * 40}
+           "LEDGER_HASH_KEY": "h" * 40, "TRIGGER_STATE_SECRET": "t" * 40}
     s = Settings.from_env(env)
     assert s.mode == "live"
     assert s.api_keys == ("a" * 16, "b" * 16)

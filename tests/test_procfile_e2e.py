@@ -16,6 +16,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -147,6 +148,27 @@ def test_every_worker_sees_one_sandbox_account(service):
         assert again.status_code == 200, again.text
     job = service.get(f"/jobs/{created.json()['jobId']}", headers=KEY)
     assert job.status_code == 200 and job.json()["status"] == "Completed"
+
+
+def test_a_trigger_polled_the_way_the_platform_polls(service):
+    """The first call answers 202 with an absolute Location (the proxy's address); the platform polls that URL,
+    on any worker, until it answers 200 with the new contact, then 202 again."""
+    proxy = {**KEY, "X-Forwarded-Proto": "https", "X-Forwarded-Host": "flows.example.com", "Connection": "close"}
+    first = service.get("/triggers/contacts/added", headers=proxy)
+    assert first.status_code == 202, first.text
+    assert first.headers["location"].startswith("https://flows.example.com/triggers/contacts/added?state=")
+    email = f"e2e-trigger-{uuid.uuid4().hex[:8]}@example.com"
+    assert service.put("/contacts", json={"contact": {"email": email}}, headers=KEY).status_code == 200
+    location, delivered = first.headers["location"], []
+    for _ in range(5):  # the platform follows each new Location (Retry-After 0 would mean: at once)
+        parts = urlsplit(location)
+        r = service.get(parts.path + "?" + parts.query, headers=proxy)
+        assert r.status_code in (200, 202), r.text
+        location = r.headers["location"]
+        if r.status_code == 202:
+            break
+        delivered += [i["email"] for i in r.json()["value"]]
+    assert delivered == [email]
 
 
 def test_entra_id_journey_start_for_a_dataverse_record_and_see_the_note(service):

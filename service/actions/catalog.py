@@ -22,6 +22,8 @@ _GROUPS = {
     "campaigns": ["ListCampaigns", "TriggerCampaign", "StopCampaign"],
     "tags": ["ListTags", "AddTag", "RemoveTag", "SetScore"],
     "audiences": ["ListAudiences", "CreateAudience", "AddToAudience", "RemoveFromAudience"],
+    "triggers": ["OnContactAdded", "OnContactChanged", "OnContactBounced", "OnContactUnsubscribed",
+                 "OnMailingInteraction", "ListMailings"],
 }
 
 OPERATIONS: tuple[Operation, ...] = tuple(Operation(op, cat) for cat, ops in _GROUPS.items() for op in ops)

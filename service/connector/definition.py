@@ -204,9 +204,10 @@ def _token_parameter(entra: EntraConnection) -> dict:
 
 
 def build_properties(host: str | None = None, base_path: str = "/", security_definitions: Any = None,
-                     entra: EntraConnection | None = None) -> dict:
+                     entra: EntraConnection | None = None, *, triggers: bool = False) -> dict:
     """``apiProperties.json``: the connection parameters, instance host parameter (dynamichosturl policy),
-    brand colour, publisher, stack owner, capabilities. ``host`` pre-fills the host parameter.
+    brand colour, publisher, stack owner, capabilities (``triggers`` too when the definition has any). ``host``
+    pre-fills the host parameter.
 
     When ``security_definitions`` (the definition's) has an OAuth 2.0 scheme besides the API key, the
     connection offers two types through ``connectionParameterSets``: API key, and Microsoft Entra ID (``entra``:
@@ -239,7 +240,7 @@ def build_properties(host: str | None = None, base_path: str = "/", security_def
                                          API_KEY_PARAMETER: _api_key_parameter()}
     props.update({
         "iconBrandColor": BRAND_COLOR,
-        "capabilities": ["actions"],
+        "capabilities": ["actions", "triggers"] if triggers else ["actions"],
         "policyTemplateInstances": [
             {
                 "templateId": "dynamichosturl",

@@ -13,7 +13,13 @@ from service.connector.definition import build_definition, build_properties
 from service.connector.dynamic import check_dropdown_parameters, check_dynamic_references
 from service.connector.icon import build_icon, decode_png
 from service.connector.readme import build_readme
-from service.connector.rules import check_connector_definition, check_properties, check_rules, validate_schemas
+from service.connector.rules import (
+    check_connector_definition,
+    check_properties,
+    check_rules,
+    has_triggers,
+    validate_schemas,
+)
 from service.connector.spec import (
     DEFINITION_FILE,
     ICON_FILE,
@@ -36,7 +42,7 @@ def _dump_json(data: dict) -> bytes:
 
 def _properties(definition: dict, entra: EntraConnection | None) -> dict:
     return build_properties(definition["host"], definition.get("basePath", "/"),
-                            definition.get("securityDefinitions"), entra)
+                            definition.get("securityDefinitions"), entra, triggers=has_triggers(definition))
 
 
 def _recorded(out: Path) -> tuple[str, EntraConnection]:

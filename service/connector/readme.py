@@ -15,10 +15,13 @@ def build_readme(definition: dict, properties: dict) -> str:
     props = properties.get("properties") or {}
     entra = "connectionParameterSets" in props
     title = info.get("title", "Marketing Actions")
-    visible, helpers = [], []
+    visible, helpers, triggers = [], [], []
     for _, _, op, _ in iter_operations(definition):
         entry = f"### {_md(op.get('summary'))}\n{_md(op.get('description'))}\n"
-        (helpers if op.get("x-ms-visibility") == "internal" else visible).append(entry)
+        if op.get("x-ms-trigger"):
+            triggers.append(entry)
+        else:
+            (helpers if op.get("x-ms-visibility") == "internal" else visible).append(entry)
     lines = [
         f"# {title}",
         _md(info.get("description")),
@@ -39,6 +42,10 @@ def build_readme(definition: dict, properties: dict) -> str:
         "",
         *visible,
     ]
+    if triggers:
+        lines += ["## Triggers",
+                  "Polling triggers: each event starts the flow once. The first poll starts from now; events show up "
+                  "a few minutes after they happen in the platform.", "", *triggers]
     if helpers:
         lines += ["### Helper operations",
                   "These operations are hidden in the designer; they feed dropdowns and the connection test:", ""]

@@ -226,6 +226,8 @@ def _check_responses(doc: dict, op: dict, parts: tuple, problems: list[str]) -> 
             problems.append(f"{rwhere}: response needs a meaningful description")
         if code == "default" and "schema" in resp:
             problems.append(f"{rwhere}: the default response must not have a schema")
+        if code == "202" and _polling_trigger(op) and "schema" not in resp:
+            continue  # a polling trigger's "nothing new yet": Location + Retry-After, no body
         if code in success and code != "204":
             schema = resolve(doc, resp.get("schema"))
             if not isinstance(schema, dict):
@@ -234,6 +236,66 @@ def _check_responses(doc: dict, op: dict, parts: tuple, problems: list[str]) -> 
                 problems.append(f"{rwhere}: 2xx response schema needs a declared type")
         if isinstance(raw, dict) and "$ref" not in raw and isinstance(resp.get("schema"), dict):
             _check_schema_properties(doc, resp["schema"], parts + ("responses", code, "schema"), problems)
+
+
+TRIGGER_KINDS = ("single", "batch")
+POLLING_METADATA = {"kind": "query", "mode": "polling"}
+
+
+def _polling_trigger(op: dict) -> bool:
+    meta = op.get("x-ms-trigger-metadata")
+    return bool(op.get("x-ms-trigger")) and isinstance(meta, dict) and meta.get("mode") == "polling"
+
+
+def _check_trigger(doc: dict, op: dict, method: str, parts: tuple, problems: list[str]) -> None:
+    """Triggers (reference §3, §4.2): kind, hint, polling metadata, and the polling answer shapes - 200 with the
+    events (an array for a batch trigger, bare or in ``value``) and 202 for "nothing new" (Location)."""
+    kind = op.get("x-ms-trigger")
+    if kind is None:
+        return
+    where = _loc(doc, parts)
+    if kind not in TRIGGER_KINDS:
+        problems.append(f"{where}: x-ms-trigger must be single or batch")
+    hint = op.get("x-ms-trigger-hint")
+    if not isinstance(hint, str) or not hint.strip():
+        problems.append(f"{where}: a trigger needs an x-ms-trigger-hint (how to make it fire)")
+    meta = op.get("x-ms-trigger-metadata")
+    notification = isinstance(op.get("parameters"), list) and any(
+        isinstance(resolve(doc, p), dict) and _has_notification_url(doc, resolve(doc, p)) for p in op["parameters"])
+    if meta is None and not notification:
+        problems.append(f"{where}: a polling trigger needs x-ms-trigger-metadata {POLLING_METADATA}")
+    if meta is None:
+        return
+    if meta != POLLING_METADATA:
+        problems.append(f"{where}: x-ms-trigger-metadata must be {POLLING_METADATA}")
+        return
+    if method != "get":
+        problems.append(f"{where}: a polling trigger must be a GET operation")
+    responses = op.get("responses") if isinstance(op.get("responses"), dict) else {}
+    if "202" not in responses:
+        problems.append(f"{where}: a polling trigger needs a 202 response (nothing new yet; Location, Retry-After)")
+    ok = resolve(doc, responses.get("200"))
+    schema = resolve(doc, ok.get("schema")) if isinstance(ok, dict) else None
+    if not isinstance(schema, dict):
+        problems.append(f"{where}: a polling trigger needs a 200 response with the events' schema")
+    elif kind == "batch":
+        value = resolve(doc, (schema.get("properties") or {}).get("value")) if schema.get("type") == "object" \
+            else schema
+        if not (isinstance(value, dict) and value.get("type") == "array"):
+            problems.append(f"{where}: a batch trigger answers an array (bare, or as the value of an object)")
+
+
+def _has_notification_url(doc: dict, param: dict) -> bool:
+    if param.get("x-ms-notification-url") is True:
+        return True
+    schema = resolve(doc, param.get("schema"))
+    props = schema.get("properties") if isinstance(schema, dict) else None
+    return isinstance(props, dict) and any(isinstance(v, dict) and v.get("x-ms-notification-url") is True
+                                           for v in props.values())
+
+
+def has_triggers(definition: dict) -> bool:
+    return any(op.get("x-ms-trigger") for _, _, op, _ in iter_operations(definition))
 
 
 def check_rules(definition: dict) -> list[str]:
@@ -285,6 +347,7 @@ def check_rules(definition: dict) -> list[str]:
             if name not in declared:
                 problems.append(f"{where}: path parameter {{{name}}} is not declared")
         _check_responses(doc, op, parts, problems)
+        _check_trigger(doc, op, method, parts, problems)
     for name, param in (doc.get("parameters") or {}).items():
         _check_parameter(doc, param, ("parameters", name), problems)
     for name, resp in (doc.get("responses") or {}).items():
@@ -483,6 +546,14 @@ def check_properties(properties: dict, definition: dict | None = None) -> list[s
     caps = props.get("capabilities")
     if not isinstance(caps, list) or not all(isinstance(c, str) for c in caps):
         problems.append("properties/capabilities: must be a list of strings")
+    elif definition is not None:
+        triggers = has_triggers(definition)
+        actions = any(not op.get("x-ms-trigger") for _, _, op, _ in iter_operations(definition))
+        for name, present in (("actions", actions), ("triggers", triggers)):
+            if present and name not in caps:
+                problems.append(f"properties/capabilities: must list {name!r} (the definition has {name})")
+            if not present and name in caps:
+                problems.append(f"properties/capabilities: lists {name!r} but the definition has none")
     groups = _parameter_groups(props, problems)
     key_groups = [g for g in groups if API_KEY_PARAMETER in g[1]]
     for loc, params in key_groups:

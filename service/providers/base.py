@@ -17,7 +17,9 @@ without knowing any platform's wire format.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, ClassVar
 
 from service.providers.errors import NotSupported
@@ -155,6 +157,60 @@ class MemberResult:
     result: str
 
 
+@dataclass(frozen=True)
+class FeedPage:
+    """One page of an event feed: its items and the offset of the next page (None: this was the last)."""
+
+    items: tuple[Any, ...]
+    next_after: int | None = None
+
+
+@dataclass(frozen=True)
+class ContactEvent:
+    """A contact as a change feed shows it: its state now (platforms tell the state, not what changed)."""
+
+    external_id: str
+    email: str | None = None
+    created: datetime | None = None
+    last_changed: datetime | None = None
+    #: permission (option value) -> enabled, for every permission the feed lists for the contact
+    permissions: Mapping[str, bool] = field(default_factory=dict)
+    #: permission (option value) -> its name, as far as the feed tells
+    permission_names: Mapping[str, str] = field(default_factory=dict)
+    #: False when the contact opted out of everything (e-mail channel off); None when the platform does not say
+    subscribed: bool | None = None
+    #: field name -> value as the platform sends it (:meth:`Provider.contact_properties` normalises them)
+    properties: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class BounceEvent:
+    contact: ContactEvent
+    date: datetime | None
+    kind: str  # hard | soft
+    mailing_id: str | None = None
+
+
+@dataclass(frozen=True)
+class InteractionEvent:
+    """An open or a click of a mailing by a contact (``id`` is unique per kind)."""
+
+    id: str
+    kind: str  # opened | clicked
+    external_id: str
+    mailing_id: str | None = None
+    date: datetime | None = None
+    change_date: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Mailing:
+    id: str
+    name: str
+    sent_at: datetime | None = None
+    type: str | None = None
+
+
 # ---------------------------------------------------------------------------------------------------------
 # The interface
 # ---------------------------------------------------------------------------------------------------------
@@ -269,6 +325,45 @@ class Provider:
 
     def remove_from_audience(self, audience_id: str, contacts: list[Contact]) -> list[MemberResult]:
         self._unsupported("RemoveFromAudience")
+
+    # -- event feeds (polling triggers) -------------------------------------------------------------------
+    # Windows are inclusive and in the platform's own clock; a feed may answer in any order (the trigger logic
+    # sorts). Each method lists the trigger operations it serves in its NotSupported answer.
+    def contact_feed(self, since: datetime, until: datetime, *, after: int = 0, page_size: int = 1000) -> FeedPage:
+        """Contacts created or changed in ``[since, until]`` (by last change), as :class:`ContactEvent`.
+        Serves OnContactAdded, OnContactChanged and OnContactUnsubscribed."""
+        self._unsupported("OnContactChanged")
+
+    def bounce_feed(self, since: datetime, until: datetime, *, after: int = 0, page_size: int = 1000) -> FeedPage:
+        """Bounces dated in ``[since, until]``, as :class:`BounceEvent`. Serves OnContactBounced."""
+        self._unsupported("OnContactBounced")
+
+    def interaction_feed(self, kind: str, since: datetime, until: datetime, *, after: int = 0,
+                         page_size: int = 1000) -> FeedPage:
+        """Opens (``kind`` opened) or clicks (clicked) changed in ``[since, until]``, as
+        :class:`InteractionEvent`. Serves OnMailingInteraction."""
+        self._unsupported("OnMailingInteraction")
+
+    def list_mailings(self, since: datetime, until: datetime) -> list[Mailing]:
+        """Mailings sent in ``[since, until]`` (the recent-mailings dropdown)."""
+        self._unsupported("ListMailings")
+
+    def get_mailing(self, mailing_id: str) -> Mailing | None:
+        """One mailing, or None when the platform does not know it."""
+        self._unsupported("ListMailings")
+
+    def contact_properties(self, event: ContactEvent) -> dict[str, Any]:
+        """The event's fields in the form GetContact answers them (may read the field list once)."""
+        return dict(event.properties)
+
+    def lookup_emails(self, external_ids: Iterable[str]) -> dict[str, str | None]:
+        """E-mail addresses by external id (None for unknown contacts or contacts without one); providers may
+        look them up in parallel."""
+        out: dict[str, str | None] = {}
+        for i in dict.fromkeys(external_ids):
+            contact = self.find_contact(ContactRef(external_id=i))
+            out[i] = contact.email if contact is not None else None
+        return out
 
     def close(self) -> None:
         """Release sessions/pools."""

@@ -34,7 +34,8 @@ def definition() -> dict:
 
 
 def props(definition, entra=ENTRA) -> dict:
-    return build_properties(HOST, security_definitions=definition["securityDefinitions"], entra=entra)
+    return build_properties(HOST, security_definitions=definition["securityDefinitions"], entra=entra,
+                            triggers=True)  # the spec has polling triggers
 
 
 def sets(properties) -> dict:

@@ -9,7 +9,8 @@ from service.sandbox.tls import self_signed_client_certificate
 
 TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"
 CLIENT = "5a4db0c0-0000-4000-8000-0000000000a1"
-LIVE = {"SPOTLER_CONSUMER_KEY": "ck", "SPOTLER_CONSUMER_SECRET": "cs", "LEDGER_HASH_KEY": "x" * 40}
+LIVE = {"SPOTLER_CONSUMER_KEY": "ck", "SPOTLER_CONSUMER_SECRET": "cs", "LEDGER_HASH_KEY": "x" * 40,
+        "TRIGGER_STATE_SECRET": "t" * 40}
 
 
 @pytest.mark.parametrize("env, variable", [

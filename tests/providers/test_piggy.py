@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import socket
 import threading
 
@@ -16,13 +17,17 @@ from service.sandbox import FaultConfig, SimulatorServer
 from service.sandbox.piggy import FakeClock, build, demo
 
 TOKEN = "provider-test-token"
+NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 OPERATIONS = [
     "TestConnection", "ListContactFields", "GetContact", "UpsertContact", "SetContactField", "ClearContactField",
     "AnonymizeContact", "ListPermissions", "SetPermissions", "ListAutomations", "GetAutomationFieldsSchema",
     "StartAutomation", "StopAutomation", "StopAutomationRuns", "ListCampaigns", "TriggerCampaign", "StopCampaign",
     "ListTags", "AddTag", "RemoveTag", "SetScore", "ListAudiences", "CreateAudience", "AddToAudience",
-    "RemoveFromAudience",
+    "RemoveFromAudience", "OnContactAdded", "OnContactChanged", "OnContactBounced", "OnContactUnsubscribed",
+    "OnMailingInteraction", "ListMailings",
 ]
+#: one contact feed serves the three contact triggers; its NotSupported names OnContactChanged
+FEED_OPERATION = {"OnContactAdded": "OnContactChanged", "OnContactUnsubscribed": "OnContactChanged"}
 
 
 @pytest.fixture
@@ -397,6 +402,12 @@ def _call(provider: Provider, op: str):
         "CreateAudience": lambda: provider.create_audience("a", "A"),
         "AddToAudience": lambda: provider.add_to_audience("a", [c]),
         "RemoveFromAudience": lambda: provider.remove_from_audience("a", [c]),
+        "OnContactAdded": lambda: provider.contact_feed(NOW, NOW),
+        "OnContactChanged": lambda: provider.contact_feed(NOW, NOW),
+        "OnContactUnsubscribed": lambda: provider.contact_feed(NOW, NOW),
+        "OnContactBounced": lambda: provider.bounce_feed(NOW, NOW),
+        "OnMailingInteraction": lambda: provider.interaction_feed("opened", NOW, NOW),
+        "ListMailings": lambda: provider.list_mailings(NOW, NOW),
     }
     return calls[op]()
 
@@ -408,7 +419,7 @@ def test_unsupported_operations_raise_not_supported_with_the_reason(piggy):
         with pytest.raises(errors.NotSupported) as exc:
             _call(piggy, op)
         assert exc.value.message == PiggyProvider.unsupported[op]
-        assert exc.value.details == {"operation": op}
+        assert exc.value.details == {"operation": FEED_OPERATION.get(op, op)}
 
 
 def test_every_operation_is_either_supported_or_explained(piggy):
@@ -444,4 +455,4 @@ def _config_from_env(env):
     from service.providers.factory import provider_config
 
     return provider_config(Settings.from_env({"PROVIDER": "piggy", "API_KEYS": "k" * 16, "LEDGER_HASH_KEY": "h" * 32,
-                                               **env}))
+                                               "TRIGGER_STATE_SECRET": "t" * 32, **env}))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 
 from service.providers import errors
@@ -16,8 +18,10 @@ OPERATIONS = [
     "AnonymizeContact", "ListPermissions", "SetPermissions", "ListAutomations", "GetAutomationFieldsSchema",
     "StartAutomation", "StopAutomation", "StopAutomationRuns", "ListCampaigns", "TriggerCampaign", "StopCampaign",
     "ListTags", "AddTag", "RemoveTag", "SetScore", "ListAudiences", "CreateAudience", "AddToAudience",
-    "RemoveFromAudience",
+    "RemoveFromAudience", "OnContactAdded", "OnContactChanged", "OnContactBounced", "OnContactUnsubscribed",
+    "OnMailingInteraction", "ListMailings",
 ]
+NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
 
 @pytest.fixture
@@ -363,6 +367,12 @@ def test_unsupported_operations_raise_not_supported_with_the_reason(spoki):
         "AddTag": lambda: spoki.add_tags(c, ["VIP"]),
         "RemoveTag": lambda: spoki.remove_tags(c, ["VIP"]),
         "SetScore": lambda: spoki.set_score(c, "VIP", 1),
+        "OnContactAdded": lambda: spoki.contact_feed(NOW, NOW),
+        "OnContactChanged": lambda: spoki.contact_feed(NOW, NOW),
+        "OnContactUnsubscribed": lambda: spoki.contact_feed(NOW, NOW),
+        "OnContactBounced": lambda: spoki.bounce_feed(NOW, NOW),
+        "OnMailingInteraction": lambda: spoki.interaction_feed("clicked", NOW, NOW),
+        "ListMailings": lambda: spoki.list_mailings(NOW, NOW),
     }
     assert set(calls) == set(SpokiProvider.unsupported)
     for op, call in calls.items():
@@ -394,4 +404,4 @@ def _config_from_env(env):
     from service.providers.factory import provider_config
 
     return provider_config(Settings.from_env({"PROVIDER": "spoki", "API_KEYS": "k" * 16, "LEDGER_HASH_KEY": "h" * 32,
-                                               **env}))
+                                               "TRIGGER_STATE_SECRET": "t" * 32, **env}))

@@ -47,6 +47,8 @@ _UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F
 _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 NO_STOP = "Piggy has no API to stop an automation run; stop it in the Piggy dashboard."
+NO_TRIGGERS = ("Piggy pushes its events through webhooks and has no change feed to poll; Piggy triggers will come "
+               "as webhook triggers. Until then, start a flow from Piggy's webhook with the HTTP request trigger.")
 
 
 class PiggyProvider(Provider):
@@ -76,6 +78,8 @@ class PiggyProvider(Provider):
                          "SetContactField instead.",
         "RemoveFromAudience": "Piggy has no lists or audiences; use SetPermissions (subscription types) or "
                               "SetContactField instead.",
+        **{op: NO_TRIGGERS for op in ("OnContactAdded", "OnContactChanged", "OnContactBounced",
+                                      "OnContactUnsubscribed", "OnMailingInteraction", "ListMailings")},
     }
 
     def __init__(self, config: PiggyConfig, *, clock: Callable[[], float] | None = None) -> None:

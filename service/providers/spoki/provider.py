@@ -62,6 +62,9 @@ NO_STOP = ("Spoki has no API to stop an automation for a contact; add a 'Stop Au
 NO_TAGS = ("Spoki's API cannot {verb} tags; create an automation with an API start step followed by the step "
            "'{step}', and start it with StartAutomation.")
 NO_CAMPAIGNS = "Spoki's API has no campaign trigger; use an automation with an API start step instead."
+NO_TRIGGERS = ("Spoki pushes its events through outgoing webhooks and has no change feed to poll; Spoki triggers "
+               "will come as webhook triggers. Until then, start a flow from a Spoki webhook with the HTTP request "
+               "trigger.")
 
 
 def normalize_phone(value: Any) -> str | None:
@@ -89,6 +92,8 @@ class SpokiProvider(Provider):
         "AddTag": NO_TAGS.format(verb="add", step="Add Tag"),
         "RemoveTag": NO_TAGS.format(verb="remove", step="Remove Tag"),
         "SetScore": "Spoki has no contact scores; use a custom field (SetContactField) instead.",
+        **{op: NO_TRIGGERS for op in ("OnContactAdded", "OnContactChanged", "OnContactBounced",
+                                      "OnContactUnsubscribed", "OnMailingInteraction", "ListMailings")},
     }
 
     def __init__(self, config: SpokiConfig, *, clock: Callable[[], float] | None = None) -> None:

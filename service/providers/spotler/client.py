@@ -14,6 +14,7 @@ Personal data stays out of the logs: only the operation name, status and timing 
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import logging
 import re
@@ -91,6 +92,9 @@ REPEATABLE: dict[str, bool] = {
     "create_temporary_list": True, "list_temporary_lists": True, "add_to_temporary_list": True,
     "delete_temporary_list": True,
     "tag_list": True, "tag_add": True, "tag_remove": True, "score": True,
+    # event feeds of the polling triggers (reads)
+    "interactions_opened": True, "interactions_clicked": True, "interactions_bounced": True,
+    "interactions_sent": True, "list_mailings": True, "get_mailing": True,
 }
 
 
@@ -199,28 +203,38 @@ class SpotlerClient:
     def paginate(self, op: str, path: str, *, key: str, schema: s.Schema, params: dict | None = None,
                  page_size: int = DEFAULT_PAGE_SIZE, max_pages: int = 10_000) -> Iterator[dict]:
         """Yield every item of an ``after``/``pageSize`` paged list (bare array or ``{paging, key}``)."""
-        page_size = max(1, min(int(page_size), MAX_PAGE_SIZE))
-        after = 0
+        after: int | None = 0
         for _ in range(max_pages):
-            payload = self.call(op, "GET", path, params={**(params or {}), "after": after, "pageSize": page_size})
-            items, paging = _load_list(schema, payload, key)
+            items, after = self.page(op, path, key=key, schema=schema, params=params, after=after,
+                                     page_size=page_size)
             yield from items
-            if not items:
+            if after is None:
                 return
-            if paging is not None:
-                nxt = paging.get("after")
-                if nxt is None:
-                    if not paging.get("next"):
-                        return
-                    nxt = after + len(items)
-            else:
-                if len(items) < page_size:
-                    return
-                nxt = after + len(items)
-            if nxt <= after:
-                return
-            after = nxt
         raise errors.ProviderError(f"Spotler {op}: more than {max_pages} pages", code="UPSTREAM_PAGING_LOOP")
+
+    def page(self, op: str, path: str, *, key: str, schema: s.Schema, params: dict | None = None, after: int = 0,
+             page_size: int = DEFAULT_PAGE_SIZE) -> tuple[list[dict], int | None]:
+        """One page of an ``after``/``pageSize`` list: ``(items, offset of the next page or None at the end)``.
+
+        The end: ``paging`` without ``after`` and ``next``, an empty page, or (bare array) a short page.
+        """
+        page_size = max(1, min(int(page_size), MAX_PAGE_SIZE))
+        payload = self.call(op, "GET", path, params={**(params or {}), "after": after, "pageSize": page_size})
+        items, paging = _load_list(schema, payload, key)
+        raw = _raw_count(payload, key)
+        if not raw:
+            return items, None
+        if paging is not None:
+            nxt = paging.get("after")
+            if nxt is None:
+                if not paging.get("next"):
+                    return items, None
+                nxt = after + raw
+        else:
+            if raw < page_size:
+                return items, None
+            nxt = after + raw
+        return items, (nxt if nxt > after else None)
 
     def _route(self, name: str, *, repeatable: bool | None = None, **values: Any) -> Any:
         route = self.routes[name]
@@ -299,6 +313,42 @@ class SpotlerClient:
         """Bounces between two ISO 8601 dates (``GET /contact/bounces/list``)."""
         yield from self.paginate("bounces", "contact/bounces/list", key="bounces", schema=_schema(s.BounceSchema),
                                  params={"fromDate": from_date, "toDate": to_date}, page_size=page_size)
+
+    def updated_contacts_page(self, from_date: dt.datetime, to_date: dt.datetime, *, after: int = 0,
+                              page_size: int = DEFAULT_PAGE_SIZE) -> tuple[list[dict], int | None]:
+        """One page of ``GET /contact/updates/list`` (contacts whose lastChanged is in the window)."""
+        return self.page("updated_contacts", "contact/updates/list", key="contacts", schema=_schema(s.ContactSchema),
+                         params={"fromDate": iso_param(from_date), "toDate": iso_param(to_date, ceil=True)},
+                         after=after, page_size=page_size)
+
+    def bounces_page(self, from_date: dt.datetime, to_date: dt.datetime, *, after: int = 0,
+                     page_size: int = DEFAULT_PAGE_SIZE) -> tuple[list[dict], int | None]:
+        """One page of ``GET /contact/bounces/list``."""
+        return self.page("bounces", "contact/bounces/list", key="bounces", schema=_schema(s.BounceSchema),
+                         params={"fromDate": iso_param(from_date), "toDate": iso_param(to_date, ceil=True)},
+                         after=after, page_size=page_size)
+
+    def interactions_page(self, kind: str, from_change: dt.datetime, to_change: dt.datetime, *, after: int = 0,
+                          page_size: int = DEFAULT_PAGE_SIZE) -> tuple[list[dict], int | None]:
+        """One page of ``GET /mailing-interaction/{opened|clicked|bounced|sent}`` by change date."""
+        if kind not in ("opened", "clicked", "bounced", "sent"):
+            raise ValueError(f"unknown interaction kind {kind!r}")
+        return self.page(f"interactions_{kind}", f"mailing-interaction/{kind}", key="interactions",
+                         schema=_schema(s.InteractionSchema),
+                         params={"fromChangeDate": iso_param(from_change),
+                                 "toChangeDate": iso_param(to_change, ceil=True)},
+                         after=after, page_size=page_size)
+
+    def list_mailings(self, from_date: dt.datetime, to_date: dt.datetime) -> list[dict]:
+        """``GET /mailing?fromDate&toDate``: the mailings sent in the period (bare array)."""
+        payload = self.call("list_mailings", "GET", "mailing",
+                            params={"fromDate": iso_param(from_date), "toDate": iso_param(to_date, ceil=True)})
+        items, _ = _load_list(_schema(s.MailingSchema), payload, "mailings")
+        return items
+
+    def get_mailing(self, mailing_id: str) -> dict:
+        """``GET /mailing/{encryptedMailingId}``; NotFound when Spotler does not know it."""
+        return _load_one(_schema(s.MailingSchema), self.call("get_mailing", "GET", f"mailing/{_enc(mailing_id)}"))
 
     def subscribe(self, contact: dict) -> None:
         """``POST /subscription/subscribe`` with a bare Contact (externalId optional)."""
@@ -503,6 +553,28 @@ def _parse_body(resp: requests.Response) -> Any:
         except ValueError:
             return resp.text
     return resp.text
+
+
+def iso_param(when: dt.datetime, *, ceil: bool = False) -> str:
+    """A date query parameter as Spotler documents it (``yyyy-mm-ddThh:mm:ss``, here with ``+00:00``): whole
+    seconds, rounded down (or up with ``ceil``, for the end of a window) so that the window never shrinks."""
+    when = when.astimezone(dt.UTC) if when.tzinfo else when.replace(tzinfo=dt.UTC)
+    if ceil and when.microsecond:
+        when = when + dt.timedelta(seconds=1)
+    return when.replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%S+00:00")
+
+
+def _raw_count(payload: Any, key: str) -> int:
+    """How many items the page held before invalid ones were skipped (paging counts those too)."""
+    if isinstance(payload, list):
+        return len(payload)
+    if isinstance(payload, dict):
+        items = payload.get(key)
+        if items is None:
+            lists = [v for k, v in payload.items() if k != "paging" and isinstance(v, list)]
+            items = lists[0] if len(lists) == 1 else []
+        return len(items) if isinstance(items, list) else 0
+    return 0
 
 
 def _xml_tag(text: str, tag: str) -> str | None:

@@ -39,13 +39,18 @@ from service.providers.base import (
     Automation,
     AutomationField,
     AutomationRunResult,
+    BounceEvent,
     Campaign,
     CampaignTrigger,
     Contact,
+    ContactEvent,
     ContactField,
     ContactRef,
+    FeedPage,
     FieldOption,
     FieldValue,
+    InteractionEvent,
+    Mailing,
     MemberResult,
     Provider,
     StartResult,
@@ -426,12 +431,90 @@ class SpotlerProvider(Provider):
                     return not_found
         raise errors.Unavailable("Spotler kept reporting unknown contacts for the audience change.")
 
+    # -- event feeds (polling triggers) -------------------------------------------------------------------
+    def _event(self, raw: dict) -> ContactEvent:
+        props = raw.get("properties") or {}
+        perm_value = props.get(self.config.permissions_property)
+        names = {str(e["bit"]): str(e["description"]) for e in perm_value or []
+                 if isinstance(e, dict) and "bit" in e and e.get("description")}
+        channels = {c["name"]: c["value"] for c in raw.get("channels") or []}
+        email = props.get("email")
+        return ContactEvent(
+            external_id=raw["external_id"], email=email if isinstance(email, str) else None,
+            created=raw.get("created"), last_changed=raw.get("last_changed"), permissions=_bits(perm_value),
+            permission_names=names, subscribed=channels["EMAIL"] if "EMAIL" in channels else None,
+            properties=dict(props))
+
+    def contact_feed(self, since: dt.datetime, until: dt.datetime, *, after: int = 0,
+                     page_size: int = 1000) -> FeedPage:
+        items, nxt = self.client.updated_contacts_page(since, until, after=after, page_size=page_size)
+        return FeedPage(items=tuple(self._event(c) for c in items), next_after=nxt)
+
+    def bounce_feed(self, since: dt.datetime, until: dt.datetime, *, after: int = 0,
+                    page_size: int = 1000) -> FeedPage:
+        items, nxt = self.client.bounces_page(since, until, after=after, page_size=page_size)
+        out = []
+        for b in items:
+            kind = str(b.get("type") or "").upper()
+            out.append(BounceEvent(contact=self._event(b["contact"]), date=b.get("date"),
+                                   kind="soft" if kind.startswith("SOFT") else "hard",
+                                   mailing_id=b.get("encrypted_act_id")))
+        return FeedPage(items=tuple(out), next_after=nxt)
+
+    def interaction_feed(self, kind: str, since: dt.datetime, until: dt.datetime, *, after: int = 0,
+                         page_size: int = 1000) -> FeedPage:
+        items, nxt = self.client.interactions_page(kind, since, until, after=after, page_size=page_size)
+        return FeedPage(items=tuple(
+            InteractionEvent(id=i["id"], kind=kind, external_id=i["external_contact_id"],
+                             mailing_id=i.get("encrypted_mailing_id"), date=i.get("date"),
+                             change_date=i.get("change_date"))
+            for i in items if i.get("external_contact_id")), next_after=nxt)
+
+    def list_mailings(self, since: dt.datetime, until: dt.datetime) -> list[Mailing]:
+        return [_mailing(m) for m in self.client.list_mailings(since, until)]
+
+    def get_mailing(self, mailing_id: str) -> Mailing | None:
+        try:
+            return _mailing(self.client.get_mailing(mailing_id))
+        except errors.NotFound:
+            return None
+
+    def contact_properties(self, event: ContactEvent) -> dict[str, Any]:
+        types = {p["name"]: p["type"] for p in self._properties()}
+        return {k: _normalise_value(types.get(k), v) for k, v in event.properties.items()}
+
+    #: parallel contact reads in lookup_emails (opens and clicks name only the contact's id)
+    email_lookup_threads = 32
+
+    def lookup_emails(self, external_ids) -> dict[str, str | None]:
+        """``GET /contact/{id}`` for each distinct id, up to ``email_lookup_threads`` (at most the HTTP pool)
+        at a time: Spotler has no bulk read. Only the ``email`` property is used, so the field list is not read."""
+        ids = list(dict.fromkeys(external_ids))
+        if not ids:
+            return {}
+
+        def one(i: str) -> str | None:
+            try:
+                email = (self.client.get_contact(i).get("properties") or {}).get("email")
+            except errors.NotFound:
+                return None
+            return email if isinstance(email, str) and email else None
+
+        threads = max(1, min(self.email_lookup_threads, self.config.pool_maxsize, len(ids)))
+        with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="spotler-lookup") as pool:
+            return dict(zip(ids, pool.map(one, ids), strict=True))
+
 
 # ---------------------------------------------------------------------------------------------------------
 
 
 def _dedupe(items: list[str]) -> list[str]:
     return list(dict.fromkeys(items))
+
+
+def _mailing(m: dict) -> Mailing:
+    return Mailing(id=m["encrypted_id"], name=m.get("name") or m["encrypted_id"], sent_at=m.get("scheduled_start_date"),
+                   type=m.get("type"))
 
 
 def _field(f: FieldValue) -> dict:

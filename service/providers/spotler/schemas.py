@@ -127,6 +127,32 @@ class BounceSchema(_Base):
     encrypted_act_id = fields.Str(data_key="encryptedActId", load_default=None, allow_none=True)
 
 
+class InteractionSchema(_Base):
+    """One item of ``/mailing-interaction/*``: an open, click, bounce or send of a mailing by a contact."""
+
+    id = fields.Str(required=True)
+    external_contact_id = fields.Str(data_key="externalContactId", load_default=None, allow_none=True)
+    encrypted_mailing_id = fields.Str(data_key="encryptedMailingId", load_default=None, allow_none=True)
+    date = FlexibleDateTime(load_default=None, allow_none=True)
+    change_date = FlexibleDateTime(data_key="changeDate", load_default=None, allow_none=True)
+    trend_report_id = fields.Int(data_key="trendReportId", load_default=None, allow_none=True)
+    bounce_type = fields.Str(data_key="bounceType", load_default=None, allow_none=True)
+
+    @pre_load
+    def _id(self, data, **kwargs):
+        if isinstance(data, dict) and isinstance(data.get("id"), (int, str)) and not isinstance(data["id"], bool):
+            return {**data, "id": str(data["id"])}
+        return data
+
+
+class MailingSchema(_Base):
+    encrypted_id = fields.Str(data_key="encryptedId", required=True)
+    name = fields.Str(load_default="")
+    scheduled_start_date = FlexibleDateTime(data_key="scheduledStartDate", load_default=None, allow_none=True)
+    type = fields.Str(load_default=None, allow_none=True)
+    sent_count = fields.Int(data_key="sentCount", load_default=None, allow_none=True)
+
+
 class CampaignTriggerSchema(_Base):
     encrypted_id = fields.Str(data_key="encryptedId", required=True)
     name = fields.Str(load_default="")

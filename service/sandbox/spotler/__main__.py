@@ -32,7 +32,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--auth-failure-status", type=int, choices=(401, 403), default=401,
                    help="HTTP status of an answer to bad credentials")
     p.add_argument("--date-format", choices=("epoch_ms", "iso"), default="epoch_ms",
-                   help="how dates appear in answers: epoch milliseconds (as the API documents) or ISO 8601")
+                   help="how dates appear in answers: epoch milliseconds (as observed live) or ISO 8601 (as the "
+                        "2022 description documents)")
+    p.add_argument("--list-shape", choices=("paged", "array"), default="paged",
+                   help="how the event feeds list items: {paging, items} (as documented) or a bare array (as "
+                        "observed on integrationservice-1.1.0)")
     p.add_argument("--latency-ms", type=float, default=0.0, help="added delay of every answer, in milliseconds")
     p.add_argument("--jitter-ms", type=float, default=0.0,
                    help="random extra delay of every answer, up to this many milliseconds")
@@ -62,12 +66,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     app = SpotlerSimulator(args.consumer_key, args.consumer_secret, tier=args.tier,
-                           auth_failure_status=args.auth_failure_status, date_format=args.date_format, faults=faults)
+                           auth_failure_status=args.auth_failure_status, date_format=args.date_format,
+                           list_shape=args.list_shape, faults=faults)
 
     def ready(url: str) -> None:
         for line in describe(url + BASE_PATH):
             print(line)
         print(f"# control: {url}/__sim__/stats, {url}/__sim__/faults, POST {url}/__sim__/reset", flush=True)
+        print(f"# events: POST {url}/__sim__/signup|bounce|open|click|unsubscribe, {url}/__sim__/clock", flush=True)
 
     SimulatorServer(app, host=args.host, port=args.port).serve_foreground(on_ready=ready,
                                                                         exit_with_parent=args.exit_with_parent)

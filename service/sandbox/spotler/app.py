@@ -42,6 +42,8 @@ from werkzeug.wrappers import Request, Response
 
 from service.sandbox.faults import FaultConfig, FaultInjector
 from service.sandbox.spotler import demo
+from service.sandbox.spotler.feeds import DATE_FORMATS, FEED_ROUTES, LIST_SHAPES, FeedsMixin
+from service.sandbox.spotler.wire import json_response, parse_iso
 
 BASE_PATH = "/integrationservice"
 TIER_MESSAGE = "Only Automation or eCommerce products can use this call"
@@ -60,35 +62,24 @@ class SimError(Exception):
         )
 
 
-def _now_ms() -> int:
-    return int(time.time() * 1000)
+_parse_iso = parse_iso
 
 
-def _parse_iso(value: str | None) -> dt.datetime | None:
-    if not value:
-        return None
-    text = value.strip().replace(" ", "+")  # a '+' offset arrives as a space when not percent-encoded
-    if text.endswith(("Z", "z")):
-        text = text[:-1] + "+00:00"
-    try:
-        parsed = dt.datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
-
-
-class SpotlerSimulator:
+class SpotlerSimulator(FeedsMixin):
     """The WSGI app. Options:
 
     * ``tier``: ``automation`` (default), ``ecommerce`` or ``basic`` (audiences answer 403 on basic).
     * ``auth_failure_status``: 401 (default) or 403.
     * ``timestamp_skew``: accepted clock difference of ``oauth_timestamp`` in seconds (None = unchecked).
     * ``date_format``: ``epoch_ms`` (default, as observed live) or ``iso`` for response dates.
-    * ``list_shape``: ``paged`` (default, spec) or ``array`` (observed on -1.1.0) for updates/bounces lists.
+    * ``list_shape``: ``paged`` (default, spec) or ``array`` (observed on -1.1.0) for the event feeds (updates,
+      bounces, mailing interactions); see :mod:`.feeds`.
     * ``run_id_location``: where ``automationContactId`` goes in trigger answers: ``item`` (default),
       ``top`` or ``none``.
     * ``faults``: a :class:`FaultConfig` applied from the start.
     """
+
+    SimError = SimError  # the feed handlers of FeedsMixin raise it
 
     def __init__(
         self,
@@ -107,6 +98,8 @@ class SpotlerSimulator:
     ) -> None:
         if tier not in ("basic", "automation", "ecommerce"):
             raise ValueError("tier must be basic, automation or ecommerce")
+        if list_shape not in LIST_SHAPES or date_format not in DATE_FORMATS:
+            raise ValueError(f"list_shape must be one of {LIST_SHAPES}, date_format one of {DATE_FORMATS}")
         if auth_failure_status not in (401, 403):
             raise ValueError("auth_failure_status must be 401 or 403")
         self.consumer_key = consumer_key
@@ -116,12 +109,13 @@ class SpotlerSimulator:
         self.timestamp_skew = timestamp_skew
         self.date_format = date_format
         self.list_shape = list_shape
+        self._initial_formats = (list_shape, date_format)
         self.run_id_location = run_id_location
         self.max_audiences = max_audiences
         self.max_temporary_lists = max_temporary_lists
         self.lock = threading.RLock()
         self.url_map = Map([Rule(BASE_PATH + path, endpoint=endpoint, methods=methods)
-                            for path, endpoint, methods in _ROUTES], strict_slashes=False)
+                            for path, endpoint, methods in _ROUTES + FEED_ROUTES], strict_slashes=False)
         self.faults = FaultInjector(self._wsgi, faults, stats_provider=self.stats,
                                     error_body={"errorType": "BACKEND_EXCEPTION", "message": "Simulated failure"})
         self.reset()
@@ -130,9 +124,12 @@ class SpotlerSimulator:
     # state
     # ------------------------------------------------------------------------------------------------------
     def reset(self) -> None:
-        """Back to the seeded demo account; counters to zero."""
+        """Back to the seeded demo account, the machine's clock and the configured list shape and date form;
+        counters to zero."""
         s = demo.seed()
         with self.lock:
+            self._init_clock()
+            self.list_shape, self.date_format = self._initial_formats
             self.properties: dict[str, dict] = {p["name"]: p for p in s["properties"]}
             self.contacts: dict[str, dict] = {}
             for c in s["contacts"]:
@@ -162,6 +159,7 @@ class SpotlerSimulator:
             self.all_tags: list[str] = list(s["all_tags"])
             self.products: set[str] = set(s["products"])
             self.bounces: list[dict] = list(s["bounces"])
+            self._reset_feeds(s)
             self._requests: Counter[str] = Counter()
             self._effects: Counter[str] = Counter()
             self.faults.reset_stats()
@@ -250,6 +248,9 @@ class SpotlerSimulator:
             return _json(200, {k: dict(getattr(d, k)) for k in ("automations", "automation_ids", "campaigns",
                                                                "campaign_triggers", "audiences", "contacts",
                                                                "emails", "permissions")})
+        answer = self._feed_control(request)
+        if answer is not None:
+            return answer
         return _json(404, {"message": "unknown control endpoint"})
 
     # ------------------------------------------------------------------------------------------------------
@@ -397,7 +398,7 @@ class SpotlerSimulator:
                 isinstance(ch, dict) and ch.get("name") in ("EMAIL", "SMS") and isinstance(ch.get("value"), bool)
                 for ch in channels)):
             raise SimError(400, "INVALID_PARAMS", "Channel is invalid")
-        now = _now_ms()
+        now = self._now()
         existing = self.contacts.get(external_id)
         if existing is None:
             if not create:
@@ -480,7 +481,7 @@ class SpotlerSimulator:
         c["properties"] = {}
         c["channels"] = {k: False for k in c["channels"]}
         c["anonymized"] = True
-        c["lastChanged"] = _now_ms()
+        c["lastChanged"] = self._now()
         self.contact_tags.pop(eid, None)
         for a in self.audiences.values():
             if eid in a["members"]:
@@ -508,30 +509,6 @@ class SpotlerSimulator:
             if hit:
                 matches.append(self._contact_out(c))
         return self._page(request, matches, "contacts")
-
-    def _date_window(self, request) -> tuple[int, int]:
-        frm, to = _parse_iso(request.args.get("fromDate")), _parse_iso(request.args.get("toDate"))
-        if frm is None:
-            raise SimError(400, "INVALID_PARAMS", "Invalid fromDate or no fromDate given")
-        if to is None:
-            raise SimError(400, "INVALID_PARAMS", "Invalid toDate or no toDate given")
-        return int(frm.timestamp() * 1000), int(to.timestamp() * 1000)
-
-    def h_updates(self, request, body):
-        lo, hi = self._date_window(request)
-        items = [self._contact_out(c) for c in sorted(self.contacts.values(), key=lambda x: (x["lastChanged"],
-                                                                                              x["externalId"]))
-                 if lo <= c["lastChanged"] <= hi]
-        return self._page(request, items, "contacts", shape=self.list_shape)
-
-    def h_bounces(self, request, body):
-        lo, hi = self._date_window(request)
-        items = []
-        for b in self.bounces:
-            if lo <= b["date"] <= hi and b["externalId"] in self.contacts:
-                items.append({"date": self._date(b["date"]), "type": b["type"], "encryptedActId": b["encryptedActId"],
-                              "contact": self._contact_out(self.contacts[b["externalId"]])})
-        return self._page(request, items, "bounces", shape=self.list_shape)
 
     def h_subscribe(self, request, body):
         if not isinstance(body, dict):
@@ -624,7 +601,7 @@ class SpotlerSimulator:
             acid = str(uuid.uuid4())
             self.runs[acid] = {"automationContactId": acid, "automationId": a["automationId"], "triggerCode": code,
                                "externalContactId": eid, "status": "ACTIVE", "fields": fields,
-                               "startedAt": _now_ms()}
+                               "startedAt": self._now()}
             self._effect("triggers")
             item = {"automationId": a["automationId"], "result": "OK"}
             if self.run_id_location == "item":
@@ -751,7 +728,7 @@ class SpotlerSimulator:
         name = self._check_audience_name(body.get("name"))
         if len(self.audiences) >= self.max_audiences:
             raise SimError(417, "INVALID_STATE", "Maximum of audiences exceeded")
-        now = _now_ms()
+        now = self._now()
         self.audiences[aid] = {"externalId": aid, "name": name, "description": body.get("description"),
                                "createDate": now, "changeDate": now, "lastContactAddedAt": None,
                                "lastContactRemovedAt": None, "lastSyncDate": None, "members": [], "inUse": False}
@@ -769,7 +746,7 @@ class SpotlerSimulator:
             raise SimError(400, "INVALID_PARAMS", "Path id doesn't match audience id")
         a["name"] = self._check_audience_name(body.get("name"), exclude=aid)
         a["description"] = body.get("description")
-        a["changeDate"] = _now_ms()
+        a["changeDate"] = self._now()
         self._effect("audiences_updated")
         return _json(200, self._audience_out(a))
 
@@ -812,7 +789,7 @@ class SpotlerSimulator:
                 a["members"].append(i)
                 added += 1
         if added:
-            a["lastContactAddedAt"] = _now_ms()
+            a["lastContactAddedAt"] = self._now()
         self._effect("audience_contacts_added", added)
         return Response(status=204)
 
@@ -828,7 +805,7 @@ class SpotlerSimulator:
             a["members"] = [m for m in a["members"] if m not in drop]
         removed = before - len(a["members"])
         if removed:
-            a["lastContactRemovedAt"] = _now_ms()
+            a["lastContactRemovedAt"] = self._now()
         self._effect("audience_contacts_removed", removed)
         return Response(status=204)
 
@@ -855,7 +832,7 @@ class SpotlerSimulator:
         if len(self.templists) >= self.max_temporary_lists:
             raise SimError(400, "INVALID_STATE", "Too many temporary lists")
         ids = self._templist_ids(body.get("contacts"), "No templist created, one or more contacts could not be found")
-        self.templists[lid] = {"externalTemporaryListId": lid, "name": name, "createdAt": _now_ms(), "type": "API",
+        self.templists[lid] = {"externalTemporaryListId": lid, "name": name, "createdAt": self._now(), "type": "API",
                                "contacts": list(dict.fromkeys(ids))}
         self._effect("templists_created")
         return Response(status=204)
@@ -997,10 +974,7 @@ _ROUTES: list[tuple[str, str, list[str]]] = [
 # ---------------------------------------------------------------------------------------------------------
 
 
-def _json(status: int, payload: Any) -> Response:
-    if payload is None:
-        return Response(status=status)
-    return Response(json.dumps(payload), status=status, mimetype="application/json")
+_json = json_response
 
 
 def _body(request: Request) -> Any:

@@ -41,6 +41,8 @@ class DemoIds:
     products: tuple[str, ...]
     #: automation key -> {field name: type}
     automation_fields: Any = field(default_factory=dict)
+    #: key -> encryptedMailingId of a sent mailing (opens, clicks and bounces refer to them)
+    mailings: Any = field(default_factory=dict)
 
 
 DEMO = DemoIds(
@@ -96,6 +98,11 @@ DEMO = DemoIds(
     automation_fields=_ro({
         "welcome": _ro({"voucherCode": "STRING", "landingUrl": "URL", "recommended": "PRODUCTLIST"}),
         "abandoned_cart": _ro({"cartUrl": "URL", "cartProducts": "PRODUCTLIST"}),
+    }),
+    mailings=_ro({
+        "newsletter": "TWFpbGluZzE",
+        "welcome": "TWFpbGluZzI",
+        "offers": "TWFpbGluZzM",
     }),
 )
 
@@ -180,8 +187,19 @@ def seed() -> dict[str, Any]:
         {"externalId": d.contacts["piet"], "date": SEED_EPOCH_MS + 2 * 86_400_000, "type": "SOFTBOUNCE",
          "encryptedActId": "TWFpbGluZzE"},
     ]
+    # sent mailings; their dates are relative to the simulator's clock at reset (so "recent" stays recent)
+    mailings = [
+        {"encryptedId": d.mailings[key], "name": name, "subject": subject, "daysAgo": days, "type": "EMAIL",
+         "archiveLink": f"https://mailings.example/archive/{d.mailings[key]}", "sentCount": 1200 - 100 * i,
+         "trendReportId": i}
+        for i, (key, name, subject, days) in enumerate((
+            ("newsletter", "November newsletter", "News for you", 30),
+            ("welcome", "Welcome mail", "Welcome!", 7),
+            ("offers", "Spring offers", "Our spring offers", 2)), start=1)
+    ]
     return {
-        "properties": properties, "contacts": contacts, "automations": automations, "campaigns": campaigns,
+        "properties": properties, "contacts": contacts, "mailings": mailings, "automations": automations,
+        "campaigns": campaigns,
         "audiences": audiences, "tags": tags, "all_tags": list(d.tags), "products": list(d.products),
         "bounces": bounces, "blocked": [d.contacts["blocked"]],
     }
@@ -193,7 +211,7 @@ def describe(base_url: str) -> list[str]:
     lines = [f"SPOTLER_SIMULATOR_URL={base_url}"]
     for title, mapping in (("automation trigger codes", d.automations), ("campaign trigger ids", d.campaign_triggers),
                            ("campaign ids", d.campaigns), ("audiences", d.audiences), ("contacts", d.contacts),
-                           ("permissions (bit)", d.permissions)):
+                           ("permissions (bit)", d.permissions), ("mailings", d.mailings)):
         lines.append(f"# {title}:")
         lines.extend(f"#   {k} = {v}" for k, v in mapping.items())
     lines.append(f"# tags: {', '.join(d.tags)}")
