@@ -33,7 +33,7 @@ import json
 import random
 import threading
 
-from service.sandbox.faults import FaultConfig, FaultInjector
+from service.sandbox.faults import FaultConfig, FaultInjector, peek_body
 from service.sandbox.server import SimulatorServer
 from service.sandbox.spotler.app import BASE_PATH, SpotlerSimulator
 from service.sandbox.spotler.demo import describe
@@ -76,7 +76,7 @@ class FaultMix:
             kind = self._rng.choice(self.kinds) if self._rng.random() < self.rate else None
         if kind is None:
             return self.sim(environ, start_response)
-        body = _peek_body(environ)
+        body = peek_body(environ)
         with self._lock:
             self.log.append({"kind": kind, "method": environ.get("REQUEST_METHOD"), "path": path[len(BASE_PATH):],
                              "marker": _marker(body)})
@@ -91,19 +91,6 @@ class FaultMix:
             props = {eid: {k: v for k, v in c["properties"].items() if isinstance(v, (str, int, float))}
                      for eid, c in self.sim.contacts.items()}
         return {"runs": runs, "tags": tags, "properties": props}
-
-
-def _peek_body(environ) -> bytes:
-    """Read the request body and put it back so the wrapped app still sees it."""
-    import io
-
-    try:
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        length = 0
-    body = environ["wsgi.input"].read(length) if length > 0 else b""
-    environ["wsgi.input"] = io.BytesIO(body)
-    return body
 
 
 def _marker(body: bytes):

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from service.actions.catalog import OPERATIONS
 from service.config import PROVIDERS, Settings
+from service.markers import block_between, replace_block
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC_PATH = ROOT / "docs" / "capabilities.md"
@@ -91,19 +92,13 @@ def render_markdown(matrix: dict[str, dict[str, str | None]] | None = None) -> s
 
 
 def readme_block(text: str) -> str | None:
-    """The text between the capability markers of a README (stripped), or None when a marker is missing."""
-    start, end = text.find(START_MARKER), text.find(END_MARKER)
-    if start < 0 or end < 0 or end < start:
-        return None
-    return text[start + len(START_MARKER):end].strip()
+    """The text between this table's markers in a README (stripped), or None when a marker is missing."""
+    return block_between(text, START_MARKER, END_MARKER)
 
 
 def replace_readme_block(text: str, block: str) -> str:
-    """``text`` with the block between the markers replaced by ``block``. Raises ValueError without markers."""
-    if readme_block(text) is None:
-        raise ValueError(f"README.md has no '{START_MARKER}' ... '{END_MARKER}' block")
-    start, end = text.find(START_MARKER), text.find(END_MARKER)
-    return text[:start + len(START_MARKER)] + "\n" + block.strip() + "\n" + text[end:]
+    """``text`` with this table's block replaced by ``block``. Raises ValueError without markers."""
+    return replace_block(text, block, START_MARKER, END_MARKER)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,9 +14,7 @@ A 429 or 5xx is retried after ``Retry-After`` (or a short backoff) while the cal
 from __future__ import annotations
 
 import logging
-import os
 import re
-import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -24,7 +22,7 @@ from typing import Any, Callable
 import requests
 
 from service.microsoft import errors
-from service.providers.http import HttpSettings, build_session, parse_retry_after
+from service.providers.http import HttpSettings, LazySession, parse_retry_after
 
 log = logging.getLogger(__name__)
 
@@ -91,31 +89,18 @@ class DataverseClient:
     def __init__(self, config: DataverseConfig, *, sleep: Callable[[float], None] = time.sleep) -> None:
         self.config = config
         self._sleep = sleep
-        self._lock = threading.Lock()
-        self._session: requests.Session | None = None
-        self._pid: int | None = None
+        self._session = LazySession("Dataverse", HttpSettings(
+            connect_timeout=config.connect_timeout, read_timeout=config.read_timeout, max_retries=config.max_retries,
+            retry_after_max=config.retry_after_max, backoff_factor=config.backoff, user_agent="marketing-actions"),
+            headers={"Accept": "application/json", "OData-MaxVersion": "4.0", "OData-Version": "4.0"},
+            verify=config.ca_bundle or True)
 
     # -- transport --------------------------------------------------------------------------------------
     def _http(self) -> requests.Session:
-        pid = os.getpid()
-        if self._session is not None and self._pid == pid:
-            return self._session
-        with self._lock:
-            if self._session is None or self._pid != pid:
-                cfg = self.config
-                session = build_session(HttpSettings(
-                    connect_timeout=cfg.connect_timeout, read_timeout=cfg.read_timeout, max_retries=cfg.max_retries,
-                    retry_after_max=cfg.retry_after_max, backoff_factor=cfg.backoff, user_agent="marketing-actions"),
-                    headers={"Accept": "application/json", "OData-MaxVersion": "4.0", "OData-Version": "4.0"})
-                session.verify = cfg.ca_bundle or True
-                self._session, self._pid = session, pid
-            return self._session
+        return self._session.get()
 
     def close(self) -> None:
-        with self._lock:
-            if self._session is not None:
-                self._session.close()
-            self._session = None
+        self._session.close()
 
     def _send(self, method: str, url: str, token: str, *, read_timeout: float | None = None,
               **kwargs: Any) -> requests.Response:

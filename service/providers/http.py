@@ -209,11 +209,12 @@ class LazySession:
     """Builds the session on first use and again after a fork (one session per upstream per process)."""
 
     def __init__(self, name: str, settings: HttpSettings, *, auth: Any = None,
-                 headers: dict[str, str] | None = None) -> None:
+                 headers: dict[str, str] | None = None, verify: bool | str | None = None) -> None:
         self.name = name
         self.settings = settings
         self._auth = auth
         self._headers = dict(headers or {})
+        self._verify = verify  # a CA bundle path (local sandbox CA), or None for requests' default
         self._lock = threading.Lock()
         self._session: requests.Session | None = None
         self._pid: int | None = None
@@ -225,8 +226,10 @@ class LazySession:
             return session
         with self._lock:
             if self._session is None or self._pid != pid:
-                self._session = build_session(self.settings, auth=self._auth, headers=self._headers)
-                self._pid = pid
+                session = build_session(self.settings, auth=self._auth, headers=self._headers)
+                if self._verify is not None:
+                    session.verify = self._verify
+                self._session, self._pid = session, pid
                 log.debug("built HTTP session for %s (pid %s)", self.name, pid)
             return self._session
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from service.config import PROVIDERS
+from service.markers import block_between, replace_block
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 README_PATH = ROOT / "README.md"
@@ -92,17 +93,13 @@ def render_markdown(data: dict[str, dict[str, Any]] | None = None) -> str:
 
 
 def readme_block(text: str) -> str | None:
-    start, end = text.find(START_MARKER), text.find(END_MARKER)
-    if start < 0 or end < 0 or end < start:
-        return None
-    return text[start + len(START_MARKER):end].strip()
+    """The text between this table's markers in a README (stripped), or None when a marker is missing."""
+    return block_between(text, START_MARKER, END_MARKER)
 
 
 def replace_readme_block(text: str, block: str) -> str:
-    if readme_block(text) is None:
-        raise ValueError(f"README.md has no '{START_MARKER}' ... '{END_MARKER}' block")
-    start, end = text.find(START_MARKER), text.find(END_MARKER)
-    return text[:start + len(START_MARKER)] + "\n" + block.strip() + "\n" + text[end:]
+    """``text`` with this table's block replaced by ``block``. Raises ValueError without markers."""
+    return replace_block(text, block, START_MARKER, END_MARKER)
 
 
 def main(argv: list[str] | None = None) -> int:

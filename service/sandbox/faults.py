@@ -175,7 +175,7 @@ class FaultInjector:
         if path == self.control_prefix or path.startswith(self.control_prefix + "/"):
             return self._control(environ, start_response, path[len(self.control_prefix):])
         method = environ.get("REQUEST_METHOD", "GET").upper()
-        body = _peek_body(environ) if self._config.body_regex else None
+        body = peek_body(environ) if self._config.body_regex else None
         with self._lock:
             self._seen += 1
             cfg = self._config
@@ -293,7 +293,7 @@ _REASONS = {400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed", 408
             503: "Service Unavailable", 504: "Gateway Timeout"}
 
 
-def _peek_body(environ: dict) -> bytes:
+def peek_body(environ: dict) -> bytes:
     """Read the request body and put it back so the wrapped app still sees it."""
     import io
 
