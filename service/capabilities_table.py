@@ -87,7 +87,7 @@ def render_markdown(matrix: dict[str, dict[str, str | None]] | None = None) -> s
         for reason, ops in by_reason.items():
             notes.append(f"- {DISPLAY_NAMES[p]} ({', '.join(ops)}): {reason}")
     if notes:
-        lines += ["", "Why not (the reason a `501` answer and `GET /capabilities` give):", "", *notes]
+        lines += ["", "Why not (the reason a `NOT_SUPPORTED_BY_PLATFORM` answer and `GET /capabilities` give):", "", *notes]
     return "\n".join(lines) + "\n"
 
 

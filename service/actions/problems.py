@@ -13,6 +13,8 @@ from typing import Any
 from service.providers import errors as perr
 
 PROBLEM_BASE = "https://marketing-actions.dev/problems/"
+#: seconds, for a transient problem that brings no better figure (an unexpected platform answer, our own bug)
+DEFAULT_RETRY_AFTER = "5"
 
 
 @dataclass
@@ -25,10 +27,16 @@ class Problem:
     #: extra members of the problem document (e.g. ``field``, ``candidates``, ``results``)
     ext: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        # Power Automate retries 408, 429 and every 5xx: each of them says when (a default where no better
+        # figure is known); everything a retry cannot fix is a 4xx
+        if self.transient and not any(k.lower() == "retry-after" for k in self.headers):
+            self.headers["Retry-After"] = DEFAULT_RETRY_AFTER
+
     @property
     def transient(self) -> bool:
         """True when a retry of the same call may succeed (the flow should retry)."""
-        return self.status in (408, 429) or self.status >= 500 and self.status != 501
+        return self.status in (408, 429) or self.status >= 500
 
     def to_dict(self, *, request_id: str | None = None) -> dict[str, Any]:
         doc: dict[str, Any] = {
@@ -110,7 +118,8 @@ def from_provider_error(exc: perr.ProviderError) -> Problem:
     if isinstance(exc, perr.OutcomeUnknown):  # final: a retry could apply it twice (see service.actions.runner)
         return Problem(409, "OUTCOME_UNKNOWN", "Conflict", exc.message, ext={**ext, "upstreamCall": exc.call})
     if isinstance(exc, perr.NotSupported):
-        return Problem(501, exc.code, "Not Implemented", exc.message, ext=ext)
+        # not 501: Power Automate retries every 5xx, and no retry gives a platform an action it lacks
+        return Problem(400, exc.code, "Bad Request", exc.message, ext=ext)
     if isinstance(exc, perr.UpstreamTimeout):
         return Problem(504, exc.code, "Gateway Timeout", exc.message,
                        headers={"Retry-After": _retry_after(exc.retry_after, 10)}, ext=ext)

@@ -23,7 +23,7 @@ One :class:`JobRunner` per process (the runtime builds it after a gunicorn fork)
 * **A call that is not safe to repeat is never repeated.** The client tells the runner before it sends one (the
   record notes it: one UPDATE) and raises OutcomeUnknown when its answer is lost; such a job is settled, never
   retried.
-* Transient failures (429/5xx except 501) of a synchronous call release the key: a retry runs the work again on
+* Transient failures (408/429/5xx) of a synchronous call release the key: a retry runs the work again on
   the same record (``attempts`` + 1). A background job retries them itself with backoff.
 """
 

@@ -1,4 +1,4 @@
-"""Answer 501 up front for an action the configured platform lacks (before any handler or ledger work)."""
+"""Answer 400 NOT_SUPPORTED_BY_PLATFORM up front for an action the configured platform lacks (before any handler or ledger work)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ _BY_HANDLER = {snake(op): op for op in OPERATION_IDS}
 
 
 def require_capability() -> None:
-    """Flask ``before_request`` hook: raises NotSupported (-> 501 problem) when the platform lacks the action."""
+    """Flask ``before_request`` hook: raises NotSupported (-> 400 problem, which Power Automate does not retry) when the platform lacks the action."""
     try:
         handler = operation.operation_id.rsplit(".", 1)[-1]
     except (RuntimeError, LookupError, AttributeError):  # not an API operation (e.g. static files)

@@ -137,9 +137,9 @@ def domain_error(_request, exc: Exception) -> ConnexionResponse:
 
 
 def log_problem(problem: Problem, *, upstream: bool) -> None:
-    """One log line for a 5xx answer that says where it came from. A 501 is not a failure: the platform lacks
-    the action (answered before any platform call), so it is not logged as an upstream problem."""
-    if problem.status == 501:
+    """One log line for a 5xx answer that says where it came from. An action the platform lacks (a 400, answered
+    before any platform call) is not a failure of anything: logged as information."""
+    if problem.code == "NOT_SUPPORTED_BY_PLATFORM":
         log.info("not supported by this platform: %s", problem.detail, extra={"code": problem.code})
     elif problem.status >= 500:
         log.warning("%s %s %s: %s", "upstream problem" if upstream else "problem", problem.status, problem.code,

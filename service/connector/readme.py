@@ -74,7 +74,7 @@ def build_readme(definition: dict, properties: dict) -> str:
         "inputs (for automation fields: the `fieldsText` text, `a=b;c={1,2}`, or a plain name/value map).",
         "- Power Automate retries failed calls (408, 429, 5xx) up to 8 times; write actions are idempotent, so a "
         "retried call causes one change on the platform and returns the same answer.",
-        "- A platform that lacks an operation answers 501 with the reason; *Get platform capabilities* lists them.",
+        "- A platform that lacks an operation answers 400 `NOT_SUPPORTED_BY_PLATFORM` with the reason; *Get platform capabilities* lists them.",
         "- Custom connectors are limited to 500 requests per minute per connection, and a call must finish "
         "within 120 seconds.",
         "",

@@ -14,7 +14,7 @@ providers ever sees a ``requests`` exception.
 | RateLimited     | the platform asks us to slow down                          | 503 + Retry-After |
 | Unavailable     | the platform is down / answered 5xx / reset the connection | 503 + Retry-After |
 | UpstreamTimeout | no answer within the configured bound                      | 504 + Retry-After |
-| NotSupported    | the platform has no such operation                         | 501        |
+| NotSupported    | the platform has no such operation                         | 400 (not 501: Power Automate retries 5xx) |
 | OutcomeUnknown  | a call that is not safe to repeat may have been applied,   | 409 OUTCOME_UNKNOWN |
 |                 | but no answer came back (never retried by us)              |            |
 """

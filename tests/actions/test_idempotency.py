@@ -313,7 +313,7 @@ def test_non_transient_problem_is_recorded_and_replayed(ledger, runner):
     assert runs.n == 1
 
 
-def test_action_error_501_is_not_transient(ledger, runner):
+def test_an_action_the_platform_lacks_is_a_final_4xx(ledger, runner):
     runs = Counter()
 
     def work(ctx):
@@ -321,7 +321,7 @@ def test_action_error_501_is_not_transient(ledger, runner):
         raise perr.NotSupported("Piggy has no automations.", code="NOT_SUPPORTED_BY_PLATFORM")
 
     first = runner.run(make_call("k-501"), work)
-    assert first.status == 501
+    assert first.status == 400 and "Retry-After" not in first.headers  # Power Automate retries no 4xx
     assert runner.run(make_call("k-501"), work).replayed and runs.n == 1
     assert ledger.get(first.job_id).status == "Failed"
 

@@ -297,3 +297,17 @@ def test_arbitrary_fields_text_never_causes_a_500(api, text):
     r = start(api, fieldsText=text)
     # 400: our validation; 404: the platform does not know a product id in a list; never a 5xx
     assert r.status_code in (200, 400, 404), r.text
+
+
+@pytest.mark.parametrize("status", [429, 500, 502, 504])
+def test_every_answer_power_automate_retries_says_when(api, sim, status):
+    """Power Automate retries 408, 429 and every 5xx: each such answer carries Retry-After; an upstream answer we
+    cannot read (here a bare 307) is a 502 with Retry-After too. Nothing else is a 5xx."""
+    sim.faults.configure(fail_rate=1.0, fail_status=status, retry_after=None, times=None)
+    try:
+        r = api("GET", "/automations")
+    finally:
+        sim.faults.configure(fail_rate=0.0)
+    assert r.status_code in (503, 504), r.text
+    assert r.headers["content-type"].startswith("application/problem+json")
+    assert int(r.headers["retry-after"]) >= 1

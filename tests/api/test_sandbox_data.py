@@ -118,10 +118,10 @@ def test_automation_not_found_hint_is_the_platforms_own(provider, own, others, p
     assert not [name for name in others if name in detail]
 
 
-def test_a_501_is_not_logged_as_an_upstream_problem(platform_calls, caplog):
+def test_an_action_the_platform_lacks_is_not_logged_as_an_upstream_problem(platform_calls, caplog):
     with caplog.at_level(logging.INFO):
         r = platform_calls["piggy"]("POST", "/contacts/tags", {"contact": {"email": "a@example.com"}, "tags": "x"})
-    assert r.status_code == 501
+    assert r.status_code == 400 and r.json()["code"] == "NOT_SUPPORTED_BY_PLATFORM"
     messages = [rec.getMessage() for rec in caplog.records]
     assert not [m for m in messages if "upstream problem" in m]
     assert [m for m in messages if m.startswith("not supported by this platform")]
