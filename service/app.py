@@ -6,7 +6,6 @@ import contextlib
 import logging
 from pathlib import Path
 
-import a2wsgi
 import connexion
 from connexion.middleware import MiddlewarePosition
 from connexion.options import SwaggerUIOptions
@@ -18,6 +17,7 @@ from service.api.jsonbody import ServiceJsonifier
 from service.api.middleware import RequestContextMiddleware, ServedSpecMiddleware
 from service.api.resolver import ControllerResolver
 from service.api.validation import validator_map
+from service.api.wsgi_bridge import BufferedWSGIBridge
 from service.boot import settings_or_exit
 from service.config import SANDBOX_API_KEY, Settings
 from service.logs import configure_logging
@@ -63,9 +63,10 @@ def create_app(settings: Settings | None = None) -> connexion.FlaskApp:
     flask_app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     flask_app.extensions["marketing_actions"] = runtime
     flask_app.before_request(require_capability)
-    # Connexion 3.3 runs Flask handlers in a fixed 10-thread a2wsgi pool; our handlers block on upstream
-    # calls, so size it from FLASK_THREADS (private attribute: connexion is pinned and a test covers it).
-    app._middleware_app.asgi_app = a2wsgi.WSGIMiddleware(flask_app.wsgi_app, workers=settings.flask_threads)
+    # Connexion 3.3 runs Flask handlers through a2wsgi, in a fixed 10-thread pool, with a thread hop per body
+    # read and per answer chunk. Ours: one pool call per request (service.api.wsgi_bridge), FLASK_THREADS threads
+    # (our handlers block on upstream calls). Private attribute: connexion is pinned and tests cover it.
+    app._middleware_app.asgi_app = BufferedWSGIBridge(flask_app.wsgi_app, workers=settings.flask_threads)
     app.runtime = runtime  # for tests and tooling
 
     log.info("service configured", extra={
