@@ -192,6 +192,10 @@ class Trigger:
             return [p.bounce_feed]
         return [p.contact_feed]
 
+    def feed_names(self, ctx: Context) -> list[str]:
+        """One name per entry of :meth:`windows` (what a shared feed read is keyed by)."""
+        return [self.feed]
+
 
 def _contact_item(ctx: Context, c: Candidate) -> dict[str, Any]:
     ev: ContactEvent = c.event
@@ -419,6 +423,9 @@ class MailingInteraction(Trigger):
         p = ctx.provider
         return [lambda since, until, *, after, page_size, k=k: p.interaction_feed(
             k, since, until, after=after, page_size=page_size) for k in self.kinds(filters)]
+
+    def feed_names(self, ctx):
+        return [f"interactions:{k}" for k in self.kinds(ctx.filters)]
 
     def candidate(self, ctx, ev: InteractionEvent):
         t = _ms(ev.change_date or ev.date)
@@ -684,17 +691,42 @@ def _read_window(rt, trigger: Trigger, ctx: Context, lo: int, hi: int) -> tuple[
             end = lo + (end - lo) // 2
         raise AssertionError("unreachable")  # pragma: no cover
 
-    feeds = trigger.windows(ctx)
+    def shared(name: str, feed: Callable[..., FeedPage]) -> tuple[list[Any], int, bool, int]:
+        """A whole read of this feed from ``lo`` made by a poll of the last TRIGGER_FEED_CACHE_SECONDS serves
+        this poll too (no upstream call). Exactly-once is untouched: the seen set still filters what was
+        delivered, and the cursor only moves to events handed over, so an event that arrived after that read
+        is found by the next poll whose read is fresh (a delay of at most the cache time)."""
+        fresh: list = []
+
+        def load():
+            fresh.append(read(feed))
+            got, end, whole, _calls = fresh[0]
+            if not (whole and end == hi):  # only a whole, uncut read is shared
+                raise _NotShared
+            return got
+
+        key = (rt.settings.provider, name, lo, tuple(sorted(ctx.filters.items())))
+        try:
+            got = rt.feed_cache.get(key, load)
+        except _NotShared:
+            return fresh[0]
+        return (got, hi, True, fresh[0][3]) if fresh else (got, hi, True, 0)
+
+    feeds = list(zip(trigger.feed_names(ctx), trigger.windows(ctx), strict=True))
     if len(feeds) == 1:
-        results = [read(feeds[0])]
+        results = [shared(*feeds[0])]
     else:
         with ThreadPoolExecutor(max_workers=len(feeds), thread_name_prefix="trigger-feed") as pool:
-            results = list(pool.map(read, feeds))
+            results = list(pool.map(lambda nf: shared(*nf), feeds))
     end = min(r[1] for r in results)
     ctx.calls += sum(r[3] for r in results)
     complete = end == hi and all(r[2] for r in results)
     events = [e for got, *_ in results for e in got if end == hi or _event_ms(trigger, ctx, e) <= end]
     return events, end, complete
+
+
+class _NotShared(Exception):
+    """A feed read that was cut (page budget) or not whole: used by its poll only, never shared."""
 
 
 def _event_ms(trigger: Trigger, ctx: Context, ev: Any) -> int:
