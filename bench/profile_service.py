@@ -73,6 +73,7 @@ def main() -> None:
     p.add_argument("--concurrency", type=int, default=8)
     p.add_argument("--latency-ms", type=float, default=5)
     p.add_argument("--rate", type=int, default=200, help="py-spy samples per second")
+    p.add_argument("--sim-processes", type=int, default=2, help="simulator processes (gunicorn, keep-alive)")
     p.add_argument("--top", type=int, default=30)
     p.add_argument("--gil", action=argparse.BooleanOptionalAction, default=True,
                    help="only samples of the thread holding the GIL (Python code on a CPU; default)")
@@ -82,7 +83,7 @@ def main() -> None:
         get_call(DROPDOWNS[args.case]) if args.case in DROPDOWNS else poll_call(TRIGGERS[args.case]))
     out = Path(args.out) / "profile.txt"
     with Stack() as st:
-        sim = st.sim(latency_ms=args.latency_ms, jitter_ms=0, pooled=1)
+        sim = st.sim(latency_ms=args.latency_ms, jitter_ms=0, pooled=args.sim_processes)
         service = st.service(upstream_url=sim.url)
         closed_loop(call, concurrency=args.concurrency, base_url=service.base_url, total=200, ramp_s=0)  # warm-up
         spy = subprocess.Popen([PY_SPY, "record", "--pid", str(service.master_pid), "--subprocesses",
