@@ -631,7 +631,8 @@ def _first(rt, trigger: Trigger, codec, store, filters: dict[str, str], binding:
         st.cursor_ms = since + overlap  # the first window starts at `since`
     else:
         lo, hi = now - overlap, now + overlap
-        events, hi, _ = _read_window(rt, trigger, ctx, lo, hi)
+        # not shared: the polls that follow read from this same window start, and must see what happens now
+        events, hi, _ = _read_window(rt, trigger, ctx, lo, hi, share=False)
         for ev in events:  # what is already there when the trigger starts is not new
             c = trigger.candidate(ctx, ev)
             if c is not None and lo <= c.t_ms <= hi:
@@ -674,7 +675,8 @@ def _continue_baseline(rt, trigger: Trigger, ctx: Context, seen: dict[bytes, int
                       upstream_calls=ctx.calls)
 
 
-def _read_window(rt, trigger: Trigger, ctx: Context, lo: int, hi: int) -> tuple[list[Any], int, bool]:
+def _read_window(rt, trigger: Trigger, ctx: Context, lo: int, hi: int,
+                 share: bool = True) -> tuple[list[Any], int, bool]:
     """Every event of every feed of the trigger in ``[lo, hi]`` (several feeds are read in parallel). When a
     feed holds more than the page budget, its window is halved (at most MAX_SPLITS times) so that no event below
     the new end is missed; the window of the poll then ends there for every feed. ``complete`` is False when
@@ -696,6 +698,8 @@ def _read_window(rt, trigger: Trigger, ctx: Context, lo: int, hi: int) -> tuple[
         this poll too (no upstream call). Exactly-once is untouched: the seen set still filters what was
         delivered, and the cursor only moves to events handed over, so an event that arrived after that read
         is found by the next poll whose read is fresh (a delay of at most the cache time)."""
+        if not share:
+            return read(feed)
         fresh: list = []
 
         def load():
