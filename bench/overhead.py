@@ -2,7 +2,8 @@
 
     .venv/bin/python -m bench.overhead [--latency-ms 50] [--calls-c1 300] [--calls-c32 2000]
 
-The Spotler simulator runs as its own process with a fixed latency (no jitter). Measured, at concurrency 1 and 32:
+The Spotler simulator runs as its own process with a fixed latency (no jitter), keep-alive connections
+(``--sim-processes``). Measured, at concurrency 1 and 32:
 
 * ``service``: POST /automations/{welcome}/start through the service started as the Procfile starts it
   (gunicorn, 2 uvicorn workers), fresh Idempotency-Key per call, contacts by externalId (5 demo contacts);
@@ -59,7 +60,7 @@ P99_FACTOR = 1.25
 def run(args: argparse.Namespace) -> dict:
     out: dict = {"machine": machine_info(), "latency_ms": args.latency_ms, "rows": []}
     with Stack() as st:
-        sim = st.sim(latency_ms=args.latency_ms, jitter_ms=0)
+        sim = st.sim(latency_ms=args.latency_ms, jitter_ms=0, pooled=args.sim_processes)
         service = st.service(upstream_url=sim.url)
         baseline = st.baseline(upstream_url=sim.url)
         provider = provider_for(sim.url)
@@ -139,6 +140,9 @@ def main() -> None:
     p.add_argument("--latency-ms", type=float, default=50)
     p.add_argument("--calls-c1", type=int, default=300)
     p.add_argument("--calls-c32", type=int, default=2000)
+    p.add_argument("--sim-processes", type=int, default=1,
+                   help="simulator under gunicorn with keep-alive, this many processes (1 keeps one request "
+                        "count); 0 = the stock werkzeug simulator (a new connection per request)")
     p.add_argument("--no-burst", action="store_true",
                    help="skip the third run at concurrency 32 whose connections all open at once")
     p.add_argument("--json", help="also write the raw results to this file")
