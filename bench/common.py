@@ -21,6 +21,7 @@ import datetime as dt
 import json
 import os
 import platform
+import re
 import signal
 import socket
 import subprocess
@@ -322,6 +323,13 @@ def _status_kb(pid: int, key: str) -> int | None:
     except OSError:
         return None
     return None
+
+
+def connections_per_worker(port: str | int) -> dict[str, int]:
+    """Established connections on the server's port, by the pid holding them (``ss``)."""
+    out = subprocess.run(["ss", "-tnpH", "state", "established", f"( sport = :{port} )"], capture_output=True,
+                         text=True, timeout=10).stdout
+    return dict(Counter(re.findall(r"pid=(\d+)", out)))
 
 
 def rss_mb(pid: int) -> float | None:

@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import threading
 import uuid
 
-from bench.common import API_KEY, Stack, closed_loop, machine_info, md_table, threaded_loop
+from bench.common import API_KEY, Stack, closed_loop, connections_per_worker, machine_info, md_table, threaded_loop
 from service.providers.base import ContactRef
 from service.providers.spotler import SpotlerConfig, SpotlerProvider
 from service.sandbox.launch import SANDBOX_CREDENTIALS
@@ -85,7 +86,12 @@ def run(args: argparse.Namespace) -> dict:
             plan.append((32, args.calls_c32, 0.0, "at once"))
         for conc, calls, ramp_s, opening in plan:
             before = upstream_requests(sim)
+            spread: dict = {}
+            sampler = threading.Timer(ramp_s + 1.0, lambda into=spread: into.update(
+                connections_per_worker(service.base_url.rsplit(":", 1)[1])))
+            sampler.start()
             svc = closed_loop(start_call(), concurrency=conc, base_url=service.base_url, total=calls, ramp_s=ramp_s)
+            sampler.join(10)
             per_action = (upstream_requests(sim) - before) / max(1, svc.ok)
             # the direct variant that makes as many upstream calls per action as the service did
             if per_action > 1.5:
@@ -101,6 +107,7 @@ def run(args: argparse.Namespace) -> dict:
                 "upstream_calls_per_action": round(per_action, 2),
                 "service": svc.summary(), compared: direct.summary(), "baseline": base.summary(),
                 "compared_with": compared,
+                "connections_per_worker": sorted(spread.values(), reverse=True),
             }
             d50, d99 = direct.summary()["p50_ms"], direct.summary()["p99_ms"]
             s50, s99 = svc.summary()["p50_ms"], svc.summary()["p99_ms"]
@@ -130,9 +137,12 @@ def markdown(out: dict) -> str:
                        f'{s["p50_ms"]} <= {r["p50_target_ms"]} (x{P50_FACTOR}): {"PASS" if r["p50_ok"] else "FAIL"}',
                        f'{s["p99_ms"]} <= {r["p99_target_ms"]} (x{P99_FACTOR}): {"PASS" if r["p99_ok"] else "FAIL"}',
                        round(s["p50_ms"] / b["p50_ms"], 3), round(s["p99_ms"] / b["p99_ms"], 3)])
+    spread = [[r["concurrency"], r.get("connections_opened", "ramp"),
+               " / ".join(map(str, r.get("connections_per_worker") or [])) or "-"] for r in out["rows"]]
+    t3 = md_table(["conc.", "connections", "service connections per worker (1 s in)"], spread)
     t2 = md_table(["conc.", "connections", "upstream calls/action", "direct variant", "p50 ratio", "p99 ratio",
                    "p50 target", "p99 target", "p50 vs baseline", "p99 vs baseline"], checks)
-    return f"Upstream latency {out['latency_ms']} ms (fixed).\n\n{t1}\n\n{t2}\n"
+    return f"Upstream latency {out['latency_ms']} ms (fixed).\n\n{t1}\n\n{t2}\n\n{t3}\n"
 
 
 def main() -> None:

@@ -27,17 +27,15 @@ import argparse
 import contextlib
 import json
 import os
-import re
-import subprocess
 import threading
 import time
-from collections import Counter
 
 from bench.common import (
     RssSampler,
     Stack,
     children,
     closed_loop,
+    connections_per_worker,
     machine_info,
     md_table,
     rss_mb,
@@ -93,12 +91,6 @@ class CpuMeter:
     def __exit__(self, *exc) -> None:
         end = self._sample()
         self.used = {k: round(end[k] - self._start[k], 2) for k in end}
-
-
-def connections_per_worker(port: str) -> dict[str, int]:
-    out = subprocess.run(["ss", "-tnpH", "state", "established", f"( sport = :{port} )"], capture_output=True,
-                         text=True, timeout=10).stdout
-    return dict(Counter(re.findall(r"pid=(\d+)", out)))
 
 
 def phase_load(server, args) -> tuple:
