@@ -117,7 +117,9 @@ def run(args: argparse.Namespace) -> dict:
     out: dict = {"machine": machine_info(), "settings": vars(args).copy(), "phases": {}}
     with Stack() as st:
         env = {}
-        if args.database == "postgres":
+        if args.database == "postgres" and args.postgres_url:
+            env["DATABASE_URL"] = args.postgres_url.replace("postgresql://", "postgresql+psycopg://", 1)
+        elif args.database == "postgres":
             env["DATABASE_URL"] = st.enter_context(temp_postgres_database())
         sim = st.sim(latency_ms=args.latency_ms, jitter_ms=0, pooled=args.sim_processes)
         args.sim_pid = sim.pid
@@ -196,6 +198,9 @@ def main() -> None:
     p.add_argument("--concurrency", type=int, default=200)
     p.add_argument("--latency-ms", type=float, default=100)
     p.add_argument("--database", choices=("sqlite", "postgres"), default="sqlite")
+    p.add_argument("--postgres-url", default="",
+                   help="with --database postgres: use this database as it is (default: a fresh database created "
+                        "through BENCH_POSTGRES_URL and dropped afterwards)")
     p.add_argument("--sim-processes", type=int, default=3,
                    help="simulator processes on one port (gunicorn, keep-alive; 0 = the stock werkzeug simulator, "
                         "one process: then the simulator is the bottleneck)")
