@@ -1,4 +1,5 @@
-"""SQLite writers queue on one lock across threads and processes (service.actions.storage.WriteLock)."""
+"""The ledger engine: SQLite writers queue on one lock across threads and processes (WriteLock); idle PostgreSQL
+connections are tested before use."""
 
 from __future__ import annotations
 
@@ -54,3 +55,28 @@ def test_a_write_transaction_holds_the_lock_until_its_connection_is_back(tmp_pat
         assert conn.execute(sa.text("SELECT count(*) FROM t")).scalar() == 1
         assert _other_process_can_lock(path)
     engine.dispose()
+
+
+def test_a_postgresql_connection_the_server_dropped_while_idle_is_replaced(pg_admin_url, monkeypatch):
+    """Idle pooled connections are tested before use (every checkout was, at one round trip per transaction):
+    one the server terminated while it sat in the pool is replaced without an error."""
+    import psycopg
+
+    from service.actions import storage
+
+    monkeypatch.setattr(storage, "PING_AFTER_IDLE_S", 0.0)  # "idle" at once: no waiting in the test
+    engine = create_engine(pg_admin_url)
+    try:
+        with engine.connect() as conn:
+            pid = conn.execute(sa.text("SELECT pg_backend_pid()")).scalar()
+        admin = pg_admin_url.replace("postgresql+psycopg://", "postgresql://", 1)
+        with psycopg.connect(admin, autocommit=True) as other:
+            other.execute("SELECT pg_terminate_backend(%s)", (pid,))
+            for _ in range(200):  # until the server says the backend is gone (bounded)
+                if other.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone() is None:
+                    break
+                threading.Event().wait(0.05)
+        with engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT pg_backend_pid()")).scalar() != pid
+    finally:
+        engine.dispose()
