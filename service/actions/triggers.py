@@ -52,6 +52,7 @@ from service.actions.trigger_state import (
     unpack_seen,
 )
 from service.actions.trigger_store import UNKNOWN, Version
+from service.cache import MISSING
 from service.providers.base import BounceEvent, ContactEvent, FeedPage, InteractionEvent, Mailing
 
 log = logging.getLogger(__name__)
@@ -709,15 +710,17 @@ def _read_window(rt, trigger: Trigger, ctx: Context, lo: int, hi: int,
                 raise _NotShared
             return got
 
-        key = (rt.settings.provider, name, lo, tuple(sorted(ctx.filters.items())))
         try:
-            got = rt.feed_cache.get(key, load)
+            got = rt.feed_cache.get(_feed_key(rt, ctx, name, lo), load)
         except _NotShared:
             return fresh[0]
         return (got, hi, True, fresh[0][3]) if fresh else (got, hi, True, 0)
 
     feeds = list(zip(trigger.feed_names(ctx), trigger.windows(ctx), strict=True))
-    if len(feeds) == 1:
+    cached = [rt.feed_cache.peek(_feed_key(rt, ctx, name, lo)) for name, _ in feeds] if share else []
+    if cached and all(c is not MISSING for c in cached):  # every feed shared: no thread, no upstream call
+        results = [(got, hi, True, 0) for got in cached]
+    elif len(feeds) == 1:
         results = [shared(*feeds[0])]
     else:
         with ThreadPoolExecutor(max_workers=len(feeds), thread_name_prefix="trigger-feed") as pool:
@@ -727,6 +730,10 @@ def _read_window(rt, trigger: Trigger, ctx: Context, lo: int, hi: int,
     complete = end == hi and all(r[2] for r in results)
     events = [e for got, *_ in results for e in got if end == hi or _event_ms(trigger, ctx, e) <= end]
     return events, end, complete
+
+
+def _feed_key(rt, ctx: Context, name: str, lo: int) -> tuple:
+    return (rt.settings.provider, name, lo, tuple(sorted(ctx.filters.items())))
 
 
 class _NotShared(Exception):

@@ -522,3 +522,22 @@ def test_quiet_polls_share_one_feed_read_and_a_new_event_comes_once_after_the_ca
     assert feed_calls(sim) == before + 1
     batches, _ = drain(client, got)
     assert flat(batches) == []  # after it was handed over: never again
+
+
+def test_quiet_polls_of_both_interaction_feeds_share_their_reads(make_client, trigger_settings, sim):
+    """Opens and clicks are two feeds: both reads are shared, and a click that happens meanwhile comes after
+    the cache time, once."""
+    client = make_client(trigger_settings.with_(trigger_feed_cache_seconds=5))
+    clock = FakeClock()
+    client.app_.runtime.feed_cache.clock = clock
+    route = "GET /mailing-interaction/<kind>"
+    quiet = follow(client, start(client, INTERACTIONS))
+    before = feed_calls(sim, route)
+    quiet = follow(client, quiet)
+    assert quiet.status_code == 202 and feed_calls(sim, route) == before
+    sim.engage("clicked", {"email": DEMO.emails["jan"]})
+    assert follow(client, quiet).status_code == 202
+    clock.now += 5.1
+    got = follow(client, quiet)
+    assert got.status_code == 200 and len(got.json()["value"]) == 1
+    assert flat(drain(client, got)[0]) == []
