@@ -21,6 +21,7 @@ import datetime as dt
 import json
 import os
 import platform
+import re
 import signal
 import socket
 import subprocess
@@ -105,14 +106,19 @@ class Simulator:
 
 
 def start_simulator(*, latency_ms: float = 0, jitter_ms: float = 0, args: list[str] | tuple[str, ...] = (),
-                    module: str = "service.sandbox.spotler", timeout: float = 30.0) -> Simulator:
-    """Run the simulator (sandbox credentials, port 0) as its own process; wait for its URL line."""
+                    module: str = "service.sandbox.spotler", timeout: float = 30.0, pooled: int = 0) -> Simulator:
+    """Run the simulator (sandbox credentials, port 0) as its own process; wait for its URL line.
+
+    ``pooled``: that many gunicorn processes on the one port, keep-alive connections (each process has its own
+    state and counters); 0: the stock simulator (werkzeug, one process, a new connection per request)."""
     from service.sandbox.launch import SANDBOX_CREDENTIALS
 
     creds = SANDBOX_CREDENTIALS["spotler"]
     cmd = [PYTHON, "-m", module, "--host", HOST, "--port", "0", "--consumer-key", creds["consumer_key"],
            "--consumer-secret", creds["consumer_secret"], "--latency-ms", str(latency_ms),
            "--jitter-ms", str(jitter_ms), *args]
+    if pooled:
+        cmd += ["--pooled", str(pooled)]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=_clean_env(), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                             stdin=subprocess.DEVNULL, text=True, bufsize=1, start_new_session=True)
     url: list[str] = []
@@ -317,6 +323,13 @@ def _status_kb(pid: int, key: str) -> int | None:
     except OSError:
         return None
     return None
+
+
+def connections_per_worker(port: str | int) -> dict[str, int]:
+    """Established connections on the server's port, by the pid holding them (``ss``)."""
+    out = subprocess.run(["ss", "-tnpH", "state", "established", f"( sport = :{port} )"], capture_output=True,
+                         text=True, timeout=10).stdout
+    return dict(Counter(re.findall(r"pid=(\d+)", out)))
 
 
 def rss_mb(pid: int) -> float | None:

@@ -26,9 +26,9 @@ import time
 import uuid
 from collections import defaultdict
 
-import a2wsgi
 
 from bench.common import Stack
+from service.api.wsgi_bridge import BufferedWSGIBridge
 from service.app import create_app
 from service.config import Settings
 from service.sandbox.spotler import DEMO
@@ -97,7 +97,7 @@ def profile(calls: int, threads: int) -> tuple[pstats.Stats, float, int]:
         with app.test_client() as client:  # warm-up, not profiled: lazy provider, ledger, caches, imports
             run_callers(client, max(20, threads * 5))
         # fresh thread bridge (what create_app installs), so that its pool threads start under the profiler
-        app._middleware_app.asgi_app = a2wsgi.WSGIMiddleware(app.app.wsgi_app, workers=settings.flask_threads)
+        app._middleware_app.asgi_app = BufferedWSGIBridge(app.app.wsgi_app, workers=settings.flask_threads)
         threading.setprofile(start_profiling)
         try:
             with app.test_client() as client:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import copy
+import functools
 import logging
 from pathlib import Path
 
-import a2wsgi
 import connexion
 from connexion.middleware import MiddlewarePosition
 from connexion.options import SwaggerUIOptions
@@ -17,7 +18,9 @@ from service.api.capability import require_capability
 from service.api.jsonbody import ServiceJsonifier
 from service.api.middleware import RequestContextMiddleware, ServedSpecMiddleware
 from service.api.resolver import ControllerResolver
+from service.api.security import install_security_fast_path
 from service.api.validation import validator_map
+from service.api.wsgi_bridge import BufferedWSGIBridge
 from service.boot import settings_or_exit
 from service.config import SANDBOX_API_KEY, Settings
 from service.logs import configure_logging
@@ -30,6 +33,21 @@ SPEC = "openapi.yaml"
 log = logging.getLogger("service")
 
 
+@functools.cache
+def _parsed_spec() -> dict:
+    """openapi.yaml parsed once per process with libyaml (Connexion parses the file with pure-Python yaml on
+    every add_api: ~0.2 s per create_app)."""
+    import yaml
+
+    with open(ROOT / SPEC, "rb") as fh:
+        return yaml.load(fh, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506 - a safe loader
+
+
+def spec_document() -> dict:
+    """A private copy of the parsed spec for one app (Connexion resolves references in place)."""
+    return copy.deepcopy(_parsed_spec())
+
+
 def create_app(settings: Settings | None = None) -> connexion.FlaskApp:
     """The app for ``settings``; without them, from the environment (and ``.env``), where a bad setting
     stops the process with one line naming it (exit status 2)."""
@@ -38,6 +56,7 @@ def create_app(settings: Settings | None = None) -> connexion.FlaskApp:
     else:
         check_platform_settings(settings)  # fail fast on a bad platform variable (no network): ConfigError
     configure_logging(settings.log_level)
+    install_security_fast_path()
     runtime = Runtime(settings)
 
     @contextlib.asynccontextmanager
@@ -47,7 +66,7 @@ def create_app(settings: Settings | None = None) -> connexion.FlaskApp:
 
     app = connexion.FlaskApp(__name__, specification_dir=ROOT, lifespan=lifespan, jsonifier=ServiceJsonifier())
     app.add_api(
-        SPEC,
+        spec_document(),
         resolver=ControllerResolver(),
         strict_validation=True,
         validate_responses=settings.validate_responses,
@@ -63,9 +82,10 @@ def create_app(settings: Settings | None = None) -> connexion.FlaskApp:
     flask_app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     flask_app.extensions["marketing_actions"] = runtime
     flask_app.before_request(require_capability)
-    # Connexion 3.3 runs Flask handlers in a fixed 10-thread a2wsgi pool; our handlers block on upstream
-    # calls, so size it from FLASK_THREADS (private attribute: connexion is pinned and a test covers it).
-    app._middleware_app.asgi_app = a2wsgi.WSGIMiddleware(flask_app.wsgi_app, workers=settings.flask_threads)
+    # Connexion 3.3 runs Flask handlers through a2wsgi, in a fixed 10-thread pool, with a thread hop per body
+    # read and per answer chunk. Ours: one pool call per request (service.api.wsgi_bridge), FLASK_THREADS threads
+    # (our handlers block on upstream calls). Private attribute: connexion is pinned and tests cover it.
+    app._middleware_app.asgi_app = BufferedWSGIBridge(flask_app.wsgi_app, workers=settings.flask_threads)
     app.runtime = runtime  # for tests and tooling
 
     log.info("service configured", extra={

@@ -1,4 +1,4 @@
-"""What gunicorn serves: ``gunicorn service.asgi:app -k uvicorn_worker.UvicornWorker``.
+"""What gunicorn serves: ``gunicorn service.asgi:app -k service.workers.BalancedUvicornWorker``.
 
 Building the app reads settings and the spec only; the provider, the simulator and the database are reached
 lazily on first use, after the worker has forked.

@@ -155,6 +155,7 @@ class _EnvSchema(Schema):
     TRIGGER_OVERLAP_SECONDS = fields.Float(load_default=600.0, validate=validate.Range(min=0, max=86400))
     TRIGGER_PAGE_SIZE = fields.Integer(load_default=1000, validate=validate.Range(min=10, max=10000))
     TRIGGER_MAX_PAGES = fields.Integer(load_default=20, validate=validate.Range(min=1, max=1000))
+    TRIGGER_FEED_CACHE_SECONDS = fields.Float(load_default=5.0, validate=validate.Range(min=0, max=60))
     # the Procfile's gunicorn (read by gunicorn.conf.py and the start command)
     PORT = fields.Integer(load_default=8000, validate=validate.Range(min=1, max=65535))
     WEB_CONCURRENCY = fields.Integer(load_default=2, validate=validate.Range(min=1, max=64))
@@ -232,6 +233,8 @@ class Settings:
     #: page size of the platform's feeds, and most pages one poll reads per feed
     trigger_page_size: int = 1000
     trigger_max_pages: int = 20
+    #: a feed read (same feed, same window start) is shared by the polls of this many seconds, per worker
+    trigger_feed_cache_seconds: float = 5.0
     #: the Procfile's gunicorn: port, workers, worker recycling, trusted proxies (gunicorn.conf.py)
     port: int = 8000
     web_concurrency: int = 2
@@ -308,6 +311,7 @@ class Settings:
             trigger_overlap_seconds=data["TRIGGER_OVERLAP_SECONDS"],
             trigger_page_size=data["TRIGGER_PAGE_SIZE"],
             trigger_max_pages=data["TRIGGER_MAX_PAGES"],
+            trigger_feed_cache_seconds=data["TRIGGER_FEED_CACHE_SECONDS"],
             port=data["PORT"],
             web_concurrency=data["WEB_CONCURRENCY"],
             gunicorn_max_requests=data["GUNICORN_MAX_REQUESTS"],

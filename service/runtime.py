@@ -27,6 +27,8 @@ class Runtime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.cache = TTLCache(settings.list_cache_seconds)
+        #: trigger feed reads shared by polls of the same window (service.actions.triggers)
+        self.feed_cache = TTLCache(settings.trigger_feed_cache_seconds)
         self._lock = threading.Lock()
         self._provider = None
         self._ledger = None

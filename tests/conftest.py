@@ -17,7 +17,7 @@ pytest_plugins = ["tests.databases", "tests.microsoft_fixtures"]
 def settings(tmp_path) -> Settings:
     """Sandbox settings on a private SQLite file, with one API key and response validation on."""
     return Settings(api_keys=(API_KEY,), database_url=f"sqlite:///{tmp_path}/ledger.db",
-                    validate_responses=True, list_cache_seconds=0)
+                    validate_responses=True, list_cache_seconds=0, trigger_feed_cache_seconds=0)
 
 
 @pytest.fixture

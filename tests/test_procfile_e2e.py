@@ -189,6 +189,48 @@ def test_entra_id_journey_start_for_a_dataverse_record_and_see_the_note(service)
     assert r.json()["jobId"] in notes[0]["notetext"]
 
 
+def _worker_of_each_connection(port: int, client_ports: list[int]) -> list[int]:
+    """For each client port, the pid of the process holding the server end of that connection (/proc)."""
+    inodes = {}
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as fh:
+            for line in fh.readlines()[1:]:
+                parts = line.split()
+                local, remote, inode = parts[1], parts[2], parts[9]
+                if int(local.rsplit(":", 1)[1], 16) == port:
+                    inodes[int(remote.rsplit(":", 1)[1], 16)] = inode
+    owners = {}
+    for pid in (int(p) for p in os.listdir("/proc") if p.isdigit()):
+        try:
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                link = os.readlink(f"/proc/{pid}/fd/{fd}")
+                if link.startswith("socket:["):
+                    owners[link[8:-1]] = pid
+        except OSError:
+            continue
+    return [owners.get(inodes.get(p, ""), 0) for p in client_ports]
+
+
+def test_connections_opened_at_once_spread_over_the_workers(running):
+    """The Procfile's worker class (service.workers.BalancedUvicornWorker) takes a new connection only while
+    no other worker holds fewer: 16 keep-alive connections opened at once end up on both workers (a plain
+    uvicorn worker took a whole burst: 32/0 was measured)."""
+    port = int(running.client.base_url.port)
+    conns = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(16)]
+    try:
+        for c in conns:
+            c.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        for c in conns:
+            assert c.recv(65536).startswith(b"HTTP/1.1 200")
+        owners = _worker_of_each_connection(port, [c.getsockname()[1] for c in conns])
+        counts = sorted(owners.count(pid) for pid in set(owners))
+        assert 0 not in owners and len(counts) == 2, owners
+        assert counts[0] >= 4, counts  # balanced: 8/8 ideally; a plain worker gives 16/0
+    finally:
+        for c in conns:
+            c.close()
+
+
 def test_clean_stop_and_quiet_output(running):
     """Runs last in this module: stop the service and read all it printed from start to stop."""
     assert not (running.home / ".gunicorn").exists()  # no shared control socket ($HOME/.gunicorn/gunicorn.ctl)

@@ -90,7 +90,7 @@ def test_a_start_that_fails_after_the_sandbox_started_stops_the_sandbox(tmp_path
     log = tmp_path / "out.log"
     with open(log, "w") as out:
         proc = subprocess.Popen([gunicorn, "service.no_such_module:app", "-c", "gunicorn.conf.py",
-                                 "-k", "uvicorn_worker.UvicornWorker", "--bind", "127.0.0.1:0"],
+                                 "-k", "service.workers.BalancedUvicornWorker", "--bind", "127.0.0.1:0"],
                                 cwd=ROOT, env=_env(DATABASE_URL=f"sqlite:///{tmp_path}/l.db"), stdout=out,
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
     try:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -96,6 +97,9 @@ def create_engine(database_url: str | URL, *, pool_size: int = 5, max_overflow: 
                 url, echo=echo, pool_size=pool_size, max_overflow=max_overflow, pool_pre_ping=False,
                 connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_S}, **kwargs)
 
+        if path is not None:
+            _serialize_writes(engine, path + "-writelock")
+
         @sa.event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record):  # pragma: no cover - exercised through every test
             cur = dbapi_conn.cursor()
@@ -109,8 +113,115 @@ def create_engine(database_url: str | URL, *, pool_size: int = 5, max_overflow: 
                 cur.close()
 
         return engine
-    return sa.create_engine(url, echo=echo, pool_size=pool_size, max_overflow=max_overflow,
-                            pool_pre_ping=True, pool_recycle=1800, **kwargs)
+    engine = sa.create_engine(url, echo=echo, pool_size=pool_size, max_overflow=max_overflow,
+                              pool_recycle=1800, **kwargs)
+    _ping_idle_connections(engine)
+    return engine
+
+
+#: a pooled PostgreSQL connection unused for longer than this is tested before it is handed out
+PING_AFTER_IDLE_S = 10.0
+
+
+def _ping_idle_connections(engine: Engine) -> None:
+    """SQLAlchemy's ``pool_pre_ping``, for connections that sat idle: a connection the server or a proxy dropped
+    is replaced transparently (the checkout is retried with a fresh one). ``pool_pre_ping`` pinged on EVERY
+    checkout - one round trip per transaction, three or four per action (~20 % of the service's CPU per
+    StartAutomation on PostgreSQL); a connection used within the last seconds is alive."""
+    import time
+
+    @sa.event.listens_for(engine, "checkout")
+    def _checkout(dbapi_conn, record, _proxy):
+        now = time.monotonic()
+        last = record.info.get("last_checkin")
+        if last is not None and now - last > PING_AFTER_IDLE_S:
+            try:
+                cur = dbapi_conn.cursor()
+                try:
+                    cur.execute("SELECT 1")
+                finally:
+                    cur.close()
+            except Exception as exc:  # noqa: BLE001 - any failure: the pool retries with a new connection
+                raise sa.exc.DisconnectionError() from exc
+
+    @sa.event.listens_for(engine, "checkin")
+    def _checkin(_dbapi_conn, record):
+        record.info["last_checkin"] = time.monotonic()
+
+
+class WriteLock:
+    """One writer at a time on a SQLite file, across the threads of a process (a lock) and across processes
+    (``flock`` on a lock file beside the database). Re-entrant for the thread that holds it."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._pid = -1
+        self._lock = threading.Lock()
+        self._fd: int | None = None
+        self._owner: int | None = None
+        self._depth = 0
+
+    def _fresh_after_fork(self) -> None:
+        if self._pid != os.getpid():  # a forked child never inherits a held lock or the parent's descriptor
+            self._pid, self._lock, self._fd, self._owner, self._depth = os.getpid(), threading.Lock(), None, None, 0
+
+    def acquire(self) -> None:
+        import fcntl
+
+        self._fresh_after_fork()
+        me = threading.get_ident()
+        if self._owner == me:
+            self._depth += 1
+            return
+        self._lock.acquire()
+        try:
+            if self._fd is None:
+                self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            fcntl.flock(self._fd, fcntl.LOCK_EX)  # waits without holding the GIL
+        except BaseException:
+            self._lock.release()
+            raise
+        self._owner, self._depth = me, 1
+
+    def release(self) -> None:
+        import fcntl
+
+        if self._owner is None or self._pid != os.getpid():
+            return
+        self._depth -= 1
+        if self._depth > 0:
+            return
+        self._owner = None
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+        finally:
+            self._lock.release()
+
+
+_WRITES = ("INSERT", "UPDATE", "DELETE", "REPLAC")
+_HELD = "marketing_actions_write_lock"
+
+
+def _serialize_writes(engine: Engine, lock_path: str) -> None:
+    """SQLite: take :class:`WriteLock` before the first write statement of a transaction, give it back when the
+    connection goes back to the pool (every write of the ledger is a ``with engine.begin()`` block). Writers then queue on the lock instead
+    of colliding inside SQLite, whose busy handler sleeps and retries (1, 2, 5, ... 100 ms): those sleeps were
+    the latency tail under concurrency. Reads are not serialized (WAL)."""
+    lock = WriteLock(lock_path)
+
+    @sa.event.listens_for(engine, "before_cursor_execute")
+    def _before(conn, _cursor, statement, _params, _context, _many):
+        info = conn.info
+        if not info.get(_HELD) and statement.lstrip()[:6].upper() in _WRITES:
+            lock.acquire()
+            info[_HELD] = True
+
+    # given back when the connection returns to the pool: after its COMMIT or ROLLBACK went through (the
+    # engine's "commit" event comes before the COMMIT)
+    @sa.event.listens_for(engine, "checkin")
+    def _checkin(_dbapi_conn, record):
+        if record.info.pop(_HELD, False):
+            lock.release()
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -52,6 +52,7 @@ from service.actions.trigger_state import (
     unpack_seen,
 )
 from service.actions.trigger_store import UNKNOWN, Version
+from service.cache import MISSING
 from service.providers.base import BounceEvent, ContactEvent, FeedPage, InteractionEvent, Mailing
 
 log = logging.getLogger(__name__)
@@ -191,6 +192,10 @@ class Trigger:
         if self.feed == "bounces":
             return [p.bounce_feed]
         return [p.contact_feed]
+
+    def feed_names(self, ctx: Context) -> list[str]:
+        """One name per entry of :meth:`windows` (what a shared feed read is keyed by)."""
+        return [self.feed]
 
 
 def _contact_item(ctx: Context, c: Candidate) -> dict[str, Any]:
@@ -420,6 +425,9 @@ class MailingInteraction(Trigger):
         return [lambda since, until, *, after, page_size, k=k: p.interaction_feed(
             k, since, until, after=after, page_size=page_size) for k in self.kinds(filters)]
 
+    def feed_names(self, ctx):
+        return [f"interactions:{k}" for k in self.kinds(ctx.filters)]
+
     def candidate(self, ctx, ev: InteractionEvent):
         t = _ms(ev.change_date or ev.date)
         if t is None:
@@ -624,7 +632,8 @@ def _first(rt, trigger: Trigger, codec, store, filters: dict[str, str], binding:
         st.cursor_ms = since + overlap  # the first window starts at `since`
     else:
         lo, hi = now - overlap, now + overlap
-        events, hi, _ = _read_window(rt, trigger, ctx, lo, hi)
+        # not shared: the polls that follow read from this same window start, and must see what happens now
+        events, hi, _ = _read_window(rt, trigger, ctx, lo, hi, share=False)
         for ev in events:  # what is already there when the trigger starts is not new
             c = trigger.candidate(ctx, ev)
             if c is not None and lo <= c.t_ms <= hi:
@@ -667,7 +676,8 @@ def _continue_baseline(rt, trigger: Trigger, ctx: Context, seen: dict[bytes, int
                       upstream_calls=ctx.calls)
 
 
-def _read_window(rt, trigger: Trigger, ctx: Context, lo: int, hi: int) -> tuple[list[Any], int, bool]:
+def _read_window(rt, trigger: Trigger, ctx: Context, lo: int, hi: int,
+                 share: bool = True) -> tuple[list[Any], int, bool]:
     """Every event of every feed of the trigger in ``[lo, hi]`` (several feeds are read in parallel). When a
     feed holds more than the page budget, its window is halved (at most MAX_SPLITS times) so that no event below
     the new end is missed; the window of the poll then ends there for every feed. ``complete`` is False when
@@ -684,17 +694,50 @@ def _read_window(rt, trigger: Trigger, ctx: Context, lo: int, hi: int) -> tuple[
             end = lo + (end - lo) // 2
         raise AssertionError("unreachable")  # pragma: no cover
 
-    feeds = trigger.windows(ctx)
-    if len(feeds) == 1:
-        results = [read(feeds[0])]
+    def shared(name: str, feed: Callable[..., FeedPage]) -> tuple[list[Any], int, bool, int]:
+        """A whole read of this feed from ``lo`` made by a poll of the last TRIGGER_FEED_CACHE_SECONDS serves
+        this poll too (no upstream call). Exactly-once is untouched: the seen set still filters what was
+        delivered, and the cursor only moves to events handed over, so an event that arrived after that read
+        is found by the next poll whose read is fresh (a delay of at most the cache time)."""
+        if not share:
+            return read(feed)
+        fresh: list = []
+
+        def load():
+            fresh.append(read(feed))
+            got, end, whole, _calls = fresh[0]
+            if not (whole and end == hi):  # only a whole, uncut read is shared
+                raise _NotShared
+            return got
+
+        try:
+            got = rt.feed_cache.get(_feed_key(rt, ctx, name, lo), load)
+        except _NotShared:
+            return fresh[0]
+        return (got, hi, True, fresh[0][3]) if fresh else (got, hi, True, 0)
+
+    feeds = list(zip(trigger.feed_names(ctx), trigger.windows(ctx), strict=True))
+    cached = [rt.feed_cache.peek(_feed_key(rt, ctx, name, lo)) for name, _ in feeds] if share else []
+    if cached and all(c is not MISSING for c in cached):  # every feed shared: no thread, no upstream call
+        results = [(got, hi, True, 0) for got in cached]
+    elif len(feeds) == 1:
+        results = [shared(*feeds[0])]
     else:
         with ThreadPoolExecutor(max_workers=len(feeds), thread_name_prefix="trigger-feed") as pool:
-            results = list(pool.map(read, feeds))
+            results = list(pool.map(lambda nf: shared(*nf), feeds))
     end = min(r[1] for r in results)
     ctx.calls += sum(r[3] for r in results)
     complete = end == hi and all(r[2] for r in results)
     events = [e for got, *_ in results for e in got if end == hi or _event_ms(trigger, ctx, e) <= end]
     return events, end, complete
+
+
+def _feed_key(rt, ctx: Context, name: str, lo: int) -> tuple:
+    return (rt.settings.provider, name, lo, tuple(sorted(ctx.filters.items())))
+
+
+class _NotShared(Exception):
+    """A feed read that was cut (page budget) or not whole: used by its poll only, never shared."""
 
 
 def _event_ms(trigger: Trigger, ctx: Context, ev: Any) -> int:

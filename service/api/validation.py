@@ -153,6 +153,20 @@ def schema_problem(exc: ValidationError, name: str, *, idempotency_header: bool 
     return InputProblem(f"{message}{suffix}", field=name if name != "body" else None)
 
 
+_VALIDATORS: dict[tuple[int, type], tuple[t.Any, t.Any]] = {}
+
+
+def _built(schema: dict, cls: type):
+    """The jsonschema validator of ``schema`` (an object of the loaded spec, which lives as long as the app),
+    built once: building one per request (resolver, format checker, keyword table) cost more than the
+    validation itself. The schema is kept with its validator, so its id is never reused for another."""
+    key = (id(schema), cls)
+    hit = _VALIDATORS.get(key)
+    if hit is None or hit[0] is not schema:
+        hit = _VALIDATORS[key] = (schema, cls(schema, format_checker=Draft4Validator.FORMAT_CHECKER))
+    return hit[1]
+
+
 class SafeJSONBodyValidator(JSONRequestBodyValidator):
     async def _parse(self, stream: t.AsyncGenerator[bytes, None], scope: t.Any) -> t.Any:
         raw = b"".join([message async for message in stream])
@@ -190,7 +204,8 @@ class SafeJSONBodyValidator(JSONRequestBodyValidator):
 
     @property
     def _validator(self):
-        return Draft4RequestValidator(self._schema, format_checker=Draft4Validator.FORMAT_CHECKER)
+        # Connexion builds a body validator per request; the jsonschema validator is built once per schema
+        return _built(self._schema, Draft4RequestValidator)
 
 
 class SafeParameterValidator(ParameterValidator):
@@ -204,7 +219,7 @@ class SafeParameterValidator(ParameterValidator):
             return None
         schema = param.get("schema", param)
         try:
-            Draft4Validator(schema, format_checker=Draft4Validator.FORMAT_CHECKER).validate(value)
+            _built(schema, Draft4Validator).validate(value)
         except ValidationError as exc:
             return schema_problem(exc, name, idempotency_header=name.lower() == "idempotency-key")
         return None

@@ -11,6 +11,12 @@
 
 Uses werkzeug's ``make_server(threaded=True)``: one thread per connection, daemon threads (a handler
 that hangs on purpose never blocks ``stop()``), request logging silenced.
+
+For benchmarks, :func:`serve_pooled` serves the same app under gunicorn's threaded workers instead: keep-alive
+connections (werkzeug's server answers ``Connection: close`` to every request, so each upstream call paid a TCP
+connect and a new server thread) and, optionally, several processes on the one port (one Python process was
+the upstream's GIL ceiling). Each process then has its own state: what one process counts or changes, the
+others do not see.
 """
 
 from __future__ import annotations
@@ -123,3 +129,30 @@ class SimulatorServer:
             done.set()
             server.server_close()
             self._server = None
+
+
+def serve_pooled(app: Callable, host: str = "127.0.0.1", port: int = 0, *, processes: int = 1, threads: int = 256,
+                 on_ready: Callable[[str], None] | None = None) -> None:
+    """Serve ``app`` in the foreground under gunicorn (gthread workers, HTTP/1.1 keep-alive) until SIGTERM /
+    SIGINT: ``processes`` workers on one listening socket, ``threads`` requests at a time in each.
+    ``on_ready(url)`` runs in the gunicorn master once the port is bound (port 0 = a free port)."""
+    from gunicorn.app.base import BaseApplication
+
+    def when_ready(server) -> None:
+        bound_host, bound_port = server.LISTENERS[0].sock.getsockname()[:2]
+        if on_ready is not None:
+            on_ready(f"http://{bound_host}:{bound_port}")
+
+    class _Pooled(BaseApplication):
+        def load_config(self) -> None:
+            for key, value in {"bind": f"{host}:{port}", "workers": processes, "worker_class": "gthread",
+                               "threads": threads, "keepalive": 75, "timeout": 120, "accesslog": None,
+                               "errorlog": "-", "loglevel": "warning", "control_socket_disable": True,
+                               "when_ready": when_ready}.items():
+                if key in self.cfg.settings:
+                    self.cfg.set(key, value)
+
+        def load(self) -> Callable:
+            return app
+
+    _Pooled().run()

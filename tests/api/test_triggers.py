@@ -486,3 +486,58 @@ def test_an_answer_lost_on_the_way_back_is_given_again(client, sim, path, query,
     assert lost.status_code == again.status_code == 200
     assert lost.json()["value"] and lost.json() == again.json()
     assert follow(client, again).status_code == 202
+
+
+# -- a feed read shared by the polls of a few seconds (issue #15) -----------------------------------------------
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_quiet_polls_share_one_feed_read_and_a_new_event_comes_once_after_the_cache_time(make_client,
+                                                                                          trigger_settings, sim):
+    """TRIGGER_FEED_CACHE_SECONDS: polls that read the same window within that time share one upstream read, so
+    a poll with nothing new costs no upstream call; an event that happens meanwhile is handed over by the
+    first poll after the cache time - once, and only once."""
+    client = make_client(trigger_settings.with_(trigger_feed_cache_seconds=5))
+    clock = FakeClock()
+    client.app_.runtime.feed_cache.clock = clock
+    first = start(client, ADDED)
+    quiet = follow(client, first)
+    assert quiet.status_code == 202
+    before = feed_calls(sim)
+    for _ in range(3):  # same window start (nothing handed over): answered from the shared read
+        quiet = follow(client, quiet)
+        assert quiet.status_code == 202
+    assert feed_calls(sim) == before
+    sim.signup("late@example.com")
+    assert follow(client, quiet).status_code == 202  # within the cache time: not seen yet
+    clock.now += 5.1
+    got = follow(client, quiet)
+    assert got.status_code == 200 and [i["email"] for i in got.json()["value"]] == ["late@example.com"]
+    assert feed_calls(sim) == before + 1
+    batches, _ = drain(client, got)
+    assert flat(batches) == []  # after it was handed over: never again
+
+
+def test_quiet_polls_of_both_interaction_feeds_share_their_reads(make_client, trigger_settings, sim):
+    """Opens and clicks are two feeds: both reads are shared, and a click that happens meanwhile comes after
+    the cache time, once."""
+    client = make_client(trigger_settings.with_(trigger_feed_cache_seconds=5))
+    clock = FakeClock()
+    client.app_.runtime.feed_cache.clock = clock
+    route = "GET /mailing-interaction/<kind>"
+    quiet = follow(client, start(client, INTERACTIONS))
+    before = feed_calls(sim, route)
+    quiet = follow(client, quiet)
+    assert quiet.status_code == 202 and feed_calls(sim, route) == before
+    sim.engage("clicked", {"email": DEMO.emails["jan"]})
+    assert follow(client, quiet).status_code == 202
+    clock.now += 5.1
+    got = follow(client, quiet)
+    assert got.status_code == 200 and len(got.json()["value"]) == 1
+    assert flat(drain(client, got)[0]) == []

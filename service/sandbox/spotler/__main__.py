@@ -13,7 +13,7 @@ import argparse
 import sys
 
 from service.sandbox.faults import FaultConfig
-from service.sandbox.server import SimulatorServer
+from service.sandbox.server import SimulatorServer, serve_pooled
 from service.sandbox.spotler.app import BASE_PATH, SpotlerSimulator
 from service.sandbox.spotler.demo import SANDBOX_CONSUMER_KEY, SANDBOX_CONSUMER_SECRET, describe
 
@@ -51,6 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reset-rate", type=float, default=0.0,
                    help="share of calls (0 to 1) whose connection is closed without an answer")
     p.add_argument("--seed", type=int, default=None, help="random seed, for reproducible injected faults")
+    p.add_argument("--pooled", type=int, default=0, metavar="PROCESSES",
+                   help="benchmarks: serve under gunicorn with this many processes on the one port, keep-alive "
+                        "connections (each process has its own state); 0 = werkzeug's server, one process")
     p.add_argument("--exit-with-parent", action="store_true",
                         help="stop when the process that started this one is gone (sandbox mode uses it)")
     return p
@@ -75,6 +78,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"# control: {url}/__sim__/stats, {url}/__sim__/faults, POST {url}/__sim__/reset", flush=True)
         print(f"# events: POST {url}/__sim__/signup|bounce|open|click|unsubscribe, {url}/__sim__/clock", flush=True)
 
+    if args.pooled:
+        serve_pooled(app, host=args.host, port=args.port, processes=args.pooled, on_ready=ready)
+        return 0
     SimulatorServer(app, host=args.host, port=args.port).serve_foreground(on_ready=ready,
                                                                         exit_with_parent=args.exit_with_parent)
     return 0

@@ -1,0 +1,155 @@
+"""Service CPU per call (issue #15, goals 2 and 5): StartAutomation vs the naive proxy, dropdowns, trigger polls.
+
+    .venv/bin/python -m bench.cpu [--calls 600] [--concurrency 4] [--latency-ms 5] [--json PATH]
+
+The Spotler simulator runs as its own process (fixed latency, keep-alive connections: ``--pooled``); the service is started as the Procfile starts it
+(gunicorn, 2 workers, SQLite ledger; validation, the ledger write before the upstream call, idempotency and the
+JSON access log all on, as always), the naive proxy (bench/baseline_proxy.py) under gunicorn. For every case the
+CPU time (user + system, from ``/proc/<pid>/stat``) of the server's processes - the gunicorn master and its
+workers, not the sandbox simulators the master starts - is read before and after ``--calls`` calls from ``--concurrency`` keep-alive callers,
+after a warm-up; the difference divided by the calls is the CPU per call.
+
+Cases:
+
+* ``StartAutomation`` through the service, fresh Idempotency-Key per call, contacts by externalId; and the same
+  call through the naive proxy (goal 2: service <= 1.3 x proxy);
+* dropdowns with the upstream list cached (the service caches lists ``LIST_CACHE_SECONDS``): ListAutomations
+  (``GET /automations``), ListMailings (``GET /mailings``), ListTags (``GET /tags``);
+* trigger polls with nothing new: each caller makes the first call of the trigger, then polls the Location of
+  the last answer again and again (202 each time: nothing happens upstream), for OnContactAdded,
+  OnContactBounced, OnMailingInteraction (two feeds) and OnContactUnsubscribed. Goal 5: <= 2 ms each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from urllib.parse import urlsplit
+
+from bench.common import API_KEY, Stack, closed_loop, machine_info, md_table
+from bench.overhead import start_call
+from bench.throughput import cpu_seconds
+
+HEADERS = {"X-API-Key": API_KEY}
+START_TARGET = 1.3  # service CPU per StartAutomation <= 1.3 x the naive proxy's
+LIGHT_TARGET_MS = 2.0  # dropdowns and quiet trigger polls
+
+DROPDOWNS = {"ListAutomations": "/automations", "ListMailings": "/mailings", "ListTags": "/tags"}
+TRIGGERS = {"OnContactAdded": "/triggers/contacts/added", "OnContactBounced": "/triggers/contacts/bounced",
+            "OnMailingInteraction": "/triggers/mailings/interactions",
+            "OnContactUnsubscribed": "/triggers/contacts/unsubscribed"}
+
+
+def get_call(path: str):
+    async def call(conn, n):
+        resp = await conn.request("GET", path, headers=HEADERS)
+        assert resp.status_code == 200, (path, resp.status_code, resp.text[:300])
+        return resp
+    return call
+
+
+def _relative(location: str) -> str:
+    parts = urlsplit(location)
+    return parts.path + ("?" + parts.query if parts.query else "")
+
+
+def poll_call(path: str):
+    """Each connection keeps its own trigger state: the first call, then the Location of the last answer."""
+    states: dict[int, str] = {}
+
+    async def call(conn, n):
+        key = id(conn)
+        if key not in states:
+            first = await conn.request("GET", path, headers=HEADERS)
+            assert first.status_code == 202, (path, first.status_code, first.text[:300])
+            states[key] = _relative(first.headers["location"])
+        resp = await conn.request("GET", states[key], headers=HEADERS)
+        assert resp.status_code == 202, (path, resp.status_code, resp.text[:300])
+        states[key] = _relative(resp.headers["location"])
+        return resp
+    return call
+
+
+def measure(server, call, args, calls: int | None = None) -> dict:
+    calls = calls or args.calls
+    def pids() -> list[int]:  # the master and its workers (re-discovered), not the sandbox simulators it started
+        return [server.master_pid, *server.worker_pids()]
+
+    before = cpu_seconds(pids())
+    t0 = time.perf_counter()
+    res = closed_loop(call, concurrency=args.concurrency, base_url=server.base_url, total=calls, ramp_s=0,
+                      timeout=60)
+    wall = time.perf_counter() - t0
+    used = cpu_seconds(pids()) - before
+    ok = max(1, res.ok)
+    return {"calls": calls, "ok": res.ok, "failed": res.failed, "cpu_s": round(used, 3),
+            "cpu_ms_per_call": round(used / ok * 1000, 3), "wall_s": round(wall, 2),
+            "p50_ms": res.summary()["p50_ms"]}
+
+
+def run(args: argparse.Namespace) -> dict:
+    out: dict = {"machine": machine_info(), "settings": {k: v for k, v in vars(args).items()}, "rows": {}}
+    with Stack() as st:
+        sim = st.sim(latency_ms=args.latency_ms, jitter_ms=0, pooled=args.sim_processes)
+        service = st.service(upstream_url=sim.url)
+        baseline = st.baseline(upstream_url=sim.url)
+        warm = max(100, args.concurrency * 20)
+
+        # warm-up: imports, pools, the ledger's schema, every cache (lists are cached LIST_CACHE_SECONDS)
+        closed_loop(start_call(), concurrency=args.concurrency, base_url=service.base_url, total=warm, ramp_s=0)
+        closed_loop(start_call(), concurrency=args.concurrency, base_url=baseline.base_url, total=warm, ramp_s=0)
+        out["rows"]["StartAutomation (service)"] = measure(service, start_call(), args)
+        out["rows"]["StartAutomation (naive proxy)"] = measure(baseline, start_call(), args)
+        if args.start_only:
+            return out
+        for name, path in DROPDOWNS.items():
+            closed_loop(get_call(path), concurrency=args.concurrency, base_url=service.base_url, total=warm,
+                        ramp_s=0)
+            out["rows"][name] = measure(service, get_call(path), args)
+        for name, path in TRIGGERS.items():
+            call = poll_call(path)
+            closed_loop(call, concurrency=args.concurrency, base_url=service.base_url, total=warm, ramp_s=0)
+            out["rows"][f"{name} poll, nothing new"] = measure(service, call, args)
+    return out
+
+
+def markdown(out: dict) -> str:
+    rows = out["rows"]
+    table = [[name, r["ok"], r["failed"], r["cpu_ms_per_call"], r["p50_ms"]] for name, r in rows.items()]
+    t1 = md_table(["call", "ok", "failed", "service CPU ms/call", "p50 ms"], table)
+    svc = rows["StartAutomation (service)"]["cpu_ms_per_call"]
+    base = rows["StartAutomation (naive proxy)"]["cpu_ms_per_call"]
+    ratio = svc / base if base else float("inf")
+    checks = [["StartAutomation: service / naive proxy CPU", f"{svc} / {base} = {ratio:.2f}", f"<= {START_TARGET}",
+               "PASS" if ratio <= START_TARGET else "FAIL"]]
+    for name, r in rows.items():
+        if name.startswith("StartAutomation"):
+            continue
+        v = r["cpu_ms_per_call"]
+        checks.append([f"{name}: service CPU ms", v, f"<= {LIGHT_TARGET_MS}", "PASS" if v <= LIGHT_TARGET_MS else "FAIL"])
+    t2 = md_table(["check", "value", "target", "result"], checks)
+    s = out["settings"]
+    return (f"{s['calls']} calls per case, {s['concurrency']} keep-alive callers, upstream latency "
+            f"{s['latency_ms']} ms, {out['machine']['nproc']} cores ({out['machine']['date']}).\n\n{t1}\n\n{t2}\n")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--calls", type=int, default=600)
+    p.add_argument("--concurrency", type=int, default=4)
+    p.add_argument("--latency-ms", type=float, default=5)
+    p.add_argument("--sim-processes", type=int, default=1,
+                   help="simulator processes (gunicorn, keep-alive); 0 = the stock werkzeug simulator")
+    p.add_argument("--start-only", action="store_true", help="only StartAutomation (service and proxy)")
+    p.add_argument("--json")
+    args = p.parse_args()
+    out = run(args)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(out, f, indent=2)
+    print(markdown(out))
+
+
+if __name__ == "__main__":
+    main()
