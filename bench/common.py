@@ -208,13 +208,16 @@ def start_service(*, workdir: Path, upstream_url: str | None = None, workers: in
 
 
 def start_baseline(*, workdir: Path, upstream_url: str, workers: int = 2, threads: int = 32,
-                   ready_timeout: float = 30.0) -> Server:
+                   ready_timeout: float = 30.0, floor: bool = False) -> Server:
     """The naive proxy (:mod:`bench.baseline_proxy`) under gunicorn gthread workers, same worker/thread counts
-    as the service (WEB_CONCURRENCY=2, FLASK_THREADS=32)."""
+    as the service (WEB_CONCURRENCY=2, FLASK_THREADS=32); with ``floor``, the floor (:mod:`bench.floor_proxy`:
+    the proxy plus validation, idempotency, a SQLite ledger write before the call and an access log)."""
     port = free_port()
-    cmd = [str(Path(PYTHON).parent / "gunicorn"), "bench.baseline_proxy:app", "-k", "gthread", "-w", str(workers),
+    name, module = ("floor", "bench.floor_proxy") if floor else ("baseline", "bench.baseline_proxy")
+    cmd = [str(Path(PYTHON).parent / "gunicorn"), f"{module}:app", "-k", "gthread", "-w", str(workers),
            "--threads", str(threads), "--bind", f"{HOST}:{port}", "--keep-alive", "75"]
-    return _spawn("baseline", cmd, _clean_env(BASELINE_UPSTREAM_URL=upstream_url), port, workdir, ready_timeout)
+    env = _clean_env(BASELINE_UPSTREAM_URL=upstream_url, FLOOR_DB=str(workdir / "floor.db"))
+    return _spawn(name, cmd, env, port, workdir, ready_timeout)
 
 
 def _spawn(name: str, cmd: list[str], env: dict, port: int, workdir: Path, ready_timeout: float) -> Server:

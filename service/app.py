@@ -18,7 +18,7 @@ from service.api.capability import require_capability
 from service.api.jsonbody import ServiceJsonifier
 from service.api.middleware import RequestContextMiddleware, ServedSpecMiddleware
 from service.api.resolver import ControllerResolver
-from service.api.security import install_security_fast_path
+from service.api.fast_paths import install_fast_paths
 from service.api.validation import validator_map
 from service.api.wsgi_bridge import BufferedWSGIBridge
 from service.boot import settings_or_exit
@@ -56,7 +56,7 @@ def create_app(settings: Settings | None = None) -> connexion.FlaskApp:
     else:
         check_platform_settings(settings)  # fail fast on a bad platform variable (no network): ConfigError
     configure_logging(settings.log_level)
-    install_security_fast_path()
+    install_fast_paths()
     runtime = Runtime(settings)
 
     @contextlib.asynccontextmanager

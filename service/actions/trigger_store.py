@@ -25,9 +25,15 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from service.actions.ledger import Base, UTCDateTime
+from service.cache import MISSING, TTLCache
 
 #: a running trigger refreshes ``last_seen_at`` at most this often (one write per hour, not per poll)
 TOUCH_INTERVAL = dt.timedelta(hours=1)
+#: an instance this process found in the database is taken as alive, without asking again, for this long: a
+#: quiet poll then touches no table. A purge in this process forgets at once; one in another process (``python
+#: -m service.db purge``) is noticed within this time (purging with ``--days 1`` or more cannot remove an
+#: instance polled in the last hour anyway: ``last_seen_at`` is at most TOUCH_INTERVAL old).
+ALIVE_MEMO_SECONDS = 60.0
 FINGERPRINT_MAX = 512
 
 seen_sets = sa.Table(
@@ -75,8 +81,9 @@ UNKNOWN = object()
 
 
 class TriggerStore:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, alive_memo_seconds: float = ALIVE_MEMO_SECONDS) -> None:
         self.engine = engine
+        self._alive = TTLCache(alive_memo_seconds)
 
     # -- seen sets ------------------------------------------------------------------------------------------
     def save_seen(self, set_id: str, packed: str) -> None:
@@ -105,13 +112,20 @@ class TriggerStore:
 
     def touch_instance(self, instance_id: str) -> bool:
         """Mark the instance as alive; False when it does not exist (purged)."""
+        if self._alive.peek(instance_id) is not MISSING:
+            return True
         now = _now()
-        with self.engine.begin() as conn:
+        with self.engine.connect() as conn:
             seen = conn.execute(sa.select(instances.c.last_seen_at).where(instances.c.id == instance_id)).scalar()
-            if seen is None:
+        if seen is None:
+            return False
+        if now - seen >= TOUCH_INTERVAL:
+            with self.engine.begin() as conn:
+                done = conn.execute(sa.update(instances).where(instances.c.id == instance_id)
+                                    .values(last_seen_at=now)).rowcount
+            if not done:  # purged between the two statements
                 return False
-            if now - seen >= TOUCH_INTERVAL:
-                conn.execute(sa.update(instances).where(instances.c.id == instance_id).values(last_seen_at=now))
+        self._alive.put(instance_id, True)
         return True
 
     # -- per-contact fingerprints ---------------------------------------------------------------------------
@@ -171,6 +185,7 @@ class TriggerStore:
     def purge(self, older_than_days: int, now: dt.datetime | None = None) -> int:
         """Delete seen sets and instances (with their contacts) not used for ``older_than_days``; returns rows."""
         cutoff = (now or _now()) - dt.timedelta(days=older_than_days)
+        self._alive.clear()
         total = 0
         with self.engine.begin() as conn:
             total += conn.execute(sa.delete(seen_sets).where(seen_sets.c.used_at < cutoff)).rowcount or 0

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+import sqlalchemy as sa
 
 from service.actions.trigger_store import UNKNOWN, TriggerStore, Version, contacts, instances, seen_sets
 from service.actions.storage import create_engine
@@ -59,6 +60,38 @@ def test_touch_tells_whether_the_instance_exists(store):
     store.create_instance("i1", "OnContactUnsubscribed")
     assert store.touch_instance("i1") is True
     assert store.touch_instance("gone") is False
+
+
+def test_a_quiet_poll_asks_the_database_once_per_memo_time(db_url):
+    engine = create_engine(db_url)
+    statements: list[str] = []
+    sa.event.listen(engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+    try:
+        store = TriggerStore(engine)
+        store.create_instance("i1", "OnContactUnsubscribed")
+        statements.clear()
+        assert all(store.touch_instance("i1") for _ in range(5))
+        assert sum("trigger_instances" in s for s in statements) == 1  # the first touch; then from memory
+        with engine.begin() as conn:  # another process purged it: the memo still answers, for its time only
+            conn.execute(instances.delete().where(instances.c.id == "i1"))
+        assert store.touch_instance("i1") is True
+        store._alive.clock = lambda: float("inf")  # the memo time has passed
+        assert store.touch_instance("i1") is False
+        unmemo = TriggerStore(engine, alive_memo_seconds=0)
+        unmemo.create_instance("i2", "OnContactUnsubscribed")
+        statements.clear()
+        assert unmemo.touch_instance("i2") and unmemo.touch_instance("i2")
+        assert sum("trigger_instances" in s for s in statements) == 2
+    finally:
+        engine.dispose()
+
+
+def test_a_purge_in_this_process_is_seen_at_once(store):
+    store.create_instance("i1", "OnContactUnsubscribed")
+    assert store.touch_instance("i1") is True
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(days=91)
+    assert store.purge(90, now=later) == 1
+    assert store.touch_instance("i1") is False
 
 
 def test_purge_removes_what_was_not_used_for_that_long(store):

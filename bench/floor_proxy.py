@@ -1,0 +1,118 @@
+"""The floor: the naive proxy plus, in the plainest way, the four things issue #15 asks the service to keep on.
+
+Served like the naive proxy (``gunicorn bench.floor_proxy:app -k gthread -w 2 --threads 32``), one route,
+``POST /automations/<code>/start``, which does what :mod:`bench.baseline_proxy` does and also:
+
+* **validation**: the JSON body against a small JSON schema (one validator built once, ``jsonschema``);
+* **idempotency**: the key from ``Idempotency-Key`` (else a SHA-256 of the body), a unique column behind it; a
+  repeat of a finished key replays the stored answer, a repeat of a running one is a 503;
+* **the ledger write before the upstream call**: one ``INSERT`` (committed) before the call and one ``UPDATE``
+  with the answer after it, raw ``sqlite3`` on a WAL file (``synchronous=NORMAL``), one connection per thread;
+* **logging**: one JSON access line per call.
+
+No Connexion, no ASGI, no encryption, no redaction, no job thread, no lease, no crash recovery: it is not a
+product, it is the least any implementation of those four features costs on this stack (Flask + requests +
+gthread). ``bench.cpu`` measures it next to the naive proxy: the gap between the two is the part of goal 2's
+budget these features take before anything else is added.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import sqlite3
+import sys
+import tempfile
+import threading
+import time
+import uuid
+
+import jsonschema
+import requests
+from flask import Flask, request
+from requests_oauthlib import OAuth1
+
+from service.sandbox.launch import SANDBOX_CREDENTIALS
+
+UPSTREAM = os.environ.get("BASELINE_UPSTREAM_URL", "http://127.0.0.1:8081/integrationservice").rstrip("/")
+DB_PATH = os.environ.get("FLOOR_DB") or os.path.join(tempfile.mkdtemp(prefix="floor-"), "floor.db")
+CREDS = SANDBOX_CREDENTIALS["spotler"]
+session = requests.Session()
+session.auth = OAuth1(CREDS["consumer_key"], client_secret=CREDS["consumer_secret"], signature_type="AUTH_HEADER")
+session.mount("http://", requests.adapters.HTTPAdapter(pool_maxsize=32))
+app = Flask(__name__)
+
+BODY = jsonschema.Draft4Validator({
+    "type": "object", "required": ["contact"], "additionalProperties": False,
+    "properties": {"contact": {"type": "object", "additionalProperties": False, "minProperties": 1,
+                               "properties": {"externalId": {"type": "string", "minLength": 1, "maxLength": 200},
+                                              "email": {"type": "string", "format": "email"}}},
+                   "fields": {"type": "object"}}})
+
+access = logging.getLogger("floor.access")
+_handler = logging.StreamHandler(sys.stderr)
+_handler.setFormatter(logging.Formatter("%(message)s"))
+access.addHandler(_handler)
+access.setLevel(logging.INFO)
+access.propagate = False
+
+_local = threading.local()
+_schema_lock = threading.Lock()
+
+
+def db() -> sqlite3.Connection:
+    conn = getattr(_local, "conn", None)
+    if conn is None:
+        conn = sqlite3.connect(DB_PATH, timeout=30, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        with _schema_lock:
+            conn.execute("CREATE TABLE IF NOT EXISTS jobs (id TEXT PRIMARY KEY, idem_key TEXT UNIQUE, "
+                         "operation TEXT, status TEXT, created REAL, http_status INTEGER, answer TEXT)")
+        _local.conn = conn
+    return conn
+
+
+def problem(status: int, detail: str, **headers: str):
+    return (json.dumps({"status": status, "detail": detail}), status,
+            {"Content-Type": "application/problem+json", **headers})
+
+
+@app.get("/health")
+def health():
+    return {"status": "ok"}
+
+
+@app.post("/automations/<code>/start")
+def start(code):
+    started = time.perf_counter()
+    raw = request.get_data()
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        return problem(400, "The body is not JSON.")
+    errors = sorted(BODY.iter_errors(body), key=lambda e: list(e.path))
+    if errors:
+        return problem(400, errors[0].message[:200])
+    key = request.headers.get("Idempotency-Key") or hashlib.sha256(code.encode() + b"\0" + raw).hexdigest()
+    conn = db()
+    job_id = uuid.uuid4().hex
+    try:
+        conn.execute("INSERT INTO jobs (id, idem_key, operation, status, created) VALUES (?, ?, ?, 'InProgress', ?)",
+                     (job_id, key, "StartAutomation", time.time()))
+    except sqlite3.IntegrityError:
+        row = conn.execute("SELECT status, http_status, answer FROM jobs WHERE idem_key = ?", (key,)).fetchone()
+        if row is None or row[0] == "InProgress":
+            return problem(503, "The same call is still running.", **{"Retry-After": "5"})
+        return row[2], row[1], {"Content-Type": "application/json", "Idempotent-Replayed": "true"}
+    contact = body.get("contact") or {}
+    resp = session.post(f"{UPSTREAM}/automation/trigger/{code}", json={"externalContactId": contact.get("externalId")},
+                        headers={"Accept": "application/json"}, timeout=(3.05, 20))
+    answer = json.dumps({"jobId": job_id, "upstream": resp.json() if resp.content else {}})
+    conn.execute("UPDATE jobs SET status = 'Completed', http_status = ?, answer = ? WHERE id = ?",
+                 (resp.status_code, answer, job_id))
+    access.info(json.dumps({"method": "POST", "path": request.path, "status": resp.status_code, "jobId": job_id,
+                            "ms": round((time.perf_counter() - started) * 1000, 1)}))
+    return answer, resp.status_code, {"Content-Type": "application/json"}

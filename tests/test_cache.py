@@ -1,0 +1,52 @@
+"""The per-process TTL cache: answers within its time, never past it, and stays bounded whatever the keys."""
+
+from service.cache import MISSING, TTLCache
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_values_live_for_their_time_only():
+    clock = Clock()
+    cache = TTLCache(10, clock=clock)
+    loads = []
+    assert cache.get("k", lambda: loads.append(1) or "v1") == "v1"
+    clock.now = 9.9
+    assert cache.get("k", lambda: loads.append(1) or "v2") == "v1" and cache.peek("k") == "v1"
+    clock.now = 10.0
+    assert cache.peek("k") is MISSING
+    assert cache.get("k", lambda: loads.append(1) or "v3") == "v3" and len(loads) == 2
+
+
+def test_no_caching_with_ttl_zero():
+    cache = TTLCache(0)
+    cache.put("k", 1)
+    assert cache.peek("k") is MISSING
+
+
+def test_the_number_of_keys_is_bounded():
+    clock = Clock()
+    cache = TTLCache(10, clock=clock, max_entries=100)
+    for i in range(100):
+        cache.put(i, i)
+    clock.now = 5
+    cache.put("fresh", 1)  # full, nothing expired: everything goes, the new key stays
+    assert len(cache._data) == 1 and cache.peek("fresh") == 1 and cache.peek(3) is MISSING
+    for i in range(99):
+        cache.put(i, i)
+    clock.now = 12  # "fresh" (until 15) and the 99 others (until 15) are alive
+    cache.put("x", 1)
+    assert len(cache._data) == 1
+    clock.now = 13
+    for i in range(50):
+        cache.put(("b", i), i)
+    clock.now = 24  # "x" (until 22) expired; the 50 (until 23) too
+    for i in range(49):
+        cache.put(("c", i), i)
+    cache.put("y", 1)
+    assert cache.peek("y") == 1 and cache.peek(("c", 0)) == 0 and len(cache._data) == 50
