@@ -64,6 +64,7 @@ def run(args: argparse.Namespace) -> dict:
         sim = st.sim(latency_ms=args.latency_ms, jitter_ms=0, pooled=args.sim_processes)
         service = st.service(upstream_url=sim.url)
         baseline = st.baseline(upstream_url=sim.url)
+        floor = st.baseline(upstream_url=sim.url, floor=True) if args.floor else None
         provider = provider_for(sim.url)
 
         def direct_full(n: int) -> None:
@@ -79,6 +80,8 @@ def run(args: argparse.Namespace) -> dict:
         for _ in range(2):
             closed_loop(start_call(), concurrency=8, base_url=service.base_url, total=64)
         closed_loop(start_call(), concurrency=8, base_url=baseline.base_url, total=32)
+        if floor is not None:
+            closed_loop(start_call(), concurrency=8, base_url=floor.base_url, total=32)
         threaded_loop(direct_full, concurrency=8, total=32)
 
         plan = [(1, args.calls_c1, 1.0, "ramp"), (32, args.calls_c32, 1.0, "ramp")]
@@ -109,6 +112,9 @@ def run(args: argparse.Namespace) -> dict:
                 "compared_with": compared,
                 "connections_per_worker": sorted(spread.values(), reverse=True),
             }
+            if floor is not None:
+                row["floor"] = closed_loop(start_call(), concurrency=conc, base_url=floor.base_url, total=calls,
+                                           ramp_s=ramp_s).summary()
             d50, d99 = direct.summary()["p50_ms"], direct.summary()["p99_ms"]
             s50, s99 = svc.summary()["p50_ms"], svc.summary()["p99_ms"]
             row["p50_target_ms"] = round(d50 * P50_FACTOR, 2)
@@ -122,7 +128,7 @@ def run(args: argparse.Namespace) -> dict:
 def markdown(out: dict) -> str:
     rows = []
     for r in out["rows"]:
-        for name in ("service", r["compared_with"], "baseline"):
+        for name in ("service", r["compared_with"], "baseline", *(["floor"] if "floor" in r else [])):
             s = r[name]
             rows.append([r["concurrency"], r.get("connections_opened", "ramp"), name, s["ok"], s["failed"],
                          s["p50_ms"], s["p99_ms"], s["rate"]])
@@ -140,6 +146,15 @@ def markdown(out: dict) -> str:
     spread = [[r["concurrency"], r.get("connections_opened", "ramp"),
                " / ".join(map(str, r.get("connections_per_worker") or [])) or "-"] for r in out["rows"]]
     t3 = md_table(["conc.", "connections", "service connections per worker (1 s in)"], spread)
+    floors = [[r["concurrency"], r.get("connections_opened", "ramp"),
+               round(r["baseline"]["p50_ms"] / r[r["compared_with"]]["p50_ms"], 3),
+               round(r["baseline"]["p99_ms"] / r[r["compared_with"]]["p99_ms"], 3),
+               round(r["floor"]["p50_ms"] / r[r["compared_with"]]["p50_ms"], 3),
+               round(r["floor"]["p99_ms"] / r[r["compared_with"]]["p99_ms"], 3)] for r in out["rows"] if "floor" in r]
+    if floors:
+        t3 += "\n\nThe same ratios for the naive proxy and the floor (bench/floor_proxy.py), as information:\n\n" + md_table(
+            ["conc.", "connections", "naive proxy p50 / direct", "naive proxy p99 / direct", "floor p50 / direct",
+             "floor p99 / direct"], floors)
     t2 = md_table(["conc.", "connections", "upstream calls/action", "direct variant", "p50 ratio", "p99 ratio",
                    "p50 target", "p99 target", "p50 vs baseline", "p99 vs baseline"], checks)
     return f"Upstream latency {out['latency_ms']} ms (fixed).\n\n{t1}\n\n{t2}\n\n{t3}\n"
@@ -155,6 +170,8 @@ def main() -> None:
                         "count); 0 = the stock werkzeug simulator (a new connection per request)")
     p.add_argument("--no-burst", action="store_true",
                    help="skip the third run at concurrency 32 whose connections all open at once")
+    p.add_argument("--floor", action=argparse.BooleanOptionalAction, default=True,
+                   help="also measure the floor (bench/floor_proxy.py): the proxy plus the required features")
     p.add_argument("--json", help="also write the raw results to this file")
     args = p.parse_args()
     out = run(args)

@@ -125,10 +125,12 @@ def run(args: argparse.Namespace) -> dict:
         args.sim_pid = sim.pid
         service = st.service(upstream_url=sim.url, **env)
         baseline = st.baseline(upstream_url=sim.url)
+        floor = st.baseline(upstream_url=sim.url, floor=True) if args.floor else None
 
         # warm-up (not measured)
-        closed_loop(start_call(), concurrency=16, base_url=service.base_url, total=200)
-        closed_loop(start_call(), concurrency=16, base_url=baseline.base_url, total=200)
+        for server in (service, baseline, floor):
+            if server is not None:
+                closed_loop(start_call(), concurrency=16, base_url=server.base_url, total=200)
 
         # 1. the simulator alone, with our client, the upstream calls of one StartAutomation by externalId
         provider = provider_for(sim.url, pool_maxsize=args.concurrency)
@@ -142,7 +144,9 @@ def run(args: argparse.Namespace) -> dict:
         out["phases"]["simulator alone (direct client)"] = {**res.summary(), "cpu_s": cpu.used}
         provider.close()
 
-        for name, server in (("service", service), ("baseline", baseline)):
+        for name, server in (("service", service), ("baseline", baseline), ("floor", floor)):
+            if server is None:
+                continue
             res, rss, cpu, conns, end_rss = phase_load(server, args)
             out["phases"][name] = {**res.summary(), "cpu_s": cpu.used, "rss_peak_mb": {
                 str(pid): round(mb, 1) for pid, mb in rss.peaks.items()}, "max_rss_mb": round(rss.max_mb, 1),
@@ -179,6 +183,9 @@ def markdown(out: dict) -> str:
         ["service / baseline actions/s", round(ratio, 3), ">= 1.0", "PASS" if ratio >= 1.0 else "FAIL"],
         ["service / simulator alone", round(svc["rate"] / alone["rate"], 3) if alone["rate"] else None, "-", "-"],
         ["baseline / simulator alone", round(base["rate"] / alone["rate"], 3) if alone["rate"] else None, "-", "-"],
+        *([["floor / baseline actions/s (the proxy + validation, idempotency, a ledger write, a log line; "
+            "bench/floor_proxy.py)", round(p["floor"]["rate"] / base["rate"], 3) if base["rate"] else None, "-",
+            "(information)"]] if "floor" in p else []),
         ["service errors", svc["failed"], "0", "PASS" if svc["failed"] == 0 else "FAIL"],
         ["service RSS per worker at the end MB", svc["max_rss_end_mb"], "<= 120",
          "PASS" if svc["max_rss_end_mb"] <= 120 else "FAIL"],
@@ -204,6 +211,8 @@ def main() -> None:
     p.add_argument("--sim-processes", type=int, default=3,
                    help="simulator processes on one port (gunicorn, keep-alive; 0 = the stock werkzeug simulator, "
                         "one process: then the simulator is the bottleneck)")
+    p.add_argument("--floor", action=argparse.BooleanOptionalAction, default=True,
+                   help="also measure the floor (bench/floor_proxy.py): what the required features cost at the least")
     p.add_argument("--json")
     args = p.parse_args()
     out = run(args)
