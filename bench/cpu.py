@@ -1,13 +1,15 @@
 """Service CPU per call (issue #15, goals 2 and 5): StartAutomation vs the naive proxy, dropdowns, trigger polls.
 
-    .venv/bin/python -m bench.cpu [--calls 600] [--concurrency 4] [--latency-ms 5] [--json PATH]
+    .venv/bin/python -m bench.cpu [--calls 600] [--rounds 4] [--concurrency 4] [--latency-ms 5] [--json PATH]
 
 The Spotler simulator runs as its own process (fixed latency, keep-alive connections: ``--pooled``); the service is started as the Procfile starts it
 (gunicorn, 2 workers, SQLite ledger; validation, the ledger write before the upstream call, idempotency and the
 JSON access log all on, as always), the naive proxy (bench/baseline_proxy.py) under gunicorn. For every case the
 CPU time (user + system, from ``/proc/<pid>/stat``) of the server's processes - the gunicorn master and its
 workers, not the sandbox simulators the master starts - is read before and after ``--calls`` calls from ``--concurrency`` keep-alive callers,
-after a warm-up; the difference divided by the calls is the CPU per call.
+after a warm-up; the difference divided by the calls is the CPU per call. StartAutomation is measured on the
+service, the naive proxy and the floor (bench/floor_proxy.py) in ``--rounds`` interleaved rounds of
+``calls / rounds`` calls each, so that a change of the shared machine's speed during the run falls on all three.
 
 Cases:
 
@@ -88,6 +90,17 @@ def measure(server, call, args, calls: int | None = None) -> dict:
             "p50_ms": res.summary()["p50_ms"]}
 
 
+def combine(parts: list[dict]) -> dict:
+    """One row from several rounds: CPU and calls summed, the median of the rounds' p50s."""
+    ok = max(1, sum(p["ok"] for p in parts))
+    cpu = sum(p["cpu_s"] for p in parts)
+    p50s = sorted(p["p50_ms"] for p in parts)
+    return {"calls": sum(p["calls"] for p in parts), "ok": sum(p["ok"] for p in parts),
+            "failed": sum(p["failed"] for p in parts), "cpu_s": round(cpu, 3),
+            "cpu_ms_per_call": round(cpu / ok * 1000, 3), "wall_s": round(sum(p["wall_s"] for p in parts), 2),
+            "p50_ms": p50s[len(p50s) // 2], "rounds_cpu_ms_per_call": [p["cpu_ms_per_call"] for p in parts]}
+
+
 def run(args: argparse.Namespace) -> dict:
     out: dict = {"machine": machine_info(), "settings": {k: v for k, v in vars(args).items()}, "rows": {}}
     with Stack() as st:
@@ -101,9 +114,17 @@ def run(args: argparse.Namespace) -> dict:
         closed_loop(start_call(), concurrency=args.concurrency, base_url=service.base_url, total=warm, ramp_s=0)
         closed_loop(start_call(), concurrency=args.concurrency, base_url=baseline.base_url, total=warm, ramp_s=0)
         closed_loop(start_call(), concurrency=args.concurrency, base_url=floor.base_url, total=warm, ramp_s=0)
-        out["rows"]["StartAutomation (service)"] = measure(service, start_call(), args)
-        out["rows"]["StartAutomation (naive proxy)"] = measure(baseline, start_call(), args)
-        out["rows"]["StartAutomation (floor)"] = measure(floor, start_call(), args)
+        # interleaved rounds (service, proxy, floor, service, ...): a drift of the shared machine's speed
+        # during the run falls on all three alike, so their ratios hold
+        servers = {"StartAutomation (service)": service, "StartAutomation (naive proxy)": baseline,
+                   "StartAutomation (floor)": floor}
+        per_round = max(1, args.calls // args.rounds)
+        rounds: dict[str, list[dict]] = {name: [] for name in servers}
+        for _ in range(args.rounds):
+            for name, server in servers.items():
+                rounds[name].append(measure(server, start_call(), args, calls=per_round))
+        for name, parts in rounds.items():
+            out["rows"][name] = combine(parts)
         if args.start_only:
             return out
         for name, path in DROPDOWNS.items():
@@ -148,6 +169,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--calls", type=int, default=600)
     p.add_argument("--concurrency", type=int, default=4)
+    p.add_argument("--rounds", type=int, default=4,
+                   help="StartAutomation: service, proxy and floor measured in this many interleaved rounds")
     p.add_argument("--latency-ms", type=float, default=5)
     p.add_argument("--sim-processes", type=int, default=1,
                    help="simulator processes (gunicorn, keep-alive); 0 = the stock werkzeug simulator")
