@@ -5,7 +5,7 @@
 The simulator runs as its own process (no latency), so its CPU is not in the profile. The app is built by
 ``create_app()`` with production settings (response validation off, SQLite ledger in a temp dir) and driven
 through Connexion's test client, so the whole stack runs: ASGI middleware (request context, security,
-validation), the a2wsgi thread bridge, Flask, the handler, the ledger, the Spotler client. Every thread gets
+validation), the thread bridge (service/api/wsgi_bridge.py), Flask, the handler, the ledger, the Spotler client. Every thread gets
 its own ``cProfile.Profile(time.thread_time)`` (installed with ``threading.setprofile``), so the numbers are
 CPU seconds, not waiting time; the profiles are merged at the end.
 """
@@ -94,20 +94,22 @@ def profile(calls: int, threads: int) -> tuple[pstats.Stats, float, int]:
             for t in workers:
                 t.join(600)
 
-        with app.test_client() as client:  # warm-up, not profiled: lazy provider, ledger, caches, imports
-            run_callers(client, max(20, threads * 5))
-        # fresh thread bridge (what create_app installs), so that its pool threads start under the profiler
-        app._middleware_app.asgi_app = BufferedWSGIBridge(app.app.wsgi_app, workers=settings.flask_threads)
-        threading.setprofile(start_profiling)
-        try:
-            with app.test_client() as client:
+        # one client for both phases: leaving a test client's block runs the app's lifespan shutdown, which
+        # stops the runtime (its job runner then answers every new call 503 REQUEST_IN_PROGRESS, as a stopping
+        # worker does)
+        with app.test_client() as client:
+            run_callers(client, max(20, threads * 5))  # warm-up, not profiled: lazy provider, ledger, caches
+            # fresh thread bridge (what create_app installs), so that its pool threads start under the profiler
+            app._middleware_app.asgi_app = BufferedWSGIBridge(app.app.wsgi_app, workers=settings.flask_threads)
+            threading.setprofile(start_profiling)
+            try:
                 t0 = time.perf_counter()
                 run_callers(client, calls)
                 elapsed = time.perf_counter() - t0
                 for prof in profiles:  # freeze the numbers before shutdown work is recorded
                     prof.create_stats()
-        finally:
-            threading.setprofile(None)
+            finally:
+                threading.setprofile(None)
     stats = pstats.Stats(profiles[0])
     for prof in profiles[1:]:
         try:
