@@ -1,6 +1,7 @@
 """Maintenance command line of the job ledger (the ledger itself owns its storage: service.actions.storage).
 
-``DATABASE_URL`` from the environment, or ``--database-url``::
+``DATABASE_URL`` (and ``LEDGER_HASH_KEY``) from the environment, else from the service's settings file (``.env``,
+or the file ``ENV_FILE`` names), or ``--database-url``::
 
     python -m service.db upgrade             # apply the Alembic migrations (safe to run concurrently)
     python -m service.db current             # print the schema revision
@@ -18,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 
 from service.actions.ledger import Ledger
@@ -31,7 +31,7 @@ from service.actions.storage import (
     normalize_url,
     upgrade,
 )
-from service.config import DEFAULT_DATABASE_URL, DEV_LEDGER_HASH_KEY
+from service.config import DEFAULT_DATABASE_URL, DEV_LEDGER_HASH_KEY, read_environment
 
 # the storage functions stay importable from here for scripts written against the old module (one way: this CLI
 # imports the ledger's storage, never the reverse)
@@ -39,9 +39,9 @@ __all__ = ["create_engine", "current_revision", "database_url_from_env", "ensure
            "normalize_url", "upgrade"]
 
 
-def _ledger(database_url: str) -> Ledger:
+def _ledger(database_url: str, env: dict[str, str]) -> Ledger:
     # the same fallback as the service's (config.Settings), so sandbox records stay readable
-    key = (os.environ.get("LEDGER_HASH_KEY") or DEV_LEDGER_HASH_KEY).encode()
+    key = (env.get("LEDGER_HASH_KEY") or DEV_LEDGER_HASH_KEY).encode()
     return Ledger.from_url(database_url, email_hash_key=key, pool_size=1)
 
 
@@ -58,7 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("recover", help="settle crashed calls that may have reached the platform as OUTCOME_UNKNOWN")
     args = parser.parse_args(argv)
 
-    url = args.database_url or database_url_from_env()
+    env = read_environment()  # the process environment over the settings file, as the service reads them
+    url = args.database_url or database_url_from_env(env)
     shown = normalize_url(url).render_as_string(hide_password=True)
     if args.command == "upgrade":
         rev = upgrade(url, args.revision)
@@ -76,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
             parser.error("--days must be >= 0")
         from service.actions.trigger_store import TriggerStore
 
-        ledger = _ledger(url)
+        ledger = _ledger(url, env)
         try:
             n = ledger.purge(older_than_days=args.days)
             t = TriggerStore(ledger.engine).purge(older_than_days=args.days)
@@ -86,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"purged {t} trigger state row(s) unused for {args.days} day(s)")
         return 0
     if args.command == "recover":
-        ledger = _ledger(url)
+        ledger = _ledger(url, env)
         try:
             settled, waiting = ledger.recover_stale()
         finally:

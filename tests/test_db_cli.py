@@ -3,6 +3,7 @@ of ``python -m service.db``."""
 
 from __future__ import annotations
 
+import functools
 import multiprocessing
 import os
 import subprocess
@@ -145,6 +146,20 @@ def test_cli_upgrade_purge_recover(empty_db_url):
         assert led.get(fresh).status == "InProgress"
     finally:
         led.close()
+
+
+def test_cli_reads_the_settings_file_as_the_service_does(tmp_path, monkeypatch):
+    from_file, from_env = tmp_path / "from-file.db", tmp_path / "from-env.db"
+    (tmp_path / ".env").write_text(f"DATABASE_URL=sqlite:///{from_file}\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "ENV_FILE")}
+    run = functools.partial(subprocess.run, [sys.executable, "-m", "service.db", "upgrade"], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=120)
+    done = run(env={**env, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0, done.stderr
+    assert from_file.exists() and str(from_file) in done.stdout
+    done = run(env={**env, "PYTHONPATH": str(ROOT), "DATABASE_URL": f"sqlite:///{from_env}"})  # the environment wins
+    assert done.returncode == 0, done.stderr
+    assert from_env.exists() and str(from_env) in done.stdout
 
 
 def test_cli_rejects_bad_arguments(sqlite_url):
