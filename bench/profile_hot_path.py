@@ -100,7 +100,8 @@ def profile(calls: int, threads: int) -> tuple[pstats.Stats, float, int]:
         with app.test_client() as client:
             run_callers(client, max(20, threads * 5))  # warm-up, not profiled: lazy provider, ledger, caches
             # fresh thread bridge (what create_app installs), so that its pool threads start under the profiler
-            app._middleware_app.asgi_app = BufferedWSGIBridge(app.app.wsgi_app, workers=settings.flask_threads)
+            app._middleware_app.asgi_app = BufferedWSGIBridge(app.app.wsgi_app, workers=settings.flask_threads,
+                                                             deadline_seconds=settings.sync_deadline_seconds)
             threading.setprofile(start_profiling)
             try:
                 t0 = time.perf_counter()

@@ -85,7 +85,8 @@ def create_app(settings: Settings | None = None) -> connexion.FlaskApp:
     # Connexion 3.3 runs Flask handlers through a2wsgi, in a fixed 10-thread pool, with a thread hop per body
     # read and per answer chunk. Ours: one pool call per request (service.api.wsgi_bridge), FLASK_THREADS threads
     # (our handlers block on upstream calls). Private attribute: connexion is pinned and tests cover it.
-    app._middleware_app.asgi_app = BufferedWSGIBridge(flask_app.wsgi_app, workers=settings.flask_threads)
+    app._middleware_app.asgi_app = BufferedWSGIBridge(flask_app.wsgi_app, workers=settings.flask_threads,
+                                                     deadline_seconds=settings.sync_deadline_seconds)
     app.runtime = runtime  # for tests and tooling
 
     log.info("service configured", extra={

@@ -36,6 +36,13 @@ _WORKS: dict[str, Callable[[Any, dict[str, Any], Any, JobContext], ActionResult]
 
 WRITE_OPERATIONS = frozenset(_WORKS)
 
+#: works that make a few upstream calls for one contact (or one campaign, one audience), each bounded by the
+#: HTTP timeouts: the HTTP layer runs them in the request's own thread (no hand-off to a runner thread; the
+#: transport keeps the deadline). The others - per id or per contact of a list of up to 10,000 - can run for
+#: minutes after their 202 and stay on the runner's threads, so that they never hold a request thread.
+SHORT_OPERATIONS = WRITE_OPERATIONS - {"StopAutomation", "StopAutomationRuns", "AddToAudience",
+                                       "RemoveFromAudience"}
+
 
 def _contact_text(body: Any) -> str:
     contact = body.get("contact") if isinstance(body, dict) else None

@@ -12,6 +12,9 @@ One :class:`JobRunner` per process (the runtime builds it after a gunicorn fork)
   ``sync_budget`` seconds. Work still running then (hundreds of run ids, thousands of contacts, a slow platform)
   goes on in the background and the call answers ``202`` (the HTTP layer adds ``Location: /jobs/{id}/result``);
   the Location answers 202 until the job is done, then exactly the answer a synchronous call would have given.
+  Short works (one contact: a few upstream calls) run instead in the calling thread, with no hand-off, when the
+  caller's transport keeps the deadline (``run(..., offer=...)``: the HTTP bridge answers the same 202 when
+  the deadline passes, and the work goes on in that thread).
 * **A live job is never declared dead.** Leases are short and renewed (with the job's progress) by this
   process's one runner thread, for jobs running longer than a third of the lease: short calls cost nothing.
 * **A dead worker's job is resumed or settled, never lost and never doubled.** The same runner thread claims
@@ -62,6 +65,8 @@ from service.providers.http import unsafe_call_hook
 log = logging.getLogger(__name__)
 
 Work = Callable[[JobContext], ActionResult]
+#: how a caller that runs the work in its own thread is handed (and then withdrawn) the way to stop waiting
+Offer = Callable[[Callable[[], "Answer | None"] | None], None]
 
 #: Retry-After of a 202 (how soon Power Automate polls the Location again) and of REQUEST_IN_PROGRESS
 POLL_AFTER_SECONDS = 5
@@ -148,23 +153,28 @@ class JobRunner:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     # -- the API ------------------------------------------------------------------------------------------
-    def run(self, call: ActionCall, work: Work) -> Answer:
+    def run(self, call: ActionCall, work: Work, offer: Offer | None = None) -> Answer:
         """Record ``call`` and run ``work`` at most once per idempotency key (see the module docstring).
 
         Returns the Answer (success, a problem, a replay, or a 202 ``accepted``). Raises ActionError 422
         ``IDEMPOTENCY_KEY_REUSED`` and 503 ``REQUEST_IN_PROGRESS``.
+
+        With ``offer`` the work runs in the calling thread (no hand-off to a runner thread) and the caller's
+        transport owns the deadline: while the work runs, ``offer`` holds a function that gives up waiting -
+        it answers the 202 ``accepted`` (the job goes on in this thread, in the background) or None when the
+        work is finishing anyway - and ``offer(None)`` withdraws it when the work is done.
         """
         if call.idempotency_key is None:
             job_id = self.ledger.insert(call)
             assert job_id is not None
-            return self._start(call, job_id, 1, None, work)
+            return self._start(call, job_id, 1, None, work, offer)
         give_up = time.monotonic() + self.config.wait_seconds
         pause = 0.02
         last = None
         for _ in range(10_000):
             job_id = self.ledger.insert(call)
             if job_id is not None:
-                return self._start(call, job_id, 1, None, work)
+                return self._start(call, job_id, 1, None, work, offer)
             state = self.ledger.key_state(call.idempotency_key)
             if state is None:  # purged between our INSERT and SELECT: try again
                 continue
@@ -190,7 +200,7 @@ class JobRunner:
                 taken = self.ledger.take_over(state.job_id, state.attempts, call)
                 if taken is None:  # someone else took it first (or it changed): look again
                     continue
-                return self._start(call, state.job_id, state.attempts + 1, taken, work)
+                return self._start(call, state.job_id, state.attempts + 1, taken, work, offer)
             answer = self.ledger.stored_answer(state.job_id)
             if answer is not None:
                 return answer
@@ -225,10 +235,18 @@ class JobRunner:
 
     # -- executing ----------------------------------------------------------------------------------------
     def _start(self, call: ActionCall, job_id: str, attempt: int, upstream_ids: dict[str, list[str]] | None,
-               work: Work) -> Answer:
-        """Run the work on a pooled thread; answer when it is done, or 202 after the sync budget."""
+               work: Work, offer: Offer | None = None) -> Answer:
+        """Run the work; answer when it is done, or 202 after the sync budget. On a pooled thread, or - with
+        ``offer`` - in this thread, the deadline kept by the caller's transport (:meth:`run`)."""
         running = _Running(job_id, attempt, JobContext(job_id, attempt, upstream_ids, sink=self))
         self._register(running)
+        if offer is not None:
+            offer(lambda: self._detach(running))
+            try:
+                self._execute(running, call, work)
+            finally:
+                offer(None)
+            return running.answer  # type: ignore[return-value]
         try:
             self._pool.submit(contextvars.copy_context().run, self._execute, running, call, work)
         except RuntimeError:  # the pool is shut down (the process is stopping)
@@ -236,15 +254,24 @@ class JobRunner:
             raise self._in_progress(job_id) from None
         if running.done.wait(self.config.sync_budget):
             return running.answer  # type: ignore[return-value]
-        with running.lock:
-            if not running.finishing:
-                running.detached = True
-        if running.detached and self.ledger.mark_async(job_id, attempt):
-            log.info("job %s goes on in the background after %.0f s", job_id, self.config.sync_budget)
-            return self.accepted(job_id, progress=running.ctx.progress)
+        accepted = self._detach(running)
+        if accepted is not None:
+            return accepted
         if running.done.wait(5.0):  # it finished while we decided
             return running.answer  # type: ignore[return-value]
         raise self._in_progress(job_id)
+
+    def _detach(self, running: _Running) -> Answer | None:
+        """Stop waiting for a running job: it goes on in the background. Its 202, or None when it is finishing
+        (or finished) and its own answer is the one to give."""
+        with running.lock:
+            if not running.finishing:
+                running.detached = True
+        if running.detached and self.ledger.mark_async(running.job_id, running.attempt):
+            log.info("job %s goes on in the background after %.0f s", running.job_id,
+                     time.monotonic() - running.started)
+            return self.accepted(running.job_id, progress=running.ctx.progress)
+        return None
 
     def _execute(self, running: _Running, call: ActionCall, work: Work) -> None:
         token = unsafe_call_hook.set(lambda name: self._before_unsafe(running, name))
@@ -454,4 +481,4 @@ def _ms(started: float) -> int:
     return int((time.monotonic() - started) * 1000)
 
 
-__all__ = ["JobRunner", "Operations", "RunnerConfig", "POLL_AFTER_SECONDS"]
+__all__ = ["JobRunner", "Offer", "Operations", "RunnerConfig", "POLL_AFTER_SECONDS"]

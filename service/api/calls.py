@@ -3,6 +3,7 @@ every write handler; the work itself is the operation's entry in service.actions
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import flask
@@ -10,10 +11,13 @@ from connexion.context import context as connexion_context
 
 from service.actions import timeline
 from service.actions.idempotency import ActionCall, Answer, body_hash, derive_key
+from service.actions.operations import SHORT_OPERATIONS
 from service.actions.problems import ActionError
 from service.actions.resolution import contact_ref, parse_identifier
+from service.actions.runner import Offer
 from service.api import jsonbody
-from service.api.urls import absolute_url
+from service.api.urls import external_base_url, request_base_url
+from service.api.wsgi_bridge import DEADLINE_KEY, Deadline
 from service.logs import request_id_var
 from service.runtime import current_runtime
 
@@ -71,16 +75,44 @@ def run(operation: str, user: str | None, body: Any, scope: dict[str, Any] | Non
         body=body,
     )
     work = rt.operations.work(operation, params, body, identity=dataverse_identity())
-    return respond(rt.runner.run(call, work))
+    deadline = request.environ.get(DEADLINE_KEY)
+    offer = _offer(deadline) if deadline is not None and operation in SHORT_OPERATIONS else None
+    return respond(rt.runner.run(call, work, offer))
+
+
+def _offer(deadline: Deadline) -> Offer:
+    """The job runner's inline mode through the transport's deadline (service.api.wsgi_bridge): the early
+    answer is built off the request's thread, from what is captured here."""
+    request = flask.request
+    headers, scheme, host = request.headers, request.scheme, request.host
+
+    def offer(give_up):
+        if give_up is None:
+            deadline.early = None
+            return
+
+        def early():
+            answer = give_up()
+            return None if answer is None else answer_parts(answer, lambda: external_base_url(headers, scheme, host))
+
+        deadline.early = early
+    return offer
+
+
+def answer_parts(answer: Answer, base_url: Callable[[], str]) -> tuple[int, dict[str, str], bytes]:
+    """Status, headers and body of ``answer``; ``base_url()`` gives the external base of a 202's Location."""
+    headers = dict(answer.headers)
+    if "Content-Type" not in headers and "content-type" not in headers:
+        headers["Content-Type"] = "application/problem+json" if answer.status >= 400 else "application/json"
+    if answer.accepted and answer.job_id:
+        headers["Location"] = f"{base_url()}/jobs/{answer.job_id}/result"
+    if answer.replayed:
+        headers[REPLAY_HEADER] = "true"
+    return answer.status, headers, jsonbody.dumps(answer.body).encode("utf-8")
 
 
 def respond(answer: Answer) -> flask.Response:
-    response = flask.Response(jsonbody.dumps(answer.body), status=answer.status)
-    response.headers.update(answer.headers)
-    if "Content-Type" not in answer.headers and "content-type" not in answer.headers:
-        response.headers["Content-Type"] = "application/problem+json" if answer.status >= 400 else "application/json"
-    if answer.accepted and answer.job_id:
-        response.headers["Location"] = absolute_url(f"/jobs/{answer.job_id}/result")
-    if answer.replayed:
-        response.headers[REPLAY_HEADER] = "true"
+    status, headers, body = answer_parts(answer, request_base_url)
+    response = flask.Response(body, status=status)
+    response.headers.update(headers)
     return response

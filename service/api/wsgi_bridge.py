@@ -7,6 +7,13 @@ request middleware before this point) and our answers are JSON documents, so thi
 on the event loop, runs the WSGI app *and* collects its answer in ONE call on the thread pool, and sends the
 buffered answer. Same environ as a2wsgi (``asgi.scope`` included), the context variables of the request
 (request id, runtime) copied into the thread.
+
+**An answer before the app is done** (``deadline_seconds``): every request gets a :class:`Deadline` in its
+environ (``DEADLINE_KEY``). A write action whose work runs in the request's own thread (the job runner's
+inline mode) puts there a function that gives up waiting for the work: after ``deadline_seconds`` the bridge
+calls it (off the event loop), and if it hands back an answer - the job runner's 202 with its ``Location`` - the
+bridge sends that one, while the thread goes on with the work and its own, later answer is dropped. Requests
+that put nothing there (reads, work on the runner's own threads) are simply awaited.
 """
 
 from __future__ import annotations
@@ -15,7 +22,13 @@ import asyncio
 import contextvars
 import io
 import sys
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+
+#: where a request's :class:`Deadline` is in its WSGI environ
+DEADLINE_KEY = "marketing_actions.deadline"
+#: how often the bridge looks again, after the deadline, for a request whose early answer is not ready yet
+_LOOK_AGAIN_SECONDS = 0.5
 
 
 class _Answer:
@@ -26,6 +39,25 @@ class _Answer:
         self.headers: list[tuple[bytes, bytes]] = []
         self.body: list[bytes] = []
         self.exc_info = None
+
+    @classmethod
+    def of(cls, status: int, headers: dict[str, str], body: bytes) -> _Answer:
+        answer = cls()
+        answer.status = status
+        answer.headers = [(k.lower().encode("latin1"), str(v).encode("latin1")) for k, v in headers.items()]
+        answer.body = [body]
+        return answer
+
+
+class Deadline:
+    """The app's way to answer before its thread is done (module doc). ``early`` is set by the app while it
+    can give up waiting: a function returning ``(status, headers, body)`` - or None when the work is finishing
+    anyway and its own answer is moments away."""
+
+    __slots__ = ("early",)
+
+    def __init__(self) -> None:
+        self.early: Callable[[], tuple[int, dict[str, str], bytes] | None] | None = None
 
 
 def build_environ(scope: dict, body: bytes) -> dict:
@@ -74,9 +106,10 @@ def build_environ(scope: dict, body: bytes) -> dict:
 class BufferedWSGIBridge:
     """ASGI app serving a WSGI app (module doc); ``workers`` threads run the WSGI app."""
 
-    def __init__(self, app, workers: int = 32) -> None:
+    def __init__(self, app, workers: int = 32, deadline_seconds: float | None = None) -> None:
         self.app = app
         self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="WSGI")
+        self.deadline_seconds = deadline_seconds
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] == "lifespan":
@@ -99,11 +132,34 @@ class BufferedWSGIBridge:
             more = message.get("more_body", False)
         environ = build_environ(scope, b"".join(chunks))
         context = contextvars.copy_context()
-        answer = await asyncio.get_running_loop().run_in_executor(self.executor, context.run, self._run, environ)
+        loop = asyncio.get_running_loop()
+        deadline = None
+        if self.deadline_seconds is not None:  # in the environ before the app's thread can look for it
+            deadline = environ[DEADLINE_KEY] = Deadline()
+        future = loop.run_in_executor(self.executor, context.run, self._run, environ)
+        answer = await (future if deadline is None else self._in_time(loop, future, deadline))
         await send({"type": "http.response.start", "status": answer.status, "headers": answer.headers})
         await send({"type": "http.response.body", "body": b"".join(answer.body)})
         if answer.exc_info is not None:  # as a2wsgi: the app reported an error along with its answer
             raise answer.exc_info[1].with_traceback(answer.exc_info[2])
+
+    async def _in_time(self, loop: asyncio.AbstractEventLoop, future: asyncio.Future, deadline: Deadline) -> _Answer:
+        """The app's answer; past the deadline, its early answer if it offers one (module doc)."""
+        wait = self.deadline_seconds
+        while True:
+            try:
+                return await asyncio.wait_for(asyncio.shield(future), wait)
+            except asyncio.TimeoutError:
+                pass
+            early = deadline.early
+            if early is None:  # nothing to give up (yet): keep waiting, and look again now and then
+                wait = _LOOK_AGAIN_SECONDS
+                continue
+            parts = await loop.run_in_executor(None, early)
+            if parts is None:  # the work is finishing: its own answer comes next
+                return await future
+            future.add_done_callback(_dropped)
+            return _Answer.of(*parts)
 
     def _run(self, environ: dict) -> _Answer:
         answer = _Answer()
@@ -127,3 +183,10 @@ class BufferedWSGIBridge:
 
     def close(self) -> None:
         self.executor.shutdown(wait=False)
+
+
+def _dropped(future: asyncio.Future) -> None:
+    """The app's own answer after an early one was sent: nothing to send; an error is retrieved (not logged as
+    "never retrieved": the work's outcome is in the ledger)."""
+    if not future.cancelled():
+        future.exception()

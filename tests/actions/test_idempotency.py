@@ -443,6 +443,66 @@ def test_long_work_answers_202_then_its_location_gives_the_synchronous_answer(le
     assert rec.status == "Completed" and rec.mode == "async" and rec.progress == {"done": 3, "total": 3}
 
 
+def test_inline_work_runs_in_the_callers_thread_and_can_be_given_up_with_a_202(ledger, make_runner):
+    """The HTTP layer's mode for short works: no hand-off to a runner thread; the transport keeps the deadline
+    through the offered function, which answers the 202 while the work goes on in the caller's thread."""
+    runner = make_runner(ledger)
+    offered: list = []
+    threads: list = []
+    release, started = threading.Event(), threading.Event()
+
+    def work(ctx):
+        threads.append(threading.get_ident())
+        started.set()
+        release.wait(WAIT)
+        return ActionResult(body={"jobId": ctx.job_id, "resultCode": "OK"})
+
+    quick = runner.run(make_call("k-inline-1"), ok_work(Counter()), offered.append)
+    assert quick.status == 200 and offered[-1] is None and callable(offered[0])
+    assert offered[0]() is None  # given up after it finished: nothing to give up, its own answer stands
+    assert not runner._pool._threads  # no runner thread was needed
+
+    offered.clear()
+    result: list = []
+    caller = threading.Thread(target=lambda: result.append(runner.run(make_call("k-inline-2"), work,
+                                                                      offered.append)))
+    caller.start()
+    assert started.wait(WAIT) and threads == [caller.ident]
+    accepted = offered[0]()  # the transport's deadline passed
+    assert accepted.status == 202 and accepted.accepted and accepted.body["status"] == "InProgress"
+    assert ledger.get(accepted.job_id).mode == "async"
+    assert runner.result(accepted.job_id, CALLER).status == 202
+    release.set()
+    caller.join(WAIT)
+    assert offered[-1] is None and result[0].status == 200  # the caller's own answer (the transport drops it)
+    done = runner.result(accepted.job_id, CALLER)
+    assert done.status == 200 and done.body == {"jobId": accepted.job_id, "resultCode": "OK"}
+    assert runner.run(make_call("k-inline-2"), work).body == done.body  # and a retry replays it
+
+
+def test_a_transient_failure_after_an_inline_job_was_given_up_is_retried_in_the_background(ledger, make_runner):
+    runner = make_runner(ledger)
+    offered: list = []
+    release, started = threading.Event(), threading.Event()
+
+    def failing(ctx):
+        started.set()
+        release.wait(WAIT)
+        raise perr.Unavailable("Spotler is unavailable (HTTP 503).")
+
+    result: list = []
+    caller = threading.Thread(target=lambda: result.append(runner.run(make_call("k-inline-3"), failing,
+                                                                      offered.append)))
+    caller.start()
+    assert started.wait(WAIT)
+    accepted = offered[0]()
+    release.set()
+    caller.join(WAIT)
+    rec = ledger.get(accepted.job_id)
+    assert rec.status == "InProgress" and rec.mode == "async" and rec.result_code == "UPSTREAM_UNAVAILABLE"
+    assert runner.result(accepted.job_id, CALLER).status == 202  # due again later, any process may claim it
+
+
 def test_a_live_call_renews_its_lease_and_is_never_taken_over(db_url, make_runner):
     """Finding: a call still running after the 150 s lease was declared dead (OUTCOME_UNKNOWN) and then flipped
     the record back to Completed. Now the lease is short and renewed while the call runs."""

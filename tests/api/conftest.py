@@ -40,6 +40,7 @@ def spoki_sim():
 def sim(spotler_sim):
     simulator = spotler_sim.simulator
     simulator.reset()
+    simulator.faults.clear()  # the module's simulator is shared: no test inherits another's latency or faults
     simulator.tier = "automation"
     return simulator
 
