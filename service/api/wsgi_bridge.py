@@ -44,7 +44,9 @@ class _Answer:
     def of(cls, status: int, headers: dict[str, str], body: bytes) -> _Answer:
         answer = cls()
         answer.status = status
-        answer.headers = [(k.lower().encode("latin1"), str(v).encode("latin1")) for k, v in headers.items()]
+        answer.headers = [(k.lower().encode("latin1"), str(v).encode("latin1")) for k, v in headers.items()
+                          if k.lower() != "content-length"]
+        answer.headers.append((b"content-length", str(len(body)).encode("latin1")))
         answer.body = [body]
         return answer
 
@@ -155,7 +157,11 @@ class BufferedWSGIBridge:
             if early is None:  # nothing to give up (yet): keep waiting, and look again now and then
                 wait = _LOOK_AGAIN_SECONDS
                 continue
-            parts = await loop.run_in_executor(None, early)
+            try:
+                parts = await loop.run_in_executor(None, early)
+            except BaseException:  # e.g. the ledger is away: Connexion's error handlers answer it (a 503)
+                future.add_done_callback(_dropped)
+                raise
             if parts is None:  # the work is finishing: its own answer comes next
                 return await future
             future.add_done_callback(_dropped)

@@ -7,6 +7,8 @@ import asyncio
 import json
 import threading
 
+import pytest
+
 from service.api.wsgi_bridge import DEADLINE_KEY, BufferedWSGIBridge
 
 WAIT = 30
@@ -65,6 +67,7 @@ def test_past_the_deadline_the_offered_early_answer_is_sent_and_the_apps_own_is_
     bridge = BufferedWSGIBridge(slow_app(release, early, done), workers=2, deadline_seconds=0.1)
     status, headers, body = call(bridge)
     assert status == 202 and headers["location"] == "http://testserver/jobs/j1/result" and body == b'{"e":1}'
+    assert headers["content-length"] == "7"
     assert asked and asked[0] != threading.get_ident()  # asked off the event loop's thread
     assert not done  # the app is still working
     release.set()
@@ -83,6 +86,20 @@ def test_when_the_work_is_finishing_the_bridge_waits_for_the_apps_own_answer():
     status, _, body = call(bridge)
     assert status == 200 and json.loads(body)["own"] is True
     bridge.close()
+
+
+def test_an_early_answer_that_fails_is_raised_to_the_error_handlers_and_the_app_finishes_quietly():
+    release, done = threading.Event(), []
+
+    def early():
+        raise RuntimeError("ledger away")
+
+    bridge = BufferedWSGIBridge(slow_app(release, early, done), workers=2, deadline_seconds=0.05)
+    with pytest.raises(RuntimeError, match="ledger away"):
+        call(bridge)
+    release.set()
+    bridge.executor.shutdown(wait=True)
+    assert len(done) == 1
 
 
 def test_a_request_that_offers_nothing_is_awaited_past_the_deadline():
