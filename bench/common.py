@@ -290,6 +290,15 @@ class Stack(contextlib.ExitStack):
         return s
 
 
+def report(args: Any, run: Callable[[Any], dict], markdown: Callable[[dict], str]) -> None:
+    """The end of every benchmark's main(): run, write the raw results to ``--json`` if given, print the tables."""
+    out = run(args)
+    if getattr(args, "json", None):
+        with open(args.json, "w") as f:
+            json.dump(out, f, indent=2, default=str)
+    print(markdown(out))
+
+
 # ---------------------------------------------------------------------------------------------------------
 # /proc
 # ---------------------------------------------------------------------------------------------------------

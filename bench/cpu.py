@@ -25,11 +25,10 @@ Cases:
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from urllib.parse import urlsplit
 
-from bench.common import API_KEY, Stack, closed_loop, machine_info, md_table
+from bench.common import report, API_KEY, Stack, closed_loop, machine_info, md_table
 from bench.overhead import start_call
 from bench.throughput import cpu_seconds
 
@@ -177,11 +176,7 @@ def main() -> None:
     p.add_argument("--start-only", action="store_true", help="only StartAutomation (service and proxy)")
     p.add_argument("--json")
     args = p.parse_args()
-    out = run(args)
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(out, f, indent=2)
-    print(markdown(out))
+    report(args, run, markdown)
 
 
 if __name__ == "__main__":

@@ -20,11 +20,10 @@ Targets (issue #15, every row): service p50 <= direct p50 x 1.1; service p99 <= 
 from __future__ import annotations
 
 import argparse
-import json
 import threading
 import uuid
 
-from bench.common import API_KEY, Stack, closed_loop, connections_per_worker, machine_info, md_table, threaded_loop
+from bench.common import report, API_KEY, Stack, closed_loop, connections_per_worker, machine_info, md_table, threaded_loop
 from service.providers.base import ContactRef
 from service.providers.spotler import SpotlerConfig, SpotlerProvider
 from service.sandbox.launch import SANDBOX_CREDENTIALS
@@ -174,11 +173,7 @@ def main() -> None:
                    help="also measure the floor (bench/floor_proxy.py): the proxy plus the required features")
     p.add_argument("--json", help="also write the raw results to this file")
     args = p.parse_args()
-    out = run(args)
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(out, f, indent=2)
-    print(markdown(out))
+    report(args, run, markdown)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import threading
 import time
@@ -38,6 +37,7 @@ from bench.common import (
     connections_per_worker,
     machine_info,
     md_table,
+    report,
     rss_mb,
     temp_postgres_database,
     threaded_loop,
@@ -215,11 +215,7 @@ def main() -> None:
                    help="also measure the floor (bench/floor_proxy.py): what the required features cost at the least")
     p.add_argument("--json")
     args = p.parse_args()
-    out = run(args)
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(out, f, indent=2, default=str)
-    print(markdown(out))
+    report(args, run, markdown)
 
 
 if __name__ == "__main__":
