@@ -30,18 +30,11 @@ import time
 import uuid
 
 import jsonschema
-import requests
 from flask import Flask, request
-from requests_oauthlib import OAuth1
 
-from service.sandbox.launch import SANDBOX_CREDENTIALS
+from bench.baseline_proxy import UPSTREAM, session  # the same signed upstream session as the naive proxy
 
-UPSTREAM = os.environ.get("BASELINE_UPSTREAM_URL", "http://127.0.0.1:8081/integrationservice").rstrip("/")
 DB_PATH = os.environ.get("FLOOR_DB") or os.path.join(tempfile.mkdtemp(prefix="floor-"), "floor.db")
-CREDS = SANDBOX_CREDENTIALS["spotler"]
-session = requests.Session()
-session.auth = OAuth1(CREDS["consumer_key"], client_secret=CREDS["consumer_secret"], signature_type="AUTH_HEADER")
-session.mount("http://", requests.adapters.HTTPAdapter(pool_maxsize=32))
 app = Flask(__name__)
 
 BODY = jsonschema.Draft4Validator({
