@@ -90,7 +90,7 @@ def start_automation(rt, automation_id: str, body: dict, job: JobContext) -> Act
     else:
         contact, created = resolve_contact(provider, ref, create_if_missing=create, can_create=True)
     try:
-        result: StartResult = provider.start_automation(automation_id, contact, values)
+        result: StartResult = provider.start_automation(automation_id, contact, values, guard=job.guard)
     except NotFound as exc:
         if exc.code != "CONTACT_NOT_FOUND":
             raise
@@ -208,7 +208,7 @@ def trigger_campaign(rt, trigger_id: str, body: dict, job: JobContext) -> Action
     values = build_field_values(_definitions(None, fields, text), fields, text) if (fields or text) else []
     contact, created = resolve_contact(provider, ref, create_if_missing=bool(body.get("createContactIfMissing")),
                                        can_create=True)
-    provider.trigger_campaign(trigger_id, contact, values)
+    provider.trigger_campaign(trigger_id, contact, values, guard=job.guard)
     return ActionResult(body={"jobId": job.job_id, "resultCode": "OK", "message": "The campaign was triggered.",
                               "contact": {"externalId": contact.external_id, "created": created}})
 

@@ -28,6 +28,7 @@ from typing import Any, Protocol
 
 from service.actions.problems import Problem, invalid
 from service.providers.base import ContactRef
+from service.providers.http import UnsafeCallGuard
 
 log = logging.getLogger(__name__)
 
@@ -135,6 +136,16 @@ class JobSink(Protocol):  # pragma: no cover - typing only
     def progress_changed(self, ctx: JobContext) -> None: ...
 
 
+class _NoGuard:
+    """The guard of work that no runner watches (a JobContext built on its own, e.g. in a test)."""
+
+    def before_unsafe_call(self, call: str) -> None:
+        pass
+
+
+NO_GUARD: UnsafeCallGuard = _NoGuard()
+
+
 class JobContext:
     """Handed to the work: the job id (to put into the response), upstream ids, progress and read-back data.
 
@@ -144,7 +155,7 @@ class JobContext:
     """
 
     def __init__(self, job_id: str, attempt: int, upstream_ids: dict[str, list[str]] | None = None,
-                 sink: JobSink | None = None, background: bool = False):
+                 sink: JobSink | None = None, background: bool = False, guard: UnsafeCallGuard = NO_GUARD):
         self.job_id = job_id
         self.attempt = attempt
         self.upstream_ids: dict[str, list[str]] = {k: list(v) for k, v in (upstream_ids or {}).items()}
@@ -153,6 +164,9 @@ class JobContext:
         self.readback: dict[str, Any] | None = None
         #: True when the job runs in the background (resumed after a crash, or after a 202)
         self.background = background
+        #: hand it to a provider method that makes a call which is not safe to repeat (``guard=job.guard``):
+        #: the runner is told just before the call is sent (service.providers.http.send_unsafe)
+        self.guard = guard
         self._sink = sink
 
     def add_upstream_ids(self, name: str, ids: Any) -> None:

@@ -23,9 +23,10 @@ One :class:`JobRunner` per process (the runtime builds it after a gunicorn fork)
   run again (its calls are safe to repeat); one that may have sent such a call is settled by a read-back where
   the platform can be asked, else it ends as ``OUTCOME_UNKNOWN`` with what to check. ``attempts`` fences the
   old worker off the record if it was merely slow.
-* **A call that is not safe to repeat is never repeated.** The client tells the runner before it sends one (the
-  record notes it: one UPDATE) and raises OutcomeUnknown when its answer is lost; such a job is settled, never
-  retried.
+* **A call that is not safe to repeat is never repeated.** Each attempt's :class:`JobContext` carries a guard
+  that the work hands to the provider method (``guard=job.guard``); the client tells it before it sends such a
+  call (the record notes it: one UPDATE) and raises OutcomeUnknown when its answer is lost
+  (:func:`service.providers.http.send_unsafe`); such a job is settled, never retried.
 * Transient failures (408/429/5xx) of a synchronous call release the key: a retry runs the work again on
   the same record (``attempts`` + 1). A background job retries them itself with backoff.
 """
@@ -60,7 +61,6 @@ from service.actions.idempotency import (
 from service.actions.ledger import Claimed, Ledger
 from service.actions.problems import ActionError, Problem, to_problem
 from service.providers import errors as perr
-from service.providers.http import unsafe_call_hook
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +117,21 @@ class _Running:
         self.finishing = False
         self.unsafe_noted = False
         self.lost = False
+
+
+class _Guard:
+    """The :class:`~service.providers.http.UnsafeCallGuard` of one attempt: before a call that is not safe to
+    repeat is sent, the ledger notes it (with the read-back data), so that a crashed worker's job is settled, not
+    run again; an attempt whose job was taken over sends nothing."""
+
+    __slots__ = ("runner", "running")
+
+    def __init__(self, runner: JobRunner, running: _Running) -> None:
+        self.runner = runner
+        self.running = running
+
+    def before_unsafe_call(self, call: str) -> None:
+        self.runner._before_unsafe(self.running, call)
 
 
 class JobRunner:
@@ -274,7 +289,7 @@ class JobRunner:
         return None
 
     def _execute(self, running: _Running, call: ActionCall, work: Work) -> None:
-        token = unsafe_call_hook.set(lambda name: self._before_unsafe(running, name))
+        running.ctx.guard = _Guard(self, running)  # handed down by the work to the provider (providers.http)
         started = time.monotonic()
         answer: Answer
         try:
@@ -293,8 +308,6 @@ class JobRunner:
                               headers={"Retry-After": str(POLL_AFTER_SECONDS)})
             answer = Answer(503, problem_body(problem, job_id=running.job_id, request_id=call.request_id),
                             problem_headers(problem), job_id=running.job_id)
-        finally:
-            unsafe_call_hook.reset(token)
         with running.lock:
             running.answer = answer
         running.done.set()

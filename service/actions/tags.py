@@ -79,7 +79,7 @@ def set_score(rt, body: dict, job: JobContext) -> ActionResult:
                       code="INVALID_SCORE")
     contact, _ = resolve_contact(provider, ref)
     if mode == "set":
-        new_score = provider.set_score(contact, tag, score, mode)
+        new_score = provider.set_score(contact, tag, score, mode, guard=job.guard)
     else:
         new_score = _change_score(provider, contact, tag, score, mode, job)
     return score_result(job.job_id, contact, tag, score, mode, new_score)
@@ -109,7 +109,7 @@ def _change_score(provider: Provider, contact: Contact, tag: str, score: int, mo
     if before is not None:
         job.note_readback({"externalId": contact.external_id, "tag": tag, "before": int(before), "delta": delta})
     try:
-        return provider.set_score(contact, tag, score, mode)
+        return provider.set_score(contact, tag, score, mode, guard=job.guard)
     except OutcomeUnknown as exc:
         if before is None:
             raise

@@ -23,6 +23,7 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 from service.providers.errors import NotSupported
+from service.providers.http import UnsafeCallGuard
 
 # ---------------------------------------------------------------------------------------------------------
 # Value types
@@ -275,7 +276,10 @@ class Provider:
     def list_automations(self) -> list[Automation]:
         self._unsupported("ListAutomations")
 
-    def start_automation(self, automation_id: str, contact: Contact, fields: list[FieldValue]) -> StartResult:
+    # A method that makes a call which is not safe to repeat takes ``guard``: whoever runs the work (the job
+    # runner) hands it down and is told just before the call is sent (service.providers.http.send_unsafe).
+    def start_automation(self, automation_id: str, contact: Contact, fields: list[FieldValue], *,
+                         guard: UnsafeCallGuard | None = None) -> StartResult:
         self._unsupported("StartAutomation")
 
     def stop_automation(self, automation_id: str, contact: Contact) -> list[StopRunResult]:
@@ -288,7 +292,8 @@ class Provider:
     def list_campaigns(self) -> list[Campaign]:
         self._unsupported("ListCampaigns")
 
-    def trigger_campaign(self, trigger_id: str, contact: Contact, fields: list[FieldValue]) -> None:
+    def trigger_campaign(self, trigger_id: str, contact: Contact, fields: list[FieldValue], *,
+                         guard: UnsafeCallGuard | None = None) -> None:
         self._unsupported("TriggerCampaign")
 
     def stop_campaign(self, campaign_id: str, contact: Contact) -> None:
@@ -304,7 +309,8 @@ class Provider:
     def remove_tags(self, contact: Contact, tags: list[str]) -> None:
         self._unsupported("RemoveTag")
 
-    def set_score(self, contact: Contact, tag: str, score: int, mode: str = "set") -> int | None:
+    def set_score(self, contact: Contact, tag: str, score: int, mode: str = "set", *,
+                  guard: UnsafeCallGuard | None = None) -> int | None:
         """mode: set | increase | decrease. Returns the new score when the platform tells it."""
         self._unsupported("SetScore")
 

@@ -23,10 +23,10 @@ status retries cost at most ``max_retries * max(backoff, retry_after_max)``. :fu
 computes the bound so callers can check it against Power Automate's 120 s limit.
 
 Calls that are not safe to repeat (start an automation, trigger a campaign, change a score by an amount: each
-client classifies its calls) are never retried, by urllib3 or anyone: the client calls
-:func:`before_unsafe_call` just before sending one (the job runner notes it in the ledger first, so a crashed
-worker's job is settled instead of run again) and turns an error after which the request may have been applied
-into :class:`~service.providers.errors.OutcomeUnknown` (:func:`unsafe_outcome`).
+client classifies its calls) are never retried, by urllib3 or anyone, and every client sends them through
+:func:`send_unsafe`: it tells the :class:`UnsafeCallGuard` the caller handed down (the job runner notes the call
+in the ledger first, so a crashed worker's job is settled instead of run again) and turns an error after which
+the request may have been applied into :class:`~service.errors.OutcomeUnknown` (:func:`unsafe_outcome`).
 
 Errors: :func:`map_request_exception` turns a ``requests`` exception into one of our
 :mod:`service.providers.errors` types; :func:`error_for_status` gives the default type for an HTTP status
@@ -44,7 +44,6 @@ Usage (a client)::
 
 from __future__ import annotations
 
-import contextvars
 import email.utils
 import logging
 import math
@@ -54,7 +53,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -357,17 +356,34 @@ def error_for_status(
 # Calls that are not safe to repeat
 # ---------------------------------------------------------------------------------------------------------
 
-#: set by whoever runs the work (the job runner), told before a call that is not safe to repeat is sent
-unsafe_call_hook: contextvars.ContextVar[Callable[[str], None] | None] = contextvars.ContextVar(
-    "unsafe_call_hook", default=None)
+
+class UnsafeCallGuard(Protocol):
+    """Whoever runs the work (the job runner) hands one down with the call (``guard=`` of the provider's
+    methods that make a call which is not safe to repeat): told just before such a call is sent. It may raise
+    (e.g. the job was taken over): then nothing is sent."""
+
+    def before_unsafe_call(self, call: str) -> None: ...
 
 
-def before_unsafe_call(call: str) -> None:
-    """Tell the job runner (if any) that ``call``, which is not safe to repeat, is about to be sent. The hook may
-    raise (e.g. the job was taken over): then nothing is sent."""
-    hook = unsafe_call_hook.get()
-    if hook is not None:
-        hook(call)
+def send_unsafe(guard: UnsafeCallGuard | None, call: str, send: Callable[[], requests.Response], *,
+                upstream: str) -> requests.Response:
+    """The one protocol for a call that is not safe to repeat, for every client: tell ``guard`` (None: nobody
+    to tell, e.g. a provider used on its own), then ``send()`` (one HTTP exchange; the session never retries
+    it once sent), and turn an error after which the request may have been applied - a transport failure
+    after sending, a gateway's 502/504 - into :class:`~service.errors.OutcomeUnknown`. Other answers are
+    returned for the client to read as usual."""
+    if guard is not None:
+        guard.before_unsafe_call(call)
+    try:
+        resp = send()
+    except requests.RequestException as exc:
+        raise unsafe_outcome(map_request_exception(exc, upstream=upstream), call=call, upstream=upstream) from exc
+    except errors.ProviderError as err:  # a client whose send() maps transport errors itself
+        raise unsafe_outcome(err, call=call, upstream=upstream) from err
+    if resp.status_code in (502, 504):
+        raise unsafe_outcome(error_for_status(resp.status_code, f"{upstream}'s gateway answered HTTP "
+                                              f"{resp.status_code} to {call}."), call=call, upstream=upstream)
+    return resp
 
 
 def may_have_been_applied(err: errors.ProviderError) -> bool:

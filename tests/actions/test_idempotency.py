@@ -688,9 +688,7 @@ def _crash(db_url: str, key: str, unsafe: bool) -> None:
 
     def work(ctx):
         if unsafe:
-            from service.providers.http import before_unsafe_call
-
-            before_unsafe_call("trigger_automation")
+            ctx.guard.before_unsafe_call("trigger_automation")
         os._exit(3)  # the worker dies in the middle of the upstream call
 
     runner.run(make_call(key), work)

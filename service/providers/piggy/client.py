@@ -24,11 +24,11 @@ import requests
 from service.providers import errors
 from service.providers.http import (
     LazySession,
-    before_unsafe_call,
+    UnsafeCallGuard,
     error_for_status,
     map_request_exception,
     parse_retry_after,
-    unsafe_outcome,
+    send_unsafe,
 )
 from service.providers.piggy.config import PiggyConfig
 
@@ -144,12 +144,13 @@ class PiggyClient:
             raise map_request_exception(exc, upstream=UPSTREAM) from exc
 
     def request(self, method: str, path: str, *, params: dict[str, Any] | None = None, body: Any = None,
-                repeatable: bool = True) -> Any:
+                repeatable: bool = True, guard: UnsafeCallGuard | None = None) -> Any:
         """Call ``api_prefix + path`` and return the envelope's ``data``.
 
         ``repeatable=False`` for a call that is not safe to repeat (``POST automations/runs``; every other call
-        Piggy gets from us is a read, an upsert or a set): the job runner is told before it is sent and a lost
-        answer raises OutcomeUnknown."""
+        Piggy gets from us is a read, an upsert or a set): it goes through
+        :func:`~service.providers.http.send_unsafe` (``guard`` is told before it is sent; a lost answer raises
+        OutcomeUnknown)."""
         cfg = self.config
         if path.startswith("/"):
             url = cfg.base_url.rstrip("/") + path
@@ -157,16 +158,9 @@ class PiggyClient:
             url = cfg.base_url.rstrip("/") + cfg.api_prefix.rstrip("/") + "/" + path
         token = self._bearer()
         if not repeatable:
-            before_unsafe_call(f"{method} {path}")
-            try:
-                resp = self._send(method, url, params=params, body=body,
-                                  headers={"Authorization": f"Bearer {token}"})
-            except errors.ProviderError as err:
-                raise unsafe_outcome(err, call=f"{method} {path}", upstream=UPSTREAM) from err
-            if resp.status_code in (502, 504):
-                raise unsafe_outcome(error_for_status(resp.status_code, f"Piggy's gateway answered HTTP "
-                                                      f"{resp.status_code}."), call=f"{method} {path}",
-                                     upstream=UPSTREAM)
+            resp = send_unsafe(guard, f"{method} {path}", lambda: self._send(
+                method, url, params=params, body=body, headers={"Authorization": f"Bearer {token}"}),
+                upstream=UPSTREAM)
         else:
             resp = self._send(method, url, params=params, body=body, headers={"Authorization": f"Bearer {token}"})
         if resp.status_code == 401 and not cfg.api_token:

@@ -16,6 +16,7 @@ from datetime import date, datetime
 from typing import Any, ClassVar
 
 from service.providers import errors
+from service.providers.http import UnsafeCallGuard
 from service.cache import TTLCache
 from service.providers.base import (
     Automation,
@@ -285,7 +286,8 @@ class PiggyProvider(Provider):
                 extra={"event": a.get("event"), "runnable": runnable and a.get("status", "active") == "active"}))
         return out
 
-    def start_automation(self, automation_id: str, contact: Contact, fields: list[FieldValue]) -> StartResult:
+    def start_automation(self, automation_id: str, contact: Contact, fields: list[FieldValue], *,
+                         guard: UnsafeCallGuard | None = None) -> StartResult:
         automation_uuid = automation_id.strip()
         if not _UUID_RE.match(automation_uuid):
             automation_uuid = self._automation_uuids.get(automation_uuid.lower(), automation_uuid)
@@ -294,7 +296,7 @@ class PiggyProvider(Provider):
         if data:
             body["data"] = data
         try:
-            self.client.request("POST", "automations/runs", body=body, repeatable=False)
+            self.client.request("POST", "automations/runs", body=body, repeatable=False, guard=guard)
         except errors.NotFound as exc:
             if exc.code == "CONTACT_NOT_FOUND":
                 raise errors.NotFound(f"Piggy has no contact with uuid {contact.external_id}.",

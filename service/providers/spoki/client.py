@@ -22,11 +22,11 @@ import requests
 from service.providers import errors
 from service.providers.http import (
     LazySession,
-    before_unsafe_call,
+    UnsafeCallGuard,
     error_for_status,
     map_request_exception,
     parse_retry_after,
-    unsafe_outcome,
+    send_unsafe,
 )
 from service.providers.spoki.config import SpokiConfig
 
@@ -76,28 +76,27 @@ class SpokiClient:
         return base + self.config.api_prefix.rstrip("/") + "/" + path
 
     def request(self, method: str, path: str, *, params: dict[str, Any] | None = None, body: Any = None,
-                api_key: bool = True, repeatable: bool = True) -> Any:
+                api_key: bool = True, repeatable: bool = True, guard: UnsafeCallGuard | None = None) -> Any:
         """The decoded JSON answer (None for an empty body). ``path`` may be relative to the API prefix,
         absolute on the base URL (``/api/1/...``) or a full URL.
 
         ``repeatable=False`` for a call that is not safe to repeat (the automation start webhook; every other
-        call Spoki gets from us is a read, an upsert by phone or a list change): the job runner is told before
-        it is sent and a lost answer raises OutcomeUnknown."""
+        call Spoki gets from us is a read, an upsert by phone or a list change): it goes through
+        :func:`~service.providers.http.send_unsafe` (``guard`` is told before it is sent; a lost answer raises
+        OutcomeUnknown)."""
         headers = {"X-Spoki-Api-Key": self.config.api_key} if api_key else {}
         kw: dict[str, Any] = {"params": params, "headers": headers, "timeout": self.config.http_settings.timeout}
         if body is not None:
             kw["json"] = body
         call = "start_automation" if not api_key else f"{method} {path}"
         if not repeatable:
-            before_unsafe_call(call)
-        try:
-            resp = self._session.get().request(method, self.url(path), **kw)
-        except requests.RequestException as exc:
-            err = map_request_exception(exc, upstream=UPSTREAM)
-            raise (err if repeatable else unsafe_outcome(err, call=call, upstream=UPSTREAM)) from exc
-        if not repeatable and resp.status_code in (502, 504):
-            raise unsafe_outcome(error_for_status(resp.status_code, f"Spoki's gateway answered HTTP "
-                                                  f"{resp.status_code}."), call=call, upstream=UPSTREAM)
+            resp = send_unsafe(guard, call, lambda: self._session.get().request(method, self.url(path), **kw),
+                               upstream=UPSTREAM)
+        else:
+            try:
+                resp = self._session.get().request(method, self.url(path), **kw)
+            except requests.RequestException as exc:
+                raise map_request_exception(exc, upstream=UPSTREAM) from exc
         if resp.status_code >= 300:
             raise self._error(resp)
         if not resp.content or not resp.content.strip():

@@ -20,6 +20,7 @@ from datetime import date, datetime
 from typing import Any, ClassVar
 
 from service.providers import errors
+from service.providers.http import UnsafeCallGuard
 from service.cache import TTLCache
 from service.providers.base import (
     Audience,
@@ -334,7 +335,8 @@ class SpokiProvider(Provider):
             return out
         return list(self._cache.get("automations", load))
 
-    def start_automation(self, automation_id: str, contact: Contact, fields: list[FieldValue]) -> StartResult:
+    def start_automation(self, automation_id: str, contact: Contact, fields: list[FieldValue], *,
+                         guard: UnsafeCallGuard | None = None) -> StartResult:
         aid = automation_id.strip()
         if not aid.isdigit():
             raise errors.InvalidInput(f"'{automation_id}' is not a Spoki automation id (a number).",
@@ -369,7 +371,8 @@ class SpokiProvider(Provider):
         if custom:
             body["custom_fields"] = custom
         try:
-            self.client.request("POST", webhook["link"], body=body, api_key=False, repeatable=False)
+            self.client.request("POST", webhook["link"], body=body, api_key=False, repeatable=False,
+                                guard=guard)
         except (errors.AuthFailed, errors.Forbidden) as exc:
             raise errors.Rejected("Spoki refused the automation's start step secret; the API start step may have "
                                   "been regenerated. Try again in a minute.", code="START_STEP_REFUSED",

@@ -29,11 +29,11 @@ from requests_oauthlib import OAuth1
 from service.providers import errors
 from service.providers.http import (
     LazySession,
-    before_unsafe_call,
     error_for_status,
     map_request_exception,
+    UnsafeCallGuard,
     parse_retry_after,
-    unsafe_outcome,
+    send_unsafe,
 )
 from service.providers.spotler import schemas as s
 from service.providers.spotler.config import SpotlerConfig
@@ -127,39 +127,41 @@ class SpotlerClient:
 
     def send(self, op: str, method: str, path: str, *, params: dict | None = None,
              body: Any = None, has_body: bool | None = None,
-             repeatable: bool | None = None) -> tuple[int, Any, requests.Response]:
+             repeatable: bool | None = None,
+             guard: UnsafeCallGuard | None = None) -> tuple[int, Any, requests.Response]:
         """One HTTP exchange: ``(status, parsed JSON or None, response)``. Transport errors are mapped.
 
-        ``repeatable`` defaults to the call's class in :data:`REPEATABLE` (an unclassified call is a bug). For a
-        call that is not safe to repeat the job runner is told before it is sent, and an answer that may have
-        been lost (transport failure after sending, 502/504) raises OutcomeUnknown."""
+        ``repeatable`` defaults to the call's class in :data:`REPEATABLE` (an unclassified call is a bug). A call
+        that is not safe to repeat goes through :func:`~service.providers.http.send_unsafe` (``guard`` is told
+        before it is sent; a lost answer raises OutcomeUnknown)."""
         safe = REPEATABLE[op] if repeatable is None else repeatable
         kwargs: dict[str, Any] = {"params": params, "timeout": self.settings.timeout}
         if body is not None or has_body:
             kwargs["json"] = body
-        if not safe:
-            before_unsafe_call(op)
         started = time.monotonic()
         try:
-            resp = self._session.get().request(method, self.url(path), **kwargs)
-        except requests.RequestException as exc:
-            err = map_request_exception(exc, upstream=UPSTREAM)
+            if safe:
+                resp = self._session.get().request(method, self.url(path), **kwargs)
+            else:
+                resp = send_unsafe(guard, op, lambda: self._session.get().request(method, self.url(path), **kwargs),
+                                   upstream=UPSTREAM)
+        except (requests.RequestException, errors.ProviderError) as exc:
+            err = map_request_exception(exc, upstream=UPSTREAM) if isinstance(exc, requests.RequestException) else exc
             log.warning("spotler %s failed after %.0f ms: %s", op, (time.monotonic() - started) * 1000,
                         type(err).__name__)
-            raise (err if safe else unsafe_outcome(err, call=op, upstream=UPSTREAM)) from exc
+            if err is exc:
+                raise
+            raise err from exc
         elapsed = (time.monotonic() - started) * 1000
         log.debug("spotler %s -> %s in %.0f ms", op, resp.status_code, elapsed)
-        if not safe and resp.status_code in (502, 504):
-            raise unsafe_outcome(error_for_status(resp.status_code, f"Spotler's gateway answered HTTP "
-                                                  f"{resp.status_code} to {op}."), call=op, upstream=UPSTREAM)
         return resp.status_code, _parse_body(resp), resp
 
     def call(self, op: str, method: str, path: str, *, params: dict | None = None, body: Any = None,
              has_body: bool | None = None, ok: Iterable[int] = (200, 201, 202, 204),
-             repeatable: bool | None = None) -> Any:
+             repeatable: bool | None = None, guard: UnsafeCallGuard | None = None) -> Any:
         """Send and return the parsed body of a successful answer; raise our error otherwise."""
         status, payload, resp = self.send(op, method, path, params=params, body=body, has_body=has_body,
-                                          repeatable=repeatable)
+                                          repeatable=repeatable, guard=guard)
         if status in tuple(ok):
             return payload
         raise self.error(op, status, payload, resp)
@@ -236,13 +238,14 @@ class SpotlerClient:
             nxt = after + raw
         return items, (nxt if nxt > after else None)
 
-    def _route(self, name: str, *, repeatable: bool | None = None, **values: Any) -> Any:
+    def _route(self, name: str, *, repeatable: bool | None = None, guard: UnsafeCallGuard | None = None,
+               **values: Any) -> Any:
         route = self.routes[name]
         if not route.enabled:
             raise errors.NotSupported(f"The Spotler call '{name}' is disabled in the configuration.",
                                       code="NOT_SUPPORTED_BY_PLATFORM")
         method, path, body = route.render(**values)
-        return self.call(name, method, path, body=body, has_body=route.has_body, repeatable=repeatable)
+        return self.call(name, method, path, body=body, has_body=route.has_body, repeatable=repeatable, guard=guard)
 
     # ------------------------------------------------------------------------------------------------------
     # contacts [SPEC]
@@ -359,7 +362,7 @@ class SpotlerClient:
     # automations
     # ------------------------------------------------------------------------------------------------------
     def trigger_automation(self, trigger_code: str, external_contact_id: str,
-                           fields: list[dict] | None = None) -> dict:
+                           fields: list[dict] | None = None, *, guard: UnsafeCallGuard | None = None) -> dict:
         """``POST /automation/trigger/{code}`` [SPEC]; automation fields under the configured key [ASSUMED].
 
         Returns ``{result, runs: [{automation_id, result, automation_contact_id}]}``. 404 -> NotFound
@@ -371,7 +374,7 @@ class SpotlerClient:
                 _field_out(f, lower=self.config.automation_field_type_case == "lower") for f in fields
             ]
         status, payload, resp = self.send("trigger_automation", "POST", f"automation/trigger/{_enc(trigger_code)}",
-                                          body=body)
+                                          body=body, guard=guard)
         parsed = None
         if isinstance(payload, dict):
             try:
@@ -425,12 +428,13 @@ class SpotlerClient:
         items, _ = _load_list(_schema(s.CampaignSchema), self.call("list_campaigns", "GET", "campaign/list"), "campaigns")
         return items
 
-    def trigger_campaign(self, trigger_id: str, external_contact_id: str, fields: list[dict] | None = None) -> None:
+    def trigger_campaign(self, trigger_id: str, external_contact_id: str, fields: list[dict] | None = None, *,
+                         guard: UnsafeCallGuard | None = None) -> None:
         body = _schema(s.CampaignTriggerRequestSchema).dump({
             "external_contact_id": external_contact_id,
             **({"campaign_fields": [_field_out(f) for f in fields]} if fields else {}),
         })
-        self.call("trigger_campaign", "POST", f"campaign/trigger/{_enc(trigger_id)}", body=body)
+        self.call("trigger_campaign", "POST", f"campaign/trigger/{_enc(trigger_id)}", body=body, guard=guard)
 
     def stop_campaign(self, campaign_id: str, external_contact_id: str) -> None:
         self.call("stop_campaign", "POST", f"campaign/{_enc(campaign_id)}/stop",
@@ -523,13 +527,13 @@ class SpotlerClient:
         self._route("tag_remove", external_id=external_id, tags=list(tags))
 
     def set_score(self, external_id: str, tag: str, score: int, mode: str = "set",
-                  repeatable: bool | None = None) -> int | None:
+                  repeatable: bool | None = None, guard: UnsafeCallGuard | None = None) -> int | None:
         """mode: set | increase | decrease. Returns the new score when Spotler answers with one."""
         if repeatable is None:  # an increase or decrease repeated changes the score again
             repeatable = mode.lower() == "set" or int(score) == 0
         mode = mode.upper() if self.config.score_mode_case == "upper" else mode.lower()
-        payload = self._route("score", repeatable=repeatable, external_id=external_id, tag=tag, score=int(score),
-                              mode=mode)
+        payload = self._route("score", repeatable=repeatable, guard=guard, external_id=external_id, tag=tag,
+                              score=int(score), mode=mode)
         if isinstance(payload, dict):
             try:
                 return _load_one(_schema(s.ScoreResultSchema), payload).get("score")

@@ -34,6 +34,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar
 
 from service.providers import errors
+from service.providers.http import UnsafeCallGuard
 from service.providers.base import (
     Audience,
     Automation,
@@ -291,8 +292,10 @@ class SpotlerProvider(Provider):
             ))
         return out
 
-    def start_automation(self, automation_id: str, contact: Contact, fields: list[FieldValue]) -> StartResult:
-        res = self.client.trigger_automation(automation_id, contact.external_id, [_field(f) for f in fields])
+    def start_automation(self, automation_id: str, contact: Contact, fields: list[FieldValue], *,
+                         guard: UnsafeCallGuard | None = None) -> StartResult:
+        res = self.client.trigger_automation(automation_id, contact.external_id, [_field(f) for f in fields],
+                                             guard=guard)
         runs = tuple(AutomationRunResult(automation_id=r.get("automation_id") or automation_id,
                                          result=r.get("result") or "UNKNOWN",
                                          automation_contact_id=r.get("automation_contact_id"))
@@ -320,8 +323,9 @@ class SpotlerProvider(Provider):
                                         for t in c.get("triggers") or []))
                 for c in self.client.list_campaigns()]
 
-    def trigger_campaign(self, trigger_id: str, contact: Contact, fields: list[FieldValue]) -> None:
-        self.client.trigger_campaign(trigger_id, contact.external_id, [_field(f) for f in fields])
+    def trigger_campaign(self, trigger_id: str, contact: Contact, fields: list[FieldValue], *,
+                         guard: UnsafeCallGuard | None = None) -> None:
+        self.client.trigger_campaign(trigger_id, contact.external_id, [_field(f) for f in fields], guard=guard)
 
     def stop_campaign(self, campaign_id: str, contact: Contact) -> None:
         self.client.stop_campaign(campaign_id, contact.external_id)
@@ -342,13 +346,14 @@ class SpotlerProvider(Provider):
             raise errors.InvalidInput("Give at least one tag.", code="VALIDATION_FAILED")
         self.client.remove_tags(contact.external_id, tags)
 
-    def set_score(self, contact: Contact, tag: str, score: int, mode: str = "set") -> int | None:
+    def set_score(self, contact: Contact, tag: str, score: int, mode: str = "set", *,
+                  guard: UnsafeCallGuard | None = None) -> int | None:
         mode = (mode or "set").lower()
         if mode not in ("set", "increase", "decrease"):
             raise errors.InvalidInput("mode must be set, increase or decrease.", code="VALIDATION_FAILED")
         if not tag or not tag.strip():
             raise errors.InvalidInput("Give the tag that holds the score.", code="VALIDATION_FAILED")
-        return self.client.set_score(contact.external_id, tag.strip(), int(score), mode)
+        return self.client.set_score(contact.external_id, tag.strip(), int(score), mode, guard=guard)
 
     def read_score(self, contact: Contact, tag: str) -> int | None:
         """An increase by 0 changes nothing and answers the current score [ASSUMED, like the score call]; None
