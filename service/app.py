@@ -80,7 +80,6 @@ def create_app(settings: Settings | None = None) -> connexion.FlaskApp:
 
     flask_app = app.app
     flask_app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
-    flask_app.extensions["marketing_actions"] = runtime
     flask_app.before_request(require_capability)
     # Connexion 3.3 runs Flask handlers through a2wsgi, in a fixed 10-thread pool, with a thread hop per body
     # read and per answer chunk. Ours: one pool call per request (service.api.wsgi_bridge), FLASK_THREADS threads

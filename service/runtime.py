@@ -1,7 +1,16 @@
-"""The per-process runtime: settings plus the lazily built provider, ledger, job runner and list cache.
+"""The per-process runtime: settings plus the lazily built provider, ledger, job runner and list cache - and the
+ONE place that builds what each call uses (:mod:`service.actions.deps`): ``platform_for``, ``writes_for``,
+``triggers_for``.
 
 One ``Runtime`` per app. Nothing here touches the network or the database until first use (after the
-gunicorn fork), so importing ``service.asgi`` stays free of I/O.
+gunicorn fork), so importing ``service.asgi`` stays free of I/O. Code serving a request reaches it one way:
+:func:`current_runtime` (the request middleware sets it); ``app.runtime`` is the app factory's handle for tests
+and tooling.
+
+Single mode builds each deps object once and hands the same one to every call (``connection`` is None).
+Hosted mode (issue 22) plugs in here: for a :class:`~service.actions.deps.Connection`, a provider built for
+that account and caches of its own, kept in bounded LRUs keyed by the tenant (the keyed hash of platform +
+account key), with ``tenant`` set on the deps.
 """
 
 from __future__ import annotations
@@ -9,9 +18,13 @@ from __future__ import annotations
 import contextvars
 import logging
 import threading
+from typing import TYPE_CHECKING
 
 from service.cache import TTLCache
 from service.config import Settings
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from service.actions.deps import Connection, Platform, TriggerDeps, WriteDeps
 
 log = logging.getLogger(__name__)
 
@@ -21,6 +34,11 @@ runtime_var: contextvars.ContextVar["Runtime"] = contextvars.ContextVar("runtime
 
 def current_runtime() -> "Runtime":
     return runtime_var.get()
+
+
+def _single_mode(connection: Connection | None) -> None:
+    if connection is not None:  # pragma: no cover - the seam of hosted mode (issue 22)
+        raise NotImplementedError("hosted mode (a connection per call) is not built yet")
 
 
 class Runtime:
@@ -37,6 +55,50 @@ class Runtime:
         self._operations = None
         self._sandbox = None  # in-process simulator, when no shared one is configured
         self._microsoft = None
+        self._platform: Platform | None = None
+        self._writes: dict[bool, WriteDeps] = {}  # by: with the timeline
+        self._trigger_deps: TriggerDeps | None = None
+
+    # -- the deps of a call (service.actions.deps) -------------------------------------------------------------
+    def platform_for(self, connection: Connection | None = None) -> Platform:
+        """The platform account of a call: the service's own in single mode."""
+        _single_mode(connection)
+        provider = self.provider
+        platform = self._platform
+        if platform is None or platform.provider is not provider:
+            from service.actions.deps import Platform
+
+            platform = self._platform = Platform(provider=provider, cache=self.cache)
+        return platform
+
+    def writes_for(self, connection: Connection | None = None, *, timeline: bool = False) -> WriteDeps:
+        """A write action's deps; with ``timeline`` (the call has ``regarding``) the Dataverse write-back's
+        too (the Microsoft clients are built on first use)."""
+        platform = self.platform_for(connection)
+        deps = self._writes.get(timeline)
+        if deps is None or deps.platform is not platform:
+            from service.actions.deps import TimelineDeps, WriteDeps
+
+            deps = WriteDeps(platform, TimelineDeps(self.microsoft, self.ledger) if timeline else None)
+            self._writes[timeline] = deps
+        return deps
+
+    def triggers_for(self, connection: Connection | None = None) -> TriggerDeps:
+        """A polling trigger's deps (the state store shares the ledger's database)."""
+        platform = self.platform_for(connection)
+        deps = self._trigger_deps
+        if deps is None or deps.platform is not platform:
+            from service.actions.deps import TriggerDeps, TriggerSettings
+
+            codec, store = self.triggers
+            s = self.settings
+            deps = self._trigger_deps = TriggerDeps(
+                platform=platform, feeds=self.feed_cache, codec=codec, store=store,
+                settings=TriggerSettings(provider_name=s.provider, batch_size=s.trigger_batch_size,
+                                         page_size=s.trigger_page_size, max_pages=s.trigger_max_pages,
+                                         poll_seconds=s.trigger_poll_seconds,
+                                         overlap_seconds=s.trigger_overlap_seconds))
+        return deps
 
     # -- upstream -------------------------------------------------------------------------------------------
     @property

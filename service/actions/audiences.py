@@ -16,6 +16,7 @@ import unicodedata
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Iterator
 
+from service.actions.deps import Platform
 from service.actions.contacts import with_fresh_list
 from service.actions.idempotency import ActionResult, JobContext
 from service.actions.problems import ActionError, invalid
@@ -38,12 +39,12 @@ _NOT_IN_PRODUCT = {
 
 
 @contextlib.contextmanager
-def audience_tier(rt) -> Iterator[None]:
+def audience_tier(platform: Platform) -> Iterator[None]:
     """The platform refuses audiences for this account's product tier -> 403 that says which products allow them."""
     try:
         yield
     except Forbidden as exc:
-        name = rt.provider.name
+        name = platform.provider.name
         detail = _NOT_IN_PRODUCT.get(name) or (f"The {name} account may not use audiences: {exc.message}")
         raise ActionError(403, "AUDIENCES_NOT_IN_PRODUCT", detail, upstreamErrorType=exc.error_type) from exc
 
@@ -55,25 +56,25 @@ def _info(a: Audience) -> dict:
     return out
 
 
-def audiences(rt) -> list[Audience]:
-    with audience_tier(rt):
-        return rt.cache.get(("audiences",), rt.provider.list_audiences)
+def audiences(platform: Platform) -> list[Audience]:
+    with audience_tier(platform):
+        return platform.cache.get(("audiences",), platform.provider.list_audiences)
 
 
-def list_audiences(rt) -> dict:
-    return {"value": [_info(a) for a in audiences(rt)]}
+def list_audiences(platform: Platform) -> dict:
+    return {"value": [_info(a) for a in audiences(platform)]}
 
 
-def check_audience(rt, audience_id: str) -> None:
+def check_audience(platform: Platform, audience_id: str) -> None:
     """404 before any contact is looked up when the audience does not exist (list refreshed once first).
     Nothing is checked when the platform cannot list audiences."""
     def attempt() -> None:
-        if not any(a.id == audience_id for a in audiences(rt)):
+        if not any(a.id == audience_id for a in audiences(platform)):
             raise ActionError(404, "AUDIENCE_NOT_FOUND",
-                              f"There is no audience '{audience_id}' on {rt.provider.display_name}. Choose one from the "
+                              f"There is no audience '{audience_id}' on {platform.provider.display_name}. Choose one from the "
                               "list or create it first (Create an audience).")
     try:
-        with_fresh_list(rt, attempt, ("AUDIENCE_NOT_FOUND",))
+        with_fresh_list(platform, attempt, ("AUDIENCE_NOT_FOUND",))
     except NotSupported:
         return
 
@@ -86,7 +87,7 @@ def audience_id_from_name(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")[:MAX_ID_LENGTH].strip("-")
 
 
-def create_audience(rt, body: dict, job: JobContext) -> ActionResult:
+def create_audience(platform: Platform, body: dict, job: JobContext) -> ActionResult:
     name = body.get("name")
     if not isinstance(name, str) or not name.strip():
         raise invalid("name", "Give the audience's name.", code="NAME_REQUIRED")
@@ -101,9 +102,9 @@ def create_audience(rt, body: dict, job: JobContext) -> ActionResult:
     audience_id = parse_identifier(audience_id, "id", max_length=MAX_ID_LENGTH)
     description = body.get("description")
     description = description.strip() or None if isinstance(description, str) else None
-    with audience_tier(rt):
-        audience = rt.provider.create_audience(audience_id, name, description)
-    rt.cache.clear()  # the dropdown and the existence check must see it at once
+    with audience_tier(platform):
+        audience = platform.provider.create_audience(audience_id, name, description)
+    platform.cache.clear()  # the dropdown and the existence check must see it at once
     job.add_upstream_ids("audienceIds", [audience.id])
     return ActionResult(body={"jobId": job.job_id, "resultCode": "OK",
                               "message": f"The audience '{audience.name}' exists (id '{audience.id}').",
@@ -189,10 +190,10 @@ def _resolve_step(provider: Provider, refs: list[ContactRef], threads: int) -> l
         return list(pool.map(lambda r: _lookup_one(provider, r), refs))
 
 
-def change_members(rt, audience_id: str, body: dict, job: JobContext, *, add: bool) -> ActionResult:
-    provider = rt.provider
+def change_members(platform: Platform, audience_id: str, body: dict, job: JobContext, *, add: bool) -> ActionResult:
+    provider = platform.provider
     entries = parse_members(body)
-    check_audience(rt, audience_id)
+    check_audience(platform, audience_id)
 
     unique_refs = list(dict.fromkeys(e.ref for e in entries))
     found = dict(zip(unique_refs, resolve_many(provider, unique_refs, job), strict=True))
@@ -203,7 +204,7 @@ def change_members(rt, audience_id: str, body: dict, job: JobContext, *, add: bo
     outcome: dict[str, str] = {}
     if contacts:
         call = provider.add_to_audience if add else provider.remove_from_audience
-        with audience_tier(rt):
+        with audience_tier(platform):
             outcome = {r.external_id: r.result for r in call(audience_id, list(contacts.values()))}
 
     done, same = ("added", "already_member") if add else ("removed", "not_member")
@@ -245,9 +246,9 @@ def change_members(rt, audience_id: str, body: dict, job: JobContext, *, add: bo
     return ActionResult(body=out, result_code=code, message=message)
 
 
-def add_to_audience(rt, audience_id: str, body: dict, job: JobContext) -> ActionResult:
-    return change_members(rt, audience_id, body, job, add=True)
+def add_to_audience(platform: Platform, audience_id: str, body: dict, job: JobContext) -> ActionResult:
+    return change_members(platform, audience_id, body, job, add=True)
 
 
-def remove_from_audience(rt, audience_id: str, body: dict, job: JobContext) -> ActionResult:
-    return change_members(rt, audience_id, body, job, add=False)
+def remove_from_audience(platform: Platform, audience_id: str, body: dict, job: JobContext) -> ActionResult:
+    return change_members(platform, audience_id, body, job, add=False)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from service.actions.deps import Platform
 from service.actions.automation_fields import build_field_values, dynamic_schema, parse_fields_text
 from service.actions.idempotency import ActionResult, JobContext
 from service.actions.problems import ActionError, invalid
@@ -26,12 +27,12 @@ _REASONS = {
 
 # -- dropdowns --------------------------------------------------------------------------------------------
 
-def automations(rt) -> list[Automation]:
-    return rt.cache.get(("automations",), rt.provider.list_automations)
+def automations(platform: Platform) -> list[Automation]:
+    return platform.cache.get(("automations",), platform.provider.list_automations)
 
 
-def list_automations(rt) -> dict:
-    return {"value": [_automation_info(a) for a in automations(rt)]}
+def list_automations(platform: Platform) -> dict:
+    return {"value": [_automation_info(a) for a in automations(platform)]}
 
 
 def _automation_info(a: Automation) -> dict:
@@ -39,27 +40,27 @@ def _automation_info(a: Automation) -> dict:
             "fields": [{"name": f.name, "type": f.type} for f in a.fields]}
 
 
-def find_automation(rt, automation_id: str) -> Automation | None:
+def find_automation(platform: Platform, automation_id: str) -> Automation | None:
     """The automation from the (cached) list; the list is refreshed once before we say it does not exist.
     None when the platform cannot list automations (then nothing can be checked up front)."""
     try:
         for attempt in range(2):
-            for a in automations(rt):
+            for a in automations(platform):
                 if a.id == automation_id:
                     return a
             if attempt == 0:
-                rt.cache.clear()
+                platform.cache.clear()
     except NotSupported:
         return None
-    provider = rt.provider
+    provider = platform.provider
     hint = f" ({provider.automation_hint})" if provider.automation_hint else ""
     raise ActionError(404, "AUTOMATION_NOT_FOUND",
                       f"There is no automation '{automation_id}' on {provider.display_name} that can be started "
                       f"through the API. Choose one from the list{hint}.")
 
 
-def fields_schema(rt, automation_id: str) -> dict:
-    automation = find_automation(rt, automation_id)
+def fields_schema(platform: Platform, automation_id: str) -> dict:
+    automation = find_automation(platform, automation_id)
     return {"schema": dynamic_schema(list(automation.fields) if automation else [])}
 
 
@@ -76,10 +77,10 @@ def _definitions(automation: Automation | None, fields: Any, text: Any, *,
     return [AutomationField(n, "PRODUCTLIST" if isinstance(v, list) else "STRING") for n, v in names.items()]
 
 
-def start_automation(rt, automation_id: str, body: dict, job: JobContext) -> ActionResult:
-    provider = rt.provider
+def start_automation(platform: Platform, automation_id: str, body: dict, job: JobContext) -> ActionResult:
+    provider = platform.provider
     ref = contact_ref(body.get("contact"))
-    automation = find_automation(rt, automation_id)
+    automation = find_automation(platform, automation_id)
     fields, text = body.get("fields"), body.get("fieldsText")
     known = provider.supports("GetAutomationFieldsSchema")
     values = build_field_values(_definitions(automation, fields, text, fields_known=known), fields, text)
@@ -125,10 +126,10 @@ def _run_info(r) -> dict:
     return d
 
 
-def stop_automation(rt, automation_id: str, body: dict, job: JobContext) -> ActionResult:
-    provider = rt.provider
+def stop_automation(platform: Platform, automation_id: str, body: dict, job: JobContext) -> ActionResult:
+    provider = platform.provider
     ref = contact_ref(body.get("contact"))
-    find_automation(rt, automation_id)
+    find_automation(platform, automation_id)
     contact, _ = resolve_contact(provider, ref)
     return _stop_result(provider.stop_automation(automation_id, contact), job)
 
@@ -162,11 +163,11 @@ def parse_run_ids(value: Any) -> list[str]:
 STOP_STEP = 25
 
 
-def stop_automation_runs(rt, body: dict, job: JobContext) -> ActionResult:
+def stop_automation_runs(platform: Platform, body: dict, job: JobContext) -> ActionResult:
     ids = parse_run_ids(body.get("automationContactIds"))
     results: list[StopRunResult] = []
     for start in range(0, len(ids), STOP_STEP):
-        results.extend(rt.provider.stop_automation_runs(ids[start:start + STOP_STEP]))
+        results.extend(platform.provider.stop_automation_runs(ids[start:start + STOP_STEP]))
         if len(ids) > STOP_STEP:
             job.set_progress(min(start + STOP_STEP, len(ids)), len(ids))
     return _stop_result(results, job)
@@ -191,8 +192,8 @@ def _stop_result(results: list[StopRunResult], job: JobContext) -> ActionResult:
 
 # -- campaigns --------------------------------------------------------------------------------------------
 
-def list_campaigns(rt) -> dict:
-    campaigns = rt.cache.get(("campaigns",), rt.provider.list_campaigns)
+def list_campaigns(platform: Platform) -> dict:
+    campaigns = platform.cache.get(("campaigns",), platform.provider.list_campaigns)
     value = []
     for c in campaigns:
         for t in c.triggers:
@@ -201,8 +202,8 @@ def list_campaigns(rt) -> dict:
     return {"value": value}
 
 
-def trigger_campaign(rt, trigger_id: str, body: dict, job: JobContext) -> ActionResult:
-    provider = rt.provider
+def trigger_campaign(platform: Platform, trigger_id: str, body: dict, job: JobContext) -> ActionResult:
+    provider = platform.provider
     ref = contact_ref(body.get("contact"))
     fields, text = body.get("fields"), body.get("fieldsText")
     values = build_field_values(_definitions(None, fields, text), fields, text) if (fields or text) else []
@@ -213,8 +214,8 @@ def trigger_campaign(rt, trigger_id: str, body: dict, job: JobContext) -> Action
                               "contact": {"externalId": contact.external_id, "created": created}})
 
 
-def stop_campaign(rt, campaign_id: str, body: dict, job: JobContext) -> ActionResult:
-    provider = rt.provider
+def stop_campaign(platform: Platform, campaign_id: str, body: dict, job: JobContext) -> ActionResult:
+    provider = platform.provider
     contact, _ = resolve_contact(provider, contact_ref(body.get("contact")))
     provider.stop_campaign(campaign_id, contact)
     return ActionResult(body={"jobId": job.job_id, "resultCode": "OK",

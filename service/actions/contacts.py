@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any, Callable, TypeVar
 
+from service.actions.deps import Platform
 from service.actions.automation_fields import parse_fields_text
 from service.actions.coercion import CODE_READ_ONLY, CODE_UNKNOWN, coerce_properties, coerce_value, resolve_field
 from service.actions.idempotency import ActionResult, JobContext
@@ -26,7 +27,7 @@ MAX_NAMES = 100
 
 # -- shared helpers ---------------------------------------------------------------------------------------
 
-def with_fresh_list(rt, attempt: Callable[[], T], retry_codes: tuple[str, ...]) -> T:
+def with_fresh_list(platform: Platform, attempt: Callable[[], T], retry_codes: tuple[str, ...]) -> T:
     """Run ``attempt``; when it fails with one of ``retry_codes`` (a name not in the cached list), clear the
     list cache and run it once more."""
     try:
@@ -34,7 +35,7 @@ def with_fresh_list(rt, attempt: Callable[[], T], retry_codes: tuple[str, ...]) 
     except ActionError as exc:
         if exc.problem.code not in retry_codes:
             raise
-    rt.cache.clear()
+    platform.cache.clear()
     return attempt()
 
 
@@ -102,13 +103,13 @@ def _as_text(value: Any) -> str:
 
 # -- contact fields ---------------------------------------------------------------------------------------
 
-def contact_fields(rt) -> list[ContactField]:
-    return rt.cache.get(("contact_fields",), rt.provider.list_contact_fields)
+def contact_fields(platform: Platform) -> list[ContactField]:
+    return platform.cache.get(("contact_fields",), platform.provider.list_contact_fields)
 
 
-def list_contact_fields(rt) -> dict:
+def list_contact_fields(platform: Platform) -> dict:
     value = []
-    for f in contact_fields(rt):
+    for f in contact_fields(platform):
         info: dict[str, Any] = {"name": f.name, "displayName": f.display_name or f.name, "type": f.type,
                                 "title": f"{f.display_name} ({f.name})" if f.display_name and f.display_name != f.name
                                 else f.name}
@@ -118,9 +119,9 @@ def list_contact_fields(rt) -> dict:
     return {"value": value}
 
 
-def find_field(rt, name: Any) -> ContactField:
+def find_field(platform: Platform, name: Any) -> ContactField:
     """The field ``name`` (internal or display name) means; 400 when unknown or ambiguous."""
-    return with_fresh_list(rt, lambda: resolve_field(contact_fields(rt), name), (CODE_UNKNOWN,))
+    return with_fresh_list(platform, lambda: resolve_field(contact_fields(platform), name), (CODE_UNKNOWN,))
 
 
 def _writable(field: ContactField) -> ContactField:
@@ -131,11 +132,11 @@ def _writable(field: ContactField) -> ContactField:
 
 # -- read -------------------------------------------------------------------------------------------------
 
-def get_contact(rt, email: str | None, external_id: str | None) -> dict:
+def get_contact(platform: Platform, email: str | None, external_id: str | None) -> dict:
     if not (email or "").strip() and not (external_id or "").strip():
         raise invalid("email", "Give the contact's email or externalId.", code="CONTACT_REQUIRED")
     ref = contact_ref({"email": email, "externalId": external_id})
-    contact, _ = resolve_contact(rt.provider, ref)
+    contact, _ = resolve_contact(platform.provider, ref)
     return contact_out(contact)
 
 
@@ -151,14 +152,14 @@ def _given_fields(body: dict) -> tuple[dict[str, Any], dict[str, Any]]:
     return from_text, dict(typed or {})
 
 
-def upsert_contact(rt, body: dict, job: JobContext) -> ActionResult:
-    provider = rt.provider
+def upsert_contact(platform: Platform, body: dict, job: JobContext) -> ActionResult:
+    provider = platform.provider
     ref = contact_ref(body.get("contact"))
     from_text, typed = _given_fields(body)
     purge = bool(body.get("purge"))
     props: dict[str, Any] = {}
     if from_text or typed:
-        props = with_fresh_list(rt, lambda: _coerce_merged(contact_fields(rt), from_text, typed), (CODE_UNKNOWN,))
+        props = with_fresh_list(platform, lambda: _coerce_merged(contact_fields(platform), from_text, typed), (CODE_UNKNOWN,))
     existing = provider.find_contact(ref)
     contact = provider.upsert_contact(ref, props, purge=purge)
     created = existing is None
@@ -183,8 +184,8 @@ def _coerce_merged(fields: list[ContactField], from_text: dict[str, Any], typed:
     return coerce_properties(fields, chosen)
 
 
-def anonymize_contact(rt, body: dict, job: JobContext) -> ActionResult:
-    provider = rt.provider
+def anonymize_contact(platform: Platform, body: dict, job: JobContext) -> ActionResult:
+    provider = platform.provider
     contact, _ = resolve_contact(provider, contact_ref(body.get("contact")))
     provider.anonymize_contact(contact)
     return ActionResult(body={"jobId": job.job_id, "resultCode": "OK",
@@ -193,10 +194,10 @@ def anonymize_contact(rt, body: dict, job: JobContext) -> ActionResult:
                         message="Contact anonymized.")
 
 
-def set_contact_field(rt, body: dict, job: JobContext) -> ActionResult:
-    provider = rt.provider
+def set_contact_field(platform: Platform, body: dict, job: JobContext) -> ActionResult:
+    provider = platform.provider
     ref = contact_ref(body.get("contact"))
-    field = _writable(find_field(rt, body.get("field")))
+    field = _writable(find_field(platform, body.get("field")))
     value = coerce_value(field, body.get("value"))
     contact, _ = resolve_contact(provider, ref)
     provider.update_contact(contact, {field.name: value})
@@ -210,10 +211,10 @@ def set_contact_field(rt, body: dict, job: JobContext) -> ActionResult:
     return ActionResult(body=out, message=out["message"])
 
 
-def clear_contact_field(rt, body: dict, job: JobContext) -> ActionResult:
-    provider = rt.provider
+def clear_contact_field(platform: Platform, body: dict, job: JobContext) -> ActionResult:
+    provider = platform.provider
     ref = contact_ref(body.get("contact"))
-    field = _writable(find_field(rt, body.get("field")))
+    field = _writable(find_field(platform, body.get("field")))
     contact, _ = resolve_contact(provider, ref)
     provider.update_contact(contact, {field.name: None})
     message = f"The field '{field.name}' was cleared."
@@ -224,12 +225,12 @@ def clear_contact_field(rt, body: dict, job: JobContext) -> ActionResult:
 
 # -- permissions ------------------------------------------------------------------------------------------
 
-def permissions(rt) -> list[FieldOption]:
-    return rt.cache.get(("permissions",), rt.provider.list_permissions)
+def permissions(platform: Platform) -> list[FieldOption]:
+    return platform.cache.get(("permissions",), platform.provider.list_permissions)
 
 
-def list_permissions(rt) -> dict:
-    return {"value": [{"name": o.name, "value": o.value} for o in permissions(rt)]}
+def list_permissions(platform: Platform) -> dict:
+    return {"value": [{"name": o.name, "value": o.value} for o in permissions(platform)]}
 
 
 def _match_permissions(options: list[FieldOption], value: Any) -> list[FieldOption]:
@@ -266,17 +267,17 @@ def _match_permissions(options: list[FieldOption], value: Any) -> list[FieldOpti
     return chosen
 
 
-def set_permissions(rt, body: dict, job: JobContext) -> ActionResult:
-    provider = rt.provider
+def set_permissions(platform: Platform, body: dict, job: JobContext) -> ActionResult:
+    provider = platform.provider
     ref = contact_ref(body.get("contact"))
     enabled = body.get("enabled", True)
     if not isinstance(enabled, bool):
         raise invalid("enabled", "'enabled' must be true or false.")
-    chosen = with_fresh_list(rt, lambda: _match_permissions(permissions(rt), body.get("permissions")),
+    chosen = with_fresh_list(platform, lambda: _match_permissions(permissions(platform), body.get("permissions")),
                              ("UNKNOWN_PERMISSION",))
     contact, _ = resolve_contact(provider, ref)
     state = provider.set_permissions(contact, {o.value: enabled for o in chosen})
-    names = {o.value: o.name for o in permissions(rt)}
+    names = {o.value: o.name for o in permissions(platform)}
     names.update({o.value: o.name for o in chosen})
     everything = [{"name": names.get(v, v), "value": v, "enabled": bool(on)} for v, on in state.items()]
     changed = [{"name": o.name, "value": o.value, "enabled": bool(state.get(o.value, enabled))} for o in chosen]

@@ -6,9 +6,11 @@ therefore runs every write action at most once per idempotency key and answers w
 holds what it and the actions share:
 
 * :func:`derive_key` / :func:`body_hash`: the key of a logical call and the hash of its inputs;
-* :class:`ActionCall` (what was asked, by which caller), :class:`ActionResult` (what the work returns),
-  :class:`Answer` (what the HTTP layer sends) and :class:`JobContext` (what the work may tell the runner while
-  it runs: upstream ids, progress, what a read-back needs).
+* :class:`ActionCall` (the typed call object: what was asked, by which caller, over which connection - built
+  once by the HTTP layer, or from the record of a resumed job), :class:`ActionResult` (what the work returns),
+  :class:`Answer` (the outcome the HTTP layer turns into a response: it alone adds Content-Type, Location,
+  Retry-After of a 202 and Idempotent-Replayed) and :class:`JobContext` (what the work may tell the runner
+  while it runs: upstream ids, progress, what a read-back needs, and the guard of calls not safe to repeat).
 
 Key derivation (:func:`derive_key`): an explicit ``Idempotency-Key`` header, scoped by caller and operation; else
 the Power Automate run headers (``x-ms-workflow-run-id`` + action name/tracking id + repetition headers) plus a
@@ -24,16 +26,16 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from service.actions.problems import Problem, invalid
 from service.providers.base import ContactRef
 from service.providers.http import UnsafeCallGuard
 
-log = logging.getLogger(__name__)
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from service.actions.connection import Connection
 
-PROBLEM_CONTENT_TYPE = "application/problem+json"
-JSON_CONTENT_TYPE = "application/json"
+log = logging.getLogger(__name__)
 
 IN_PROGRESS = "InProgress"
 COMPLETED = "Completed"
@@ -95,6 +97,11 @@ class ActionCall:
     #: the job runs, so that any instance can resume it after a crash
     params: dict[str, Any] = field(default_factory=dict, repr=False)
     body: Any = field(default=None, repr=False)
+    #: the platform account the call is for; None: the service's own (single mode). Hosted mode (issue 22)
+    #: sets it from the request's headers, or from the job's encrypted record when the job is resumed.
+    connection: Connection | None = field(default=None, repr=False)
+    #: whose rights the Dataverse timeline uses (service.actions.timeline.DataverseIdentity); None: the app's
+    identity: Any = field(default=None, repr=False)
 
 
 @dataclass
@@ -113,11 +120,13 @@ class ActionResult:
 
 @dataclass
 class Answer:
-    """What the HTTP layer sends: ``status``, JSON ``body``, ``headers`` (Content-Type included).
+    """The outcome of a call: ``status``, JSON ``body`` (a result, or a problem's document), the ``headers`` the
+    outcome itself brings (a problem's Retry-After, what a stored answer kept). The HTTP layer
+    (service.api.answers) adds the rest: Content-Type, and
 
-    ``replayed`` is True when the answer comes from the ledger (send ``Idempotent-Replayed: true``).
-    ``accepted`` is True for a 202: the work continues in the background; the HTTP layer adds the absolute
-    ``Location`` of the job's result (``/jobs/{jobId}/result``).
+    * ``replayed`` - the answer comes from the ledger: ``Idempotent-Replayed: true``;
+    * ``accepted`` - a 202: the work continues in the background; the absolute ``Location`` of the job's result
+      (``/jobs/{jobId}/result``) and ``Retry-After: retry_after`` (when to poll it).
     """
 
     status: int
@@ -126,6 +135,8 @@ class Answer:
     replayed: bool = False
     job_id: str | None = None
     accepted: bool = False
+    #: seconds until a 202's Location is worth polling
+    retry_after: int | None = None
 
     @property
     def is_problem(self) -> bool:
@@ -257,7 +268,8 @@ def check_idempotency_key(value: str) -> None:
 
 
 def derive_key(operation: str, headers: Mapping[str, str] | Any, body_bytes: bytes | str | None,
-               caller: str | None, *, scope: Mapping[str, Any] | str | None = None) -> str | None:
+               caller: str | None, *, scope: Mapping[str, Any] | str | None = None,
+               request_hash: str | None = None) -> str | None:
     """The idempotency key of a call, or None when the call carries nothing to derive one from.
 
     1. ``Idempotency-Key`` (or ``X-Idempotency-Key``) header: the key is scoped by ``api_key_id`` and
@@ -273,7 +285,8 @@ def derive_key(operation: str, headers: Mapping[str, str] | Any, body_bytes: byt
     3. Otherwise None.
 
     ``scope``: path and query parameters that identify the target (e.g. ``{"automationId": "42"}``); pass the
-    same value to :func:`body_hash`.
+    same value to :func:`body_hash`. ``request_hash``: that :func:`body_hash`, when the caller has it already
+    (the request is then hashed once).
     Returned keys are opaque hex digests (``k1:``/``r1:`` prefix, 67 characters): nothing a caller sent is
     stored in clear.
     """
@@ -292,7 +305,7 @@ def derive_key(operation: str, headers: Mapping[str, str] | Any, body_bytes: byt
     workflow = h.get("x-ms-workflow-id") or h.get("x-ms-workflow-name") or ""
     repeat = [f"{name}={h[name]}" for name in _REPEAT_HEADERS if h.get(name)]
     return "r1:" + _digest("run", caller or "", operation, workflow, run_id, action, *repeat,
-                           body_hash(body_bytes, scope))
+                           request_hash or body_hash(body_bytes, scope))
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -318,12 +331,6 @@ def problem_body(problem: Problem, *, job_id: str | None, request_id: str | None
     if job_id:
         body.setdefault("jobId", job_id)
     return body
-
-
-def problem_headers(problem: Problem) -> dict[str, str]:
-    headers = dict(problem.headers)
-    headers["Content-Type"] = PROBLEM_CONTENT_TYPE
-    return headers
 
 
 def outcome_unknown_problem(detail: str | None = None, **ext: Any) -> Problem:

@@ -516,7 +516,7 @@ class Ledger:
         body = idem.problem_body(problem, job_id=job_id, request_id=request_id)
         return self.finish(job_id, attempt, status=FAILED, http_status=problem.status, result_code=problem.code,
                            message=problem.detail, upstream_ids=upstream_ids or {}, duration_ms=0,
-                           retryable=False, response=(problem.status, idem.problem_headers(problem), body))
+                           retryable=False, response=(problem.status, dict(problem.headers), body))
 
     def claim_due(self, limit: int, now: datetime | None = None) -> list[Claimed]:
         """Claim up to ``limit`` InProgress jobs whose lease expired (their worker died, or a background retry
@@ -568,7 +568,7 @@ class Ledger:
                               "This call was already processed but its answer was not kept. Look up the job "
                               "(GET /jobs/{jobId}) for its outcome.")
             return Answer(problem.status, idem.problem_body(problem, job_id=job_id, request_id=row.request_id),
-                          idem.problem_headers(problem), replayed=True, job_id=job_id)
+                          dict(problem.headers), replayed=True, job_id=job_id)
         try:
             body = self._open(job_id, row.response_body)
         except ValueError as exc:

@@ -13,8 +13,9 @@ One :class:`JobRunner` per process (the runtime builds it after a gunicorn fork)
   goes on in the background and the call answers ``202`` (the HTTP layer adds ``Location: /jobs/{id}/result``);
   the Location answers 202 until the job is done, then exactly the answer a synchronous call would have given.
   Short works (one contact: a few upstream calls) run instead in the calling thread, with no hand-off, when the
-  caller's transport keeps the deadline (``run(..., offer=...)``: the HTTP bridge answers the same 202 when
-  the deadline passes, and the work goes on in that thread).
+  caller's transport keeps the deadline: :meth:`JobRunner.begin` records the call and returns a
+  :class:`RunningCall`; the caller runs it (``execute()``), and its transport's deadline calls ``detach()``
+  from another thread to get the same 202 while the work goes on in the caller's thread.
 * **A live job is never declared dead.** Leases are short and renewed (with the job's progress) by this
   process's one runner thread, for jobs running longer than a third of the lease: short calls cost nothing.
 * **A dead worker's job is resumed or settled, never lost and never doubled.** The same runner thread claims
@@ -48,7 +49,6 @@ from service.actions.idempotency import (
     COMPLETED,
     FAILED,
     IN_PROGRESS,
-    JSON_CONTENT_TYPE,
     ActionCall,
     ActionResult,
     Answer,
@@ -56,7 +56,6 @@ from service.actions.idempotency import (
     merge_upstream_ids,
     outcome_unknown_problem,
     problem_body,
-    problem_headers,
 )
 from service.actions.ledger import Claimed, Ledger
 from service.actions.problems import ActionError, Problem, to_problem
@@ -65,8 +64,6 @@ from service.providers import errors as perr
 log = logging.getLogger(__name__)
 
 Work = Callable[[JobContext], ActionResult]
-#: how a caller that runs the work in its own thread is handed (and then withdrawn) the way to stop waiting
-Offer = Callable[[Callable[[], "Answer | None"] | None], None]
 
 #: Retry-After of a 202 (how soon Power Automate polls the Location again) and of REQUEST_IN_PROGRESS
 POLL_AFTER_SECONDS = 5
@@ -75,12 +72,12 @@ POLL_AFTER_SECONDS = 5
 class Operations(Protocol):  # pragma: no cover - typing only
     """What the runner needs to know about the actions (service.actions.operations implements it)."""
 
-    def work(self, operation: str, params: dict[str, Any], body: Any) -> Work: ...
+    def work(self, call: ActionCall) -> Work: ...
 
-    def settle(self, operation: str, params: dict[str, Any], body: Any, unsafe_call: dict[str, Any],
-               job_id: str) -> tuple[str, ActionResult | None]: ...
+    def settle(self, call: ActionCall, unsafe_call: dict[str, Any], job_id: str) -> tuple[str, ActionResult | None]:
+        ...
 
-    def check_hint(self, operation: str, params: dict[str, Any], body: Any) -> str: ...
+    def check_hint(self, call: ActionCall) -> str: ...
 
 
 @dataclass
@@ -134,6 +131,30 @@ class _Guard:
         self.runner._before_unsafe(self.running, call)
 
 
+class RunningCall:
+    """A recorded call whose work runs in the caller's thread (:meth:`JobRunner.begin`). ``execute()`` runs it
+    and returns its answer; ``detach()`` - called from another thread, by the transport's deadline - stops
+    waiting for it: the 202 ``accepted`` (the work goes on in the caller's thread, in the background; its own
+    answer is then recorded, not sent), or None when the work is finishing anyway and its own answer is the
+    one to give."""
+
+    __slots__ = ("_runner", "_running", "_call", "_work")
+
+    def __init__(self, runner: JobRunner, running: _Running, call: ActionCall, work: Work) -> None:
+        self._runner, self._running, self._call, self._work = runner, running, call, work
+
+    @property
+    def job_id(self) -> str:
+        return self._running.job_id
+
+    def execute(self) -> Answer:
+        self._runner._execute(self._running, self._call, self._work)
+        return self._running.answer  # type: ignore[return-value]
+
+    def detach(self) -> Answer | None:
+        return self._runner._detach(self._running)
+
+
 class JobRunner:
     def __init__(self, ledger: Ledger, operations: Operations | None = None,
                  config: RunnerConfig | None = None) -> None:
@@ -168,28 +189,40 @@ class JobRunner:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     # -- the API ------------------------------------------------------------------------------------------
-    def run(self, call: ActionCall, work: Work, offer: Offer | None = None) -> Answer:
-        """Record ``call`` and run ``work`` at most once per idempotency key (see the module docstring).
+    def run(self, call: ActionCall, work: Work) -> Answer:
+        """Record ``call`` and run ``work`` at most once per idempotency key (see the module docstring), on a
+        pooled thread: the answer when it is done, or the 202 ``accepted`` after the sync budget.
 
         Returns the Answer (success, a problem, a replay, or a 202 ``accepted``). Raises ActionError 422
-        ``IDEMPOTENCY_KEY_REUSED`` and 503 ``REQUEST_IN_PROGRESS``.
+        ``IDEMPOTENCY_KEY_REUSED`` and 503 ``REQUEST_IN_PROGRESS``."""
+        admitted = self._admit(call)
+        if isinstance(admitted, Answer):
+            return admitted
+        return self._on_pool(admitted, call, work)
 
-        With ``offer`` the work runs in the calling thread (no hand-off to a runner thread) and the caller's
-        transport owns the deadline: while the work runs, ``offer`` holds a function that gives up waiting -
-        it answers the 202 ``accepted`` (the job goes on in this thread, in the background) or None when the
-        work is finishing anyway - and ``offer(None)`` withdraws it when the work is done.
-        """
+    def begin(self, call: ActionCall, work: Work) -> Answer | RunningCall:
+        """As :meth:`run`, but the work runs in the calling thread: a replay (or another answer that needs no
+        work) comes back at once; else the call is recorded and the :class:`RunningCall` returned, for the
+        caller to ``execute()`` - and for its transport's deadline to ``detach()``."""
+        admitted = self._admit(call)
+        if isinstance(admitted, Answer):
+            return admitted
+        return RunningCall(self, admitted, call, work)
+
+    def _admit(self, call: ActionCall) -> Answer | _Running:
+        """The stored answer of ``call``'s key (a replay, a 202 of a job in the background), or the new attempt,
+        recorded and registered, that runs it."""
         if call.idempotency_key is None:
             job_id = self.ledger.insert(call)
             assert job_id is not None
-            return self._start(call, job_id, 1, None, work, offer)
+            return self._attempt(job_id, 1, None)
         give_up = time.monotonic() + self.config.wait_seconds
         pause = 0.02
         last = None
         for _ in range(10_000):
             job_id = self.ledger.insert(call)
             if job_id is not None:
-                return self._start(call, job_id, 1, None, work, offer)
+                return self._attempt(job_id, 1, None)
             state = self.ledger.key_state(call.idempotency_key)
             if state is None:  # purged between our INSERT and SELECT: try again
                 continue
@@ -215,7 +248,7 @@ class JobRunner:
                 taken = self.ledger.take_over(state.job_id, state.attempts, call)
                 if taken is None:  # someone else took it first (or it changed): look again
                     continue
-                return self._start(call, state.job_id, state.attempts + 1, taken, work, offer)
+                return self._attempt(state.job_id, state.attempts + 1, taken)
             answer = self.ledger.stored_answer(state.job_id)
             if answer is not None:
                 return answer
@@ -228,8 +261,7 @@ class JobRunner:
                                            "the background. Its result is at the Location."}
         if progress:
             body["progress"] = progress
-        return Answer(202, body, {"Content-Type": JSON_CONTENT_TYPE, "Retry-After": str(POLL_AFTER_SECONDS)},
-                      replayed=replayed, job_id=job_id, accepted=True)
+        return Answer(202, body, replayed=replayed, job_id=job_id, accepted=True, retry_after=POLL_AFTER_SECONDS)
 
     def result(self, job_id: str, caller: str | None) -> Answer:
         """The answer of ``GET /jobs/{jobId}/result``: 202 while the job runs, then its stored answer."""
@@ -249,24 +281,18 @@ class JobRunner:
         return answer
 
     # -- executing ----------------------------------------------------------------------------------------
-    def _start(self, call: ActionCall, job_id: str, attempt: int, upstream_ids: dict[str, list[str]] | None,
-               work: Work, offer: Offer | None = None) -> Answer:
-        """Run the work; answer when it is done, or 202 after the sync budget. On a pooled thread, or - with
-        ``offer`` - in this thread, the deadline kept by the caller's transport (:meth:`run`)."""
+    def _attempt(self, job_id: str, attempt: int, upstream_ids: dict[str, list[str]] | None) -> _Running:
         running = _Running(job_id, attempt, JobContext(job_id, attempt, upstream_ids, sink=self))
         self._register(running)
-        if offer is not None:
-            offer(lambda: self._detach(running))
-            try:
-                self._execute(running, call, work)
-            finally:
-                offer(None)
-            return running.answer  # type: ignore[return-value]
+        return running
+
+    def _on_pool(self, running: _Running, call: ActionCall, work: Work) -> Answer:
+        """Run the work on a pooled thread; answer when it is done, or 202 after the sync budget."""
         try:
             self._pool.submit(contextvars.copy_context().run, self._execute, running, call, work)
         except RuntimeError:  # the pool is shut down (the process is stopping)
             self._unregister(running)
-            raise self._in_progress(job_id) from None
+            raise self._in_progress(running.job_id) from None
         if running.done.wait(self.config.sync_budget):
             return running.answer  # type: ignore[return-value]
         accepted = self._detach(running)
@@ -274,7 +300,7 @@ class JobRunner:
             return accepted
         if running.done.wait(5.0):  # it finished while we decided
             return running.answer  # type: ignore[return-value]
-        raise self._in_progress(job_id)
+        raise self._in_progress(running.job_id)
 
     def _detach(self, running: _Running) -> Answer | None:
         """Stop waiting for a running job: it goes on in the background. Its 202, or None when it is finishing
@@ -307,7 +333,7 @@ class JobRunner:
                               "The job ledger could not record the outcome; retry in a few seconds.",
                               headers={"Retry-After": str(POLL_AFTER_SECONDS)})
             answer = Answer(503, problem_body(problem, job_id=running.job_id, request_id=call.request_id),
-                            problem_headers(problem), job_id=running.job_id)
+                            dict(problem.headers), job_id=running.job_id)
         with running.lock:
             running.answer = answer
         running.done.set()
@@ -318,7 +344,7 @@ class JobRunner:
             running.finishing = True
         ctx = running.ctx
         merge_upstream_ids(ctx.upstream_ids, result.upstream_ids)
-        headers = {"Content-Type": JSON_CONTENT_TYPE, **result.headers}
+        headers = dict(result.headers)
         body = dict(result.body)
         self.ledger.finish(running.job_id, running.attempt, status=COMPLETED, http_status=result.status,
                            result_code=result.result_code, message=result.message, upstream_ids=ctx.upstream_ids,
@@ -331,7 +357,7 @@ class JobRunner:
         problem = to_problem(exc)
         if isinstance(exc, perr.OutcomeUnknown) and self.operations is not None:
             problem = outcome_unknown_problem(
-                f"{exc.message} {self.operations.check_hint(call.operation, call.params, call.body)}",
+                f"{exc.message} {self.operations.check_hint(call)}",
                 upstreamCall=exc.call)
         if problem is None:  # a bug: recorded (the call may be retried), answered 500
             log.error("job %s: unexpected error", running.job_id, exc_info=exc)
@@ -346,9 +372,9 @@ class JobRunner:
                                duration_ms=_ms(started), retryable=True, response=None,
                                known_secrets=call.known_secrets)
             return Answer(500, problem_body(problem, job_id=running.job_id, request_id=call.request_id),
-                          problem_headers(problem), job_id=running.job_id)
+                          dict(problem.headers), job_id=running.job_id)
         body = problem_body(problem, job_id=running.job_id, request_id=call.request_id)
-        headers = problem_headers(problem)
+        headers = dict(problem.headers)
         with running.lock:
             running.finishing = True
             background = running.detached
@@ -446,8 +472,7 @@ class JobRunner:
                                    duration_ms=0, retryable=True, response=None)
             return
         if job.unsafe_call:
-            verdict, result = self.operations.settle(job.operation, job.params, job.body, job.unsafe_call,
-                                                    job.job_id)
+            verdict, result = self.operations.settle(call, job.unsafe_call, job.job_id)
             if verdict == "applied" and result is not None:
                 log.info("job %s: settled by read-back: the call was applied", job.job_id)
                 running = _Running(job.job_id, job.attempt, JobContext(job.job_id, job.attempt, job.upstream_ids,
@@ -455,7 +480,7 @@ class JobRunner:
                 self._completed(running, call, result, time.monotonic())
                 return
             if verdict != "not_applied":
-                hint = self.operations.check_hint(job.operation, job.params, job.body)
+                hint = self.operations.check_hint(call)
                 problem = outcome_unknown_problem(
                     "The service stopped while the marketing platform was being called with a request that is not "
                     f"safe to repeat. {hint}", upstreamCall=str(job.unsafe_call.get("call") or ""))
@@ -467,7 +492,7 @@ class JobRunner:
         running = _Running(job.job_id, job.attempt, JobContext(job.job_id, job.attempt, job.upstream_ids,
                                                                sink=self, background=True))
         self._register(running)
-        self._execute(running, call, self.operations.work(job.operation, job.params, job.body))
+        self._execute(running, call, self.operations.work(call))
 
     # -- helpers ------------------------------------------------------------------------------------------
     def _register(self, running: _Running) -> None:
@@ -494,4 +519,4 @@ def _ms(started: float) -> int:
     return int((time.monotonic() - started) * 1000)
 
 
-__all__ = ["JobRunner", "Offer", "Operations", "RunnerConfig", "POLL_AFTER_SECONDS"]
+__all__ = ["JobRunner", "Operations", "RunnerConfig", "RunningCall", "POLL_AFTER_SECONDS"]

@@ -3,26 +3,28 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from service import __version__
 from service.actions.catalog import OPERATIONS
+from service.actions.deps import Platform
 from service.actions.problems import ActionError
+from service.config import Settings
 
 
-def health(rt) -> dict:
-    s = rt.settings
-    provider = rt.provider  # built without network I/O
+def health(platform: Platform, s: Settings) -> dict:
+    provider = platform.provider  # built without network I/O
     return {"status": "ok", "version": __version__, "provider": s.provider, "mode": s.mode,
             "supportedOperations": [op.operation_id for op in OPERATIONS if provider.supports(op.operation_id)]}
 
 
-def test_connection(rt) -> dict:
+def test_connection(platform: Platform, s: Settings) -> dict:
     started = time.perf_counter()
-    details = rt.provider.ping() or {}
+    details = platform.provider.ping() or {}
     out = {
         "status": "ok",
-        "provider": rt.settings.provider,
-        "mode": rt.settings.mode,
+        "provider": s.provider,
+        "mode": s.mode,
         "latencyMs": round((time.perf_counter() - started) * 1000, 1),
     }
     if details.get("account"):
@@ -30,8 +32,8 @@ def test_connection(rt) -> dict:
     return out
 
 
-def capabilities(rt) -> dict:
-    provider = rt.provider
+def capabilities(platform: Platform, s: Settings) -> dict:
+    provider = platform.provider
     ops = []
     for op in OPERATIONS:
         item = {"operationId": op.operation_id, "category": op.category,
@@ -39,13 +41,12 @@ def capabilities(rt) -> dict:
         if not item["supported"]:
             item["reason"] = provider.unsupported.get(op.operation_id, "Not supported by this platform.")
         ops.append(item)
-    return {"provider": rt.settings.provider, "mode": rt.settings.mode, "operations": ops}
+    return {"provider": s.provider, "mode": s.mode, "operations": ops}
 
 
-def sandbox_data(rt) -> dict:
-    """Sandbox mode only: the demo account the simulator starts with (contacts), and the automations and
+def sandbox_data(platform: Platform, s: Settings, contacts: Callable[[], list[dict[str, str]]]) -> dict:
+    """Sandbox mode only: the demo account the simulator starts with (``contacts()``), and the automations and
     audiences the platform lists now (the dropdowns' ids, what the actions take). 404 in live mode."""
-    s = rt.settings
     if not s.sandbox:
         raise ActionError(404, "NOT_SANDBOX_MODE",
                           "This service runs in live mode against the real platform: there is no sandbox data. "
@@ -53,14 +54,14 @@ def sandbox_data(rt) -> dict:
     from service.actions.audiences import audiences
     from service.actions.automations import _automation_info, automations
 
-    provider = rt.provider
+    provider = platform.provider
     out: dict = {"provider": s.provider, "mode": s.mode}
     if not s.api_keys:  # the key sandbox mode accepts (no secret: the README and the start log say it too)
         out["apiKey"] = s.accepted_api_keys[0]
-    out["contacts"] = rt.sandbox_contacts()
-    out["automations"] = ([_automation_info(a) for a in automations(rt)]
+    out["contacts"] = contacts()
+    out["automations"] = ([_automation_info(a) for a in automations(platform)]
                           if provider.supports("ListAutomations") else [])
-    out["audiences"] = ([{"id": a.id, "name": a.name} for a in audiences(rt)]
+    out["audiences"] = ([{"id": a.id, "name": a.name} for a in audiences(platform)]
                         if provider.supports("ListAudiences") else [])
     return out
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from service.actions.deps import Platform
 from service.actions.contacts import contact_summary, parse_names
 from service.actions.idempotency import ActionResult, JobContext
 from service.actions.problems import invalid
@@ -17,8 +18,8 @@ MODES = ("set", "increase", "decrease")
 MAX_TAG_LENGTH = 255
 
 
-def list_tags(rt) -> dict:
-    tags = rt.cache.get(("tags",), rt.provider.list_tags)
+def list_tags(platform: Platform) -> dict:
+    tags = platform.cache.get(("tags",), platform.provider.list_tags)
     return {"value": [{"name": t.name} for t in tags]}
 
 
@@ -34,8 +35,8 @@ def parse_tags(value: Any) -> list[str]:
     return parse_names(value, "tags", separators=",;", what="tags", max_length=MAX_TAG_LENGTH)
 
 
-def add_tag(rt, body: dict, job: JobContext) -> ActionResult:
-    provider = rt.provider
+def add_tag(platform: Platform, body: dict, job: JobContext) -> ActionResult:
+    provider = platform.provider
     ref = contact_ref(body.get("contact"))
     tags = parse_tags(body.get("tags"))
     score = _score(body["score"]) if body.get("score") is not None else None
@@ -47,8 +48,8 @@ def add_tag(rt, body: dict, job: JobContext) -> ActionResult:
                         message=message)
 
 
-def remove_tag(rt, body: dict, job: JobContext) -> ActionResult:
-    provider = rt.provider
+def remove_tag(platform: Platform, body: dict, job: JobContext) -> ActionResult:
+    provider = platform.provider
     ref = contact_ref(body.get("contact"))
     tags = parse_tags(body.get("tags"))
     contact, _ = resolve_contact(provider, ref)
@@ -59,8 +60,8 @@ def remove_tag(rt, body: dict, job: JobContext) -> ActionResult:
                         message=message)
 
 
-def set_score(rt, body: dict, job: JobContext) -> ActionResult:
-    provider = rt.provider
+def set_score(platform: Platform, body: dict, job: JobContext) -> ActionResult:
+    provider = platform.provider
     ref = contact_ref(body.get("contact"))
     tag = body.get("tag")
     if not isinstance(tag, str) or not tag.strip():

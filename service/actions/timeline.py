@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Callable
 
+from service.actions.deps import Platform, TimelineDeps, WriteDeps
 from service.actions.idempotency import ActionResult, JobContext
 from service.actions.problems import ActionError, invalid
 from service.actions.resolution import contact_ref, parse_email
@@ -100,22 +101,29 @@ def note_id(job_id: str, regarding: Regarding) -> str:
     return str(uuid.uuid5(NOTE_NAMESPACE, f"{job_id}/{regarding.table}/{regarding.record_id}"))
 
 
+def wants_timeline(operation: str, body: Any) -> bool:
+    """True when the call has ``regarding`` and the action takes it (then it needs :class:`TimelineDeps`)."""
+    return operation in OPERATIONS and isinstance(body, dict) and body.get("regarding") is not None
+
+
 # -- the wrapper ------------------------------------------------------------------------------------------
 
 def with_timeline(operation: str, body: Any, identity: DataverseIdentity,
-                  work: Callable[[Any, JobContext], ActionResult],
-                  scope: dict[str, Any] | None = None) -> Callable[[Any, JobContext], ActionResult]:
+                  work: Callable[[JobContext], ActionResult], deps: WriteDeps,
+                  scope: dict[str, Any] | None = None) -> Callable[[JobContext], ActionResult]:
     """``work`` itself when the call has no ``regarding`` (or the action takes none); else ``work`` with the
     record resolution before it and the note after it. ``body`` is the request body the action reads: a
     contact resolved from the record is put into it."""
-    if operation not in OPERATIONS or not isinstance(body, dict) or body.get("regarding") is None:
+    if not wants_timeline(operation, body):
         return work
+    platform, timeline_deps = deps.platform, deps.timeline
+    assert timeline_deps is not None, "the runtime builds TimelineDeps for a call with regarding"
 
-    def run(rt, job: JobContext) -> ActionResult:
+    def run(job: JobContext) -> ActionResult:
         regarding = parse_regarding(body.get("regarding"))
         created = False
         if not body.get("contact"):
-            record = read_record(rt, regarding, identity)
+            record = read_record(timeline_deps, regarding, identity)
             if not record.email:
                 raise ActionError(422, "REGARDING_HAS_NO_EMAIL",
                                   f"The {regarding.table} has no email address in Dataverse, so there is no contact "
@@ -128,15 +136,15 @@ def with_timeline(operation: str, body: Any, identity: DataverseIdentity,
                     from None
             body["contact"] = {"email": email}
             if body.get("createContactIfMissing") and operation in _CREATING:
-                created = _create_if_missing(rt, body, record)
-        result = work(rt, job)
+                created = _create_if_missing(platform, body, record)
+        result = work(job)
         # from here on the platform action is done: nothing below may fail the call (a retry would repeat it)
         if created and isinstance(result.body.get("contact"), dict):
             result.body["contact"]["created"] = True
-        timeline = write_note(rt, operation, scope or {}, body, result, job, regarding, identity)
+        timeline = write_note(platform, timeline_deps, operation, scope or {}, body, result, job, regarding, identity)
         result.body["timeline"] = timeline
         try:
-            rt.ledger.record_timeline(job.job_id, timeline)
+            timeline_deps.ledger.record_timeline(job.job_id, timeline)
         except Exception:  # noqa: BLE001 - the answer (stored with the job) still carries the timeline
             log.exception("could not record the timeline of job %s", job.job_id)
         return result
@@ -154,9 +162,9 @@ def _token(ms, identity: DataverseIdentity) -> str:
     return ms.identity.app_token(resource)
 
 
-def read_record(rt, regarding: Regarding, identity: DataverseIdentity):
+def read_record(deps: TimelineDeps, regarding: Regarding, identity: DataverseIdentity):
     """The regarding record (e-mail address and name), or the ActionError a flow maker can act on."""
-    ms = rt.microsoft
+    ms = deps.microsoft
     if ms.dataverse is None:
         raise ActionError(400, "DATAVERSE_NOT_CONFIGURED", "This service has no Dataverse connection, so it cannot "
                           "read the regarding record. Give the contact (email or externalId).", field="contact")
@@ -185,13 +193,13 @@ def read_record(rt, regarding: Regarding, identity: DataverseIdentity):
         raise ActionError(424, exc.code, f"Dataverse refused to read the record: {exc.message}") from None
 
 
-def _create_if_missing(rt, body: dict, record) -> bool:
+def _create_if_missing(platform: Platform, body: dict, record) -> bool:
     """Create the platform contact from the record's name and e-mail when the platform does not know it."""
     ref = contact_ref(body["contact"])
-    provider = rt.provider
+    provider = platform.provider
     if provider.find_contact(ref) is not None:
         return False
-    contact = provider.upsert_contact(ref, _name_properties(rt, record))
+    contact = provider.upsert_contact(ref, _name_properties(platform, record))
     body["contact"] = {"email": ref.email, "externalId": contact.external_id}
     return True
 
@@ -207,14 +215,14 @@ def _norm(name: str) -> str:
     return "".join(ch for ch in name.lower() if ch.isalnum())
 
 
-def _name_properties(rt, record) -> dict[str, Any]:
+def _name_properties(platform: Platform, record) -> dict[str, Any]:
     """The platform's first name / last name / company fields (found by name) filled from the record."""
     from service.actions.coercion import coerce_value
     from service.actions.contacts import contact_fields
     from service.providers.errors import ProviderError
 
     try:
-        fields = contact_fields(rt)
+        fields = contact_fields(platform)
     except (ProviderError, ActionError):
         return {}
     out: dict[str, Any] = {}
@@ -235,10 +243,11 @@ def _name_properties(rt, record) -> dict[str, Any]:
 
 # -- the note ---------------------------------------------------------------------------------------------
 
-def write_note(rt, operation: str, scope: dict[str, Any], body: dict, result: ActionResult, job: JobContext,
+def write_note(platform: Platform, deps: TimelineDeps, operation: str, scope: dict[str, Any], body: dict,
+               result: ActionResult, job: JobContext,
                regarding: Regarding, identity: DataverseIdentity) -> dict[str, Any]:
     """Write the note; never raises (the platform action is done). Returns the ``timeline`` answer."""
-    ms = rt.microsoft
+    ms = deps.microsoft
     if ms.dataverse is None:
         return {"status": SKIPPED, "reason": "DATAVERSE_NOT_CONFIGURED",
                 "message": "This service has no Dataverse connection; no note was written."}
@@ -247,7 +256,7 @@ def write_note(rt, operation: str, scope: dict[str, Any], body: dict, result: Ac
                 "message": "The action changed nothing on the platform; no note was written."}
     nid = note_id(job.job_id, regarding)
     try:
-        subject, text = describe(rt, operation, scope, body, result, job)
+        subject, text = describe(platform, operation, scope, body, result, job)
         deadline = time.monotonic() + ms.timeline_budget_seconds
         written = ms.dataverse.create_note(note_id=nid, table=regarding.table, record_id=regarding.record_id,
                                            subject=subject, text=text, token=_token(ms, identity),
@@ -272,22 +281,22 @@ def _safe(get: Callable[[], str | None], fallback: str) -> str:
         return fallback
 
 
-def _automation_name(rt, automation_id: str) -> str | None:
+def _automation_name(platform: Platform, automation_id: str) -> str | None:
     from service.actions.automations import automations
 
-    return next((a.name for a in automations(rt) if a.id == automation_id), None)
+    return next((a.name for a in automations(platform) if a.id == automation_id), None)
 
 
-def _campaign_name(rt, key: str, value: str) -> str | None:
+def _campaign_name(platform: Platform, key: str, value: str) -> str | None:
     from service.actions.automations import list_campaigns
 
-    for c in list_campaigns(rt)["value"]:
+    for c in list_campaigns(platform)["value"]:
         if c.get(key) == value:
             return c.get("title") if key == "triggerId" else c.get("campaignName")
     return None
 
 
-def describe(rt, operation: str, scope: dict[str, Any], body: dict, result: ActionResult,
+def describe(platform: Platform, operation: str, scope: dict[str, Any], body: dict, result: ActionResult,
              job: JobContext) -> tuple[str, str]:
     """(subject, text) of the note: what was done, the run ids, the job id and the time. No e-mail address
     and no field value is written (the record has the address; values may be personal)."""
@@ -296,7 +305,7 @@ def describe(rt, operation: str, scope: dict[str, Any], body: dict, result: Acti
     what: str
     if operation in ("StartAutomation", "StopAutomation"):
         aid = str(scope.get("automationId", ""))
-        name = _safe(lambda: _automation_name(rt, aid), aid)
+        name = _safe(lambda: _automation_name(platform, aid), aid)
         what = f"Automation {'started' if operation == 'StartAutomation' else 'stopped'}: {name}"
         lines.append(f"Automation: {name} ({aid})" if name != aid else f"Automation: {aid}")
         if operation == "StopAutomation":
@@ -304,7 +313,7 @@ def describe(rt, operation: str, scope: dict[str, Any], body: dict, result: Acti
     elif operation in ("TriggerCampaign", "StopCampaign"):
         key = "triggerId" if operation == "TriggerCampaign" else "campaignId"
         cid = str(scope.get(key, ""))
-        name = _safe(lambda: _campaign_name(rt, key, cid), cid)
+        name = _safe(lambda: _campaign_name(platform, key, cid), cid)
         what = f"Campaign {'triggered' if operation == 'TriggerCampaign' else 'stopped'}: {name}"
         lines.append(f"Campaign: {name} ({cid})" if name != cid else f"Campaign: {cid}")
     elif operation in ("AddTag", "RemoveTag"):
@@ -333,16 +342,16 @@ def describe(rt, operation: str, scope: dict[str, Any], body: dict, result: Acti
         what = "Contact anonymized"
     else:  # pragma: no cover - OPERATIONS is closed
         what = operation
-    platform = PLATFORM_NAMES.get(rt.provider.name, rt.provider.name)
+    platform_name = PLATFORM_NAMES.get(platform.provider.name, platform.provider.name)
     run_ids = out.get("automationContactIds") or [r.get("automationContactId") for r in out.get("results") or []
                                                   if r.get("result") == "STOPPED" and r.get("automationContactId")]
     if run_ids:
         lines.append(f"Run ids (automationContactId): {', '.join(str(i) for i in run_ids)}")
     contact = out.get("contact") or {}
     if contact.get("externalId"):
-        lines.append(f"Contact in {platform}: {contact['externalId']}"
+        lines.append(f"Contact in {platform_name}: {contact['externalId']}"
                      + (" (created by this action)" if contact.get("created") else ""))
     when = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-    text = "\n".join([f"{what} in {platform}.", *lines, f"Job: {job.job_id}", f"Time (UTC): {when}",
+    text = "\n".join([f"{what} in {platform_name}.", *lines, f"Job: {job.job_id}", f"Time (UTC): {when}",
                       "Written by Marketing Actions."])
-    return f"{platform}: {what}", text
+    return f"{platform_name}: {what}", text

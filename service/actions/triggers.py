@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from service.actions import contacts as contact_actions
+from service.actions.deps import Platform, TriggerDeps
 from service.actions.coercion import CODE_UNKNOWN, resolve_field
 from service.actions.problems import ActionError, invalid
 from service.actions.trigger_state import (
@@ -119,9 +120,9 @@ class Candidate:
 
 @dataclass
 class Context:
-    """One poll: the runtime, the resolved filters, the upstream call count."""
+    """One poll: its deps, the resolved filters, the upstream call count."""
 
-    rt: Any
+    deps: TriggerDeps
     state: TriggerState
     codec: Any
     store: Any
@@ -132,13 +133,13 @@ class Context:
 
     @property
     def provider(self):
-        return self.rt.provider
+        return self.deps.platform.provider
 
     def permission_name(self, value: str, event: ContactEvent | None = None) -> str:
         if event is not None and value in event.permission_names:
             return event.permission_names[value]
         if self._permission_names is None:
-            self._permission_names = {o.value: o.name for o in contact_actions.permissions(self.rt)}
+            self._permission_names = {o.value: o.name for o in contact_actions.permissions(self.deps.platform)}
         return self._permission_names.get(value, value)
 
 
@@ -230,7 +231,7 @@ class ContactAdded(Trigger):
         if "permissions" not in filters:
             return ()
         options = contact_actions.with_fresh_list(
-            ctx.rt, lambda: contact_actions._match_permissions(contact_actions.permissions(ctx.rt),
+            ctx.deps.platform, lambda: contact_actions._match_permissions(contact_actions.permissions(ctx.deps.platform),
                                                                filters["permissions"]),
             ("UNKNOWN_PERMISSION",))
         return tuple(o.value for o in options)
@@ -266,10 +267,10 @@ class ContactChanged(Trigger):
                                             max_items=MAX_WATCHED_FIELDS)
 
         def attempt():
-            known = contact_actions.contact_fields(ctx.rt)
+            known = contact_actions.contact_fields(ctx.deps.platform)
             return [resolve_field(known, n).name for n in names]
 
-        return tuple(sorted(set(contact_actions.with_fresh_list(ctx.rt, attempt, (CODE_UNKNOWN,)))))
+        return tuple(sorted(set(contact_actions.with_fresh_list(ctx.deps.platform, attempt, (CODE_UNKNOWN,)))))
 
     def candidate(self, ctx, ev: ContactEvent):
         t = _ms(ev.last_changed)
@@ -488,19 +489,19 @@ def _decide_with_store(trigger: Trigger, ctx: Context, candidates: list[Candidat
 # ---------------------------------------------------------------------------------------------------------
 
 
-def recent_mailings(rt) -> list[Mailing]:
+def recent_mailings(platform: Platform) -> list[Mailing]:
     def load() -> list[Mailing]:
         until = dt.datetime.now(dt.UTC) + dt.timedelta(days=1)
-        found = rt.provider.list_mailings(until - dt.timedelta(days=RECENT_MAILINGS_DAYS + 1), until)
+        found = platform.provider.list_mailings(until - dt.timedelta(days=RECENT_MAILINGS_DAYS + 1), until)
         epoch = dt.datetime.min.replace(tzinfo=dt.UTC)
         return sorted(found, key=lambda m: m.sent_at or epoch, reverse=True)[:MAX_MAILINGS]
 
-    return rt.cache.get(("mailings",), load)
+    return platform.cache.get(("mailings",), load)
 
 
-def list_mailings(rt) -> dict[str, Any]:
+def list_mailings(platform: Platform) -> dict[str, Any]:
     value = []
-    for m in recent_mailings(rt):
+    for m in recent_mailings(platform):
         item: dict[str, Any] = {"id": m.id, "name": m.name,
                                 "title": f"{m.name} ({m.sent_at.date().isoformat()})" if m.sent_at else m.name}
         if m.sent_at:
@@ -513,9 +514,9 @@ def mailing_names(ctx: Context, ids: Iterable[str | None]) -> dict[str, str]:
     wanted = {i for i in ids if i}
     if not wanted:
         return {}
-    names = {m.id: m.name for m in recent_mailings(ctx.rt)}
+    names = {m.id: m.name for m in recent_mailings(ctx.deps.platform)}
     for mid in sorted(wanted - set(names)):
-        m = ctx.rt.cache.get(("mailing", mid), lambda mid=mid: ctx.provider.get_mailing(mid))
+        m = ctx.deps.platform.cache.get(("mailing", mid), lambda mid=mid: ctx.provider.get_mailing(mid))
         if m is not None:
             names[mid] = m.name
     return {i: names[i] for i in wanted if i in names}
@@ -526,9 +527,9 @@ def mailing_names(ctx: Context, ids: Iterable[str | None]) -> dict[str, str]:
 # ---------------------------------------------------------------------------------------------------------
 
 
-def _batch(rt, batch_size: Any) -> int:
+def _batch(deps: TriggerDeps, batch_size: Any) -> int:
     if batch_size is None:
-        return rt.settings.trigger_batch_size
+        return deps.settings.batch_size
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or not 1 <= batch_size <= MAX_BATCH:
         raise invalid("batchSize", f"batchSize must be a whole number from 1 to {MAX_BATCH}.", code="INVALID_BATCH")
     return batch_size
@@ -557,33 +558,33 @@ def _since(value: Any, now: int) -> int | None:
     return at
 
 
-def poll(rt, operation: str, params: dict[str, Any], *, state: str | None, caller: str | None,
+def poll(deps: TriggerDeps, operation: str, params: dict[str, Any], *, state: str | None, caller: str | None,
          since: Any = None, batch_size: Any = None) -> PollResult:
     """Answer one poll of a trigger (``state`` None: the first call)."""
     trigger = TRIGGERS[operation]
-    codec, store = rt.triggers
+    codec, store = deps.codec, deps.store
     filters = trigger.filters(params)
-    batch = _batch(rt, batch_size)
+    batch = _batch(deps, batch_size)
     binding = codec.binding(operation, filters, caller)
     now = now_ms()
     start_at = _since(since, now) if trigger.accepts_since else _no_since(since)  # checked on every call
     if state is None:
-        return _first(rt, trigger, codec, store, filters, binding, start_at, now)
+        return _first(deps, trigger, codec, store, filters, binding, start_at, now)
     st = codec.loads(state)
     if st.kind != operation or st.binding != binding:
         raise state_error("TRIGGER_STATE_FOREIGN", "This trigger state belongs to another trigger, other filter "
                                                    "values or another connection.")
-    ctx = Context(rt=rt, state=st, codec=codec, store=store, filters=filters)
+    ctx = Context(deps=deps, state=st, codec=codec, store=store, filters=filters)
     seen = _load_seen(store, st)
     if trigger.uses_store(filters):
         if not st.instance or not store.touch_instance(st.instance):
             raise state_error("TRIGGER_STATE_EXPIRED", "The data this trigger keeps in the service was removed "
                                                        "after a long pause.")
         if st.baseline_after is not None:
-            return _continue_baseline(rt, trigger, ctx, seen, filters, now)
-    overlap = int(rt.settings.trigger_overlap_seconds * 1000)
+            return _continue_baseline(deps, trigger, ctx, seen, filters, now)
+    overlap = int(deps.settings.overlap_seconds * 1000)
     lo, hi = st.cursor_ms - overlap, now + overlap
-    events, hi, complete = _read_window(rt, trigger, ctx, lo, hi)
+    events, hi, complete = _read_window(deps, trigger, ctx, lo, hi)
     candidates: dict[bytes, Candidate] = {}
     for ev in events:
         c = trigger.candidate(ctx, ev)
@@ -607,7 +608,7 @@ def poll(rt, operation: str, params: dict[str, Any], *, state: str | None, calle
                                     "waiting": len(ordered) - consumed, "upstreamCalls": ctx.calls,
                                     "seen": len(new_seen), "spilled": bool(nxt.spill)})
     return PollResult(status=200 if items else 202, items=items, state=codec.dumps(nxt),
-                      retry_after=0 if more else rt.settings.trigger_poll_seconds, query=filters,
+                      retry_after=0 if more else deps.settings.poll_seconds, query=filters,
                       upstream_calls=ctx.calls)
 
 
@@ -618,11 +619,11 @@ def _no_since(value: Any) -> None:
     return None
 
 
-def _first(rt, trigger: Trigger, codec, store, filters: dict[str, str], binding: str, since: int | None,
+def _first(deps: TriggerDeps, trigger: Trigger, codec, store, filters: dict[str, str], binding: str, since: int | None,
            now: int) -> PollResult:
-    overlap = int(rt.settings.trigger_overlap_seconds * 1000)
+    overlap = int(deps.settings.overlap_seconds * 1000)
     st = TriggerState(kind=trigger.operation, binding=binding, cursor_ms=now, origin_ms=now)
-    ctx = Context(rt=rt, state=st, codec=codec, store=store, filters=filters)
+    ctx = Context(deps=deps, state=st, codec=codec, store=store, filters=filters)
     st.filters = trigger.resolve(ctx, filters)
     if trigger.uses_store(filters) and since is not None:
         raise invalid("since", "Start from now when the trigger watches chosen fields: their earlier values are "
@@ -633,7 +634,7 @@ def _first(rt, trigger: Trigger, codec, store, filters: dict[str, str], binding:
     else:
         lo, hi = now - overlap, now + overlap
         # not shared: the polls that follow read from this same window start, and must see what happens now
-        events, hi, _ = _read_window(rt, trigger, ctx, lo, hi, share=False)
+        events, hi, _ = _read_window(deps, trigger, ctx, lo, hi, share=False)
         for ev in events:  # what is already there when the trigger starts is not new
             c = trigger.candidate(ctx, ev)
             if c is not None and lo <= c.t_ms <= hi:
@@ -642,24 +643,24 @@ def _first(rt, trigger: Trigger, codec, store, filters: dict[str, str], binding:
         st.instance = base64.urlsafe_b64encode(os.urandom(12)).decode()
         store.create_instance(st.instance, trigger.operation)
         st.baseline_after = 0
-        return _continue_baseline(rt, trigger, ctx, seen, filters, now)
+        return _continue_baseline(deps, trigger, ctx, seen, filters, now)
     _store_seen(store, st, seen)
-    return PollResult(status=202, items=[], state=codec.dumps(st), retry_after=rt.settings.trigger_poll_seconds,
+    return PollResult(status=202, items=[], state=codec.dumps(st), retry_after=deps.settings.poll_seconds,
                       query=filters, upstream_calls=ctx.calls)
 
 
-def _continue_baseline(rt, trigger: Trigger, ctx: Context, seen: dict[bytes, int], filters: dict[str, str],
+def _continue_baseline(deps: TriggerDeps, trigger: Trigger, ctx: Context, seen: dict[bytes, int], filters: dict[str, str],
                        now: int) -> PollResult:
     """Record the fingerprint of every contact, a page budget per poll (202 + Retry-After 0 until done)."""
     st = ctx.state
-    overlap = int(rt.settings.trigger_overlap_seconds * 1000)
-    settings = rt.settings
+    overlap = int(deps.settings.overlap_seconds * 1000)
+    settings = deps.settings
     after = st.baseline_after or 0
     until = _dt(now + overlap)
     done = False
-    for _ in range(settings.trigger_max_pages):
+    for _ in range(settings.max_pages):
         start = max(0, after - BASELINE_REREAD) if after else 0
-        page = ctx.provider.contact_feed(BASELINE_FROM, until, after=start, page_size=settings.trigger_page_size)
+        page = ctx.provider.contact_feed(BASELINE_FROM, until, after=start, page_size=settings.page_size)
         ctx.calls += 1
         versions = [Version(ctx.codec.contact_hash(ev.external_id), _ms(ev.last_changed) or 0,
                             trigger.fingerprint(ctx, ev)) for ev in page.items]
@@ -672,22 +673,22 @@ def _continue_baseline(rt, trigger: Trigger, ctx: Context, seen: dict[bytes, int
                        filters=st.filters, instance=st.instance, baseline_after=None if done else after)
     _store_seen(ctx.store, nxt, seen)
     return PollResult(status=202, items=[], state=ctx.codec.dumps(nxt),
-                      retry_after=settings.trigger_poll_seconds if done else 0, query=filters,
+                      retry_after=settings.poll_seconds if done else 0, query=filters,
                       upstream_calls=ctx.calls)
 
 
-def _read_window(rt, trigger: Trigger, ctx: Context, lo: int, hi: int,
+def _read_window(deps: TriggerDeps, trigger: Trigger, ctx: Context, lo: int, hi: int,
                  share: bool = True) -> tuple[list[Any], int, bool]:
     """Every event of every feed of the trigger in ``[lo, hi]`` (several feeds are read in parallel). When a
     feed holds more than the page budget, its window is halved (at most MAX_SPLITS times) so that no event below
     the new end is missed; the window of the poll then ends there for every feed. ``complete`` is False when
     the window was cut (more is waiting) or could not be read whole."""
-    settings = rt.settings
+    settings = deps.settings
 
     def read(feed: Callable[..., FeedPage]) -> tuple[list[Any], int, bool, int]:
         end, calls = hi, 0
         for split in range(MAX_SPLITS + 1):
-            got, whole, n = _read_pages(feed, lo, end, settings.trigger_page_size, settings.trigger_max_pages)
+            got, whole, n = _read_pages(feed, lo, end, settings.page_size, settings.max_pages)
             calls += n
             if whole or end - lo <= 2000 or split == MAX_SPLITS:
                 return got, end, whole, calls
@@ -711,13 +712,13 @@ def _read_window(rt, trigger: Trigger, ctx: Context, lo: int, hi: int,
             return got
 
         try:
-            got = rt.feed_cache.get(_feed_key(rt, ctx, name, lo), load)
+            got = deps.feeds.get(_feed_key(deps, ctx, name, lo), load)
         except _NotShared:
             return fresh[0]
         return (got, hi, True, fresh[0][3]) if fresh else (got, hi, True, 0)
 
     feeds = list(zip(trigger.feed_names(ctx), trigger.windows(ctx), strict=True))
-    cached = [rt.feed_cache.peek(_feed_key(rt, ctx, name, lo)) for name, _ in feeds] if share else []
+    cached = [deps.feeds.peek(_feed_key(deps, ctx, name, lo)) for name, _ in feeds] if share else []
     if cached and all(c is not MISSING for c in cached):  # every feed shared: no thread, no upstream call
         results = [(got, hi, True, 0) for got in cached]
     elif len(feeds) == 1:
@@ -732,8 +733,8 @@ def _read_window(rt, trigger: Trigger, ctx: Context, lo: int, hi: int,
     return events, end, complete
 
 
-def _feed_key(rt, ctx: Context, name: str, lo: int) -> tuple:
-    return (rt.settings.provider, name, lo, tuple(sorted(ctx.filters.items())))
+def _feed_key(deps: TriggerDeps, ctx: Context, name: str, lo: int) -> tuple:
+    return (deps.settings.provider_name, name, lo, tuple(sorted(ctx.filters.items())))
 
 
 class _NotShared(Exception):

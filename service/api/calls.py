@@ -1,27 +1,37 @@
-"""Runs one write action through the job runner: idempotency, recording, replay, the 202 of long work. Shared by
-every write handler; the work itself is the operation's entry in service.actions.operations."""
+"""A write action over HTTP: the request parsed ONCE into the typed call object (:func:`build_call`), handed to
+the job runner, and its outcome turned into the HTTP answer (:mod:`service.api.answers`). Every write handler
+(:mod:`service.api.writes`, derived from the operation registry) comes through :func:`run`."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import flask
 from connexion.context import context as connexion_context
 
 from service.actions import timeline
+from service.actions.deps import Connection, Platform
 from service.actions.idempotency import ActionCall, Answer, body_hash, derive_key
 from service.actions.operations import SHORT_OPERATIONS
 from service.actions.problems import ActionError
 from service.actions.resolution import contact_ref, parse_identifier
-from service.actions.runner import Offer
-from service.api import jsonbody
-from service.api.urls import external_base_url, request_base_url
+from service.actions.runner import RunningCall
+from service.api.answers import answer_parts, respond
+from service.api.urls import external_base_url
 from service.api.wsgi_bridge import DEADLINE_KEY, Deadline
 from service.logs import request_id_var
 from service.runtime import current_runtime
 
-REPLAY_HEADER = "Idempotent-Replayed"
+
+def connection() -> Connection | None:
+    """The platform account the request names. Single mode: none (the service's own account). Hosted mode
+    (issue 22) reads it here from ``X-Platform``, ``X-Platform-Key`` and ``X-Platform-Secret``."""
+    return None
+
+
+def request_platform() -> Platform:
+    """The platform deps of this request (dropdowns and reads)."""
+    return current_runtime().platform_for(connection())
 
 
 def _contact_for_record(body: Any):
@@ -49,11 +59,9 @@ def _bearer(headers) -> str | None:
     return (token.strip() or None) if scheme.lower() == "bearer" else None
 
 
-def run(operation: str, user: str | None, body: Any, scope: dict[str, Any] | None = None) -> flask.Response:
-    """Run write action ``operation`` for caller ``user`` (the security handler's ``sub``: ``key:<id>`` or
-    ``aad:<tenant>:<object id>``). With ``regarding`` in the body, the work also resolves the contact from the
-    Dataverse record and writes the note (:mod:`service.actions.timeline`), as the signed-in user or the app."""
-    rt = current_runtime()
+def build_call(operation: str, user: str | None, body: Any, scope: dict[str, Any] | None) -> ActionCall:
+    """The typed call object of this request: path parameters checked, the request hashed, the idempotency key
+    derived and the contact (for the record) parsed - each once."""
     request = flask.request
     if request.mimetype != "application/json" or not isinstance(body, (dict, list)):
         raise ActionError(415, "UNSUPPORTED_MEDIA_TYPE", "Send the request body as JSON with the header "
@@ -61,58 +69,66 @@ def run(operation: str, user: str | None, body: Any, scope: dict[str, Any] | Non
     params = {name: parse_identifier(value, name) for name, value in (scope or {}).items()}
     raw = request.get_data(cache=True)
     headers = request.headers
-    call = ActionCall(
+    request_hash = body_hash(raw, params or None)
+    return ActionCall(
         operation=operation,
-        provider=rt.settings.provider,
+        provider=current_runtime().settings.provider,
         caller=user,
         request_id=request_id_var.get(),
         contact=_contact_for_record(body),
         inputs={**params, **(body if isinstance(body, dict) else {"body": body})},
-        idempotency_key=derive_key(operation, headers, raw, user, scope=params or None),
-        body_hash=body_hash(raw, params or None),
+        idempotency_key=derive_key(operation, headers, raw, user, scope=params or None, request_hash=request_hash),
+        body_hash=request_hash,
         known_secrets=tuple(k for k in (headers.get("X-API-Key"), _bearer(headers)) if k),
         params=params,
         body=body,
+        connection=connection(),
+        identity=dataverse_identity(),
     )
-    work = rt.operations.work(operation, params, body, identity=dataverse_identity())
-    deadline = request.environ.get(DEADLINE_KEY)
-    offer = _offer(deadline) if deadline is not None and operation in SHORT_OPERATIONS else None
-    return respond(rt.runner.run(call, work, offer))
 
 
-def _offer(deadline: Deadline) -> Offer:
-    """The job runner's inline mode through the transport's deadline (service.api.wsgi_bridge): the early
-    answer is built off the request's thread, from what is captured here."""
-    request = flask.request
-    headers, scheme, host = request.headers, request.scheme, request.host
+def run(operation: str, user: str | None, body: Any, scope: dict[str, Any] | None = None) -> flask.Response:
+    """Run write action ``operation`` for caller ``user`` (the security handler's ``sub``: ``key:<id>`` or
+    ``aad:<tenant>:<object id>``). With ``regarding`` in the body, the work also resolves the contact from the
+    Dataverse record and writes the note (:mod:`service.actions.timeline`), as the signed-in user or the app.
 
-    def offer(give_up):
-        if give_up is None:
-            deadline.early = None
-            return
-
-        def early():
-            answer = give_up()
-            return None if answer is None else answer_parts(answer, lambda: external_base_url(headers, scheme, host))
-
-        deadline.early = early
-    return offer
-
-
-def answer_parts(answer: Answer, base_url: Callable[[], str]) -> tuple[int, dict[str, str], bytes]:
-    """Status, headers and body of ``answer``; ``base_url()`` gives the external base of a 202's Location."""
-    headers = dict(answer.headers)
-    if "Content-Type" not in headers and "content-type" not in headers:
-        headers["Content-Type"] = "application/problem+json" if answer.status >= 400 else "application/json"
-    if answer.accepted and answer.job_id:
-        headers["Location"] = f"{base_url()}/jobs/{answer.job_id}/result"
-    if answer.replayed:
-        headers[REPLAY_HEADER] = "true"
-    return answer.status, headers, jsonbody.dumps(answer.body).encode("utf-8")
+    A short operation runs in this thread while the transport keeps the deadline (service.api.wsgi_bridge):
+    past it, the transport detaches the running call and sends its 202; a bulk one runs on the runner's
+    threads, which answer 202 after the sync budget themselves."""
+    call = build_call(operation, user, body, scope)
+    rt = current_runtime()
+    runner, work = rt.runner, rt.operations.work(call)
+    deadline = flask.request.environ.get(DEADLINE_KEY)
+    if deadline is None or operation not in SHORT_OPERATIONS:
+        return respond(runner.run(call, work))
+    started = runner.begin(call, work)
+    if isinstance(started, Answer):  # a replay, or the 202 of the same call going on in the background
+        return respond(started)
+    deadline.hold(_EarlyAnswer(started))
+    try:
+        answer = started.execute()
+    finally:
+        deadline.release()
+    return respond(answer)
 
 
-def respond(answer: Answer) -> flask.Response:
-    status, headers, body = answer_parts(answer, request_base_url)
-    response = flask.Response(body, status=status)
-    response.headers.update(headers)
-    return response
+class _EarlyAnswer:
+    """What the transport's deadline asks, from another thread, when the call runs too long: the running call
+    detached (its 202, with the Location built from what the request said here), or None when it is finishing
+    anyway (its own answer comes next)."""
+
+    __slots__ = ("running", "headers", "scheme", "host")
+
+    def __init__(self, running: RunningCall) -> None:
+        request = flask.request
+        self.running = running
+        self.headers, self.scheme, self.host = request.headers, request.scheme, request.host
+
+    def answer_now(self) -> tuple[int, dict[str, str], bytes] | None:
+        answer = self.running.detach()
+        if answer is None:
+            return None
+        return answer_parts(answer, lambda: external_base_url(self.headers, self.scheme, self.host))
+
+
+__all__ = ["build_call", "connection", "request_platform", "respond", "run", "Deadline"]

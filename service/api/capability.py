@@ -8,7 +8,7 @@ from werkzeug.exceptions import NotFound
 
 from service.actions.catalog import OPERATION_IDS
 from service.api.resolver import snake
-from service.runtime import current_runtime
+from service.api.calls import request_platform
 
 _BY_HANDLER = {snake(op): op for op in OPERATION_IDS}
 
@@ -23,6 +23,6 @@ def require_capability() -> None:
         return
     op = _BY_HANDLER.get(handler)
     if op is not None:
-        provider = current_runtime().provider
+        provider = request_platform().provider
         if not provider.supports(op):
             provider._unsupported(op)

@@ -21,15 +21,13 @@ from werkzeug.exceptions import HTTPException as WerkzeugHTTPException
 
 from service import privacy
 from service.actions.problems import ActionError, Problem, title_for, to_problem
-from service.api import jsonbody
+from service.api.answers import render_problem
 from service.actions.storage import SchemaNotCurrent
 from service.api.validation import InputProblem
 from service.logs import request_id_var
 from service.providers.errors import ProviderError
 
 log = logging.getLogger(__name__)
-
-PROBLEM_JSON = "application/problem+json"
 
 _STATUS_CODES = {
     400: "VALIDATION_FAILED",
@@ -60,10 +58,7 @@ _FIELD_AT_END = re.compile(r" - '([^']+)'$")
 _REQUIRED = re.compile(r"'([^']+)' is a required property")
 
 
-def render(problem: Problem) -> ConnexionResponse:
-    body = problem.to_dict(request_id=request_id_var.get())
-    return ConnexionResponse(status_code=problem.status, mimetype=PROBLEM_JSON, content_type=PROBLEM_JSON,
-                             body=jsonbody.dumps(body), headers=dict(problem.headers))
+render = render_problem
 
 
 def _field_from_detail(detail: str) -> str | None:

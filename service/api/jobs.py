@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from service.actions import jobs as actions
-from service.api.calls import respond
+from service.api.answers import respond
 from service.runtime import current_runtime
 
 

@@ -14,6 +14,7 @@ import uuid
 
 from service.actions.problems import Problem
 from service.api import jsonbody
+from service.api.answers import PROBLEM_JSON, problem_document
 from service.logs import request_id_var
 from service.runtime import runtime_var
 
@@ -133,9 +134,9 @@ class RequestContextMiddleware:
     async def _too_large(self, send, request_id: str) -> None:
         problem = Problem(413, "PAYLOAD_TOO_LARGE", "Payload Too Large",
                           f"The request body is larger than {self.max_body_bytes} bytes. Send fewer items per call.")
-        body = jsonbody.dumps(problem.to_dict(request_id=request_id)).encode()
+        body = problem_document(problem, request_id).encode()
         await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", b"application/problem+json"),
+                    "headers": [(b"content-type", PROBLEM_JSON.encode()),
                                 (b"content-length", str(len(body)).encode())]})
         await send({"type": "http.response.body", "body": body})
 

@@ -1,15 +1,10 @@
-"""Permission operations: thin handlers over service.actions.contacts."""
+"""Permission operations: thin read handlers over service.actions.contacts."""
 
 from __future__ import annotations
 
 from service.actions import contacts as actions
-from service.api.calls import run
-from service.runtime import current_runtime
+from service.api.calls import request_platform
 
 
 def list_permissions(user=None):
-    return actions.list_permissions(current_runtime()), 200
-
-
-def set_permissions(body: dict, user=None):
-    return run("SetPermissions", user, body)
+    return actions.list_permissions(request_platform()), 200

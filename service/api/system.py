@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 from service.actions import system as actions
+from service.api.calls import request_platform
 from service.runtime import current_runtime
 
 
 def health():
-    return actions.health(current_runtime()), 200
+    return actions.health(request_platform(), current_runtime().settings), 200
 
 
 def test_connection(user=None):
-    return actions.test_connection(current_runtime()), 200
+    return actions.test_connection(request_platform(), current_runtime().settings), 200
 
 
 def get_capabilities(user=None):
-    return actions.capabilities(current_runtime()), 200
+    return actions.capabilities(request_platform(), current_runtime().settings), 200
 
 
 def get_sandbox_data():
-    return actions.sandbox_data(current_runtime()), 200
+    rt = current_runtime()
+    return actions.sandbox_data(request_platform(), rt.settings, rt.sandbox_contacts), 200

@@ -8,12 +8,13 @@ from urllib.parse import urlencode
 import flask
 
 from service.actions import triggers as actions
+from service.api.calls import connection, request_platform
 from service.api.urls import absolute_url
 from service.runtime import current_runtime
 
 
 def _answer(operation: str, params: dict, *, since=None, batch_size=None, state=None, user=None):
-    result = actions.poll(current_runtime(), operation, params, state=state, caller=user, since=since,
+    result = actions.poll(current_runtime().triggers_for(connection()), operation, params, state=state, caller=user, since=since,
                           batch_size=batch_size)
     query = dict(result.query)
     if batch_size is not None:
@@ -52,4 +53,4 @@ def on_mailing_interaction(interaction=None, mailingId=None, since=None, batchSi
 
 
 def list_mailings(user=None):
-    return actions.list_mailings(current_runtime()), 200
+    return actions.list_mailings(request_platform()), 200

@@ -10,10 +10,10 @@ buffered answer. Same environ as a2wsgi (``asgi.scope`` included), the context v
 
 **An answer before the app is done** (``deadline_seconds``): every request gets a :class:`Deadline` in its
 environ (``DEADLINE_KEY``). A write action whose work runs in the request's own thread (the job runner's
-inline mode) puts there a function that gives up waiting for the work: after ``deadline_seconds`` the bridge
-calls it (off the event loop), and if it hands back an answer - the job runner's 202 with its ``Location`` - the
-bridge sends that one, while the thread goes on with the work and its own, later answer is dropped. Requests
-that put nothing there (reads, work on the runner's own threads) are simply awaited.
+``RunningCall``) holds there an :class:`EarlyAnswer` while the work runs: after ``deadline_seconds`` the bridge
+asks it (``answer_now()``, off the event loop), and if it hands back an answer - the job runner's 202 with its
+``Location`` - the bridge sends that one, while the thread goes on with the work and its own, later answer is
+dropped. Requests that hold nothing there (reads, work on the runner's own threads) are simply awaited.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ import asyncio
 import contextvars
 import io
 import sys
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import Protocol
 
 #: where a request's :class:`Deadline` is in its WSGI environ
 DEADLINE_KEY = "marketing_actions.deadline"
@@ -51,15 +51,28 @@ class _Answer:
         return answer
 
 
+class EarlyAnswer(Protocol):
+    """What an app holds in its :class:`Deadline` while it can give up waiting for its work."""
+
+    def answer_now(self) -> tuple[int, dict[str, str], bytes] | None:
+        """``(status, headers, body)`` to send now, or None when the work is finishing anyway and its own answer
+        is moments away."""
+
+
 class Deadline:
-    """The app's way to answer before its thread is done (module doc). ``early`` is set by the app while it
-    can give up waiting: a function returning ``(status, headers, body)`` - or None when the work is finishing
-    anyway and its own answer is moments away."""
+    """The app's way to answer before its thread is done (module doc): ``hold`` while the work runs,
+    ``release`` when it is done."""
 
     __slots__ = ("early",)
 
     def __init__(self) -> None:
-        self.early: Callable[[], tuple[int, dict[str, str], bytes] | None] | None = None
+        self.early: EarlyAnswer | None = None
+
+    def hold(self, early: EarlyAnswer) -> None:
+        self.early = early
+
+    def release(self) -> None:
+        self.early = None
 
 
 def build_environ(scope: dict, body: bytes) -> dict:
@@ -158,7 +171,7 @@ class BufferedWSGIBridge:
                 wait = _LOOK_AGAIN_SECONDS
                 continue
             try:
-                parts = await loop.run_in_executor(None, early)
+                parts = await loop.run_in_executor(None, early.answer_now)
             except BaseException:  # e.g. the ledger is away: Connexion's error handlers answer it (a 503)
                 future.add_done_callback(_dropped)
                 raise

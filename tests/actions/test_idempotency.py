@@ -146,14 +146,14 @@ class StubOperations:
         self.verdict = verdict
         self.settled = 0
 
-    def work(self, operation, params, body):
+    def work(self, call):
         return self._work
 
-    def settle(self, operation, params, body, unsafe_call, job_id):
+    def settle(self, call, unsafe_call, job_id):
         self.settled += 1
         return self.verdict
 
-    def check_hint(self, operation, params, body):
+    def check_hint(self, call):
         return "Check the platform."
 
 
@@ -301,7 +301,7 @@ def test_non_transient_problem_is_recorded_and_replayed(ledger, runner):
 
     first = runner.run(make_call("k-404", request_id="req-a"), work)
     assert first.status == 404 and not first.replayed
-    assert first.headers["Content-Type"] == "application/problem+json"
+    assert first.is_problem  # the HTTP layer sends it as application/problem+json
     assert first.body["code"] == "AUTOMATION_NOT_FOUND" and first.body["jobId"] == first.job_id
     assert first.body["requestId"] == "req-a"
     rec = ledger.get(first.job_id)
@@ -422,7 +422,7 @@ def test_long_work_answers_202_then_its_location_gives_the_synchronous_answer(le
 
     accepted = runner.run(make_call("k-long"), long_work)
     assert accepted.status == 202 and accepted.accepted and accepted.body["status"] == "InProgress"
-    assert int(accepted.headers["Retry-After"]) >= 1
+    assert accepted.retry_after >= 1  # the HTTP layer sends it as Retry-After
     deadline = time.monotonic() + WAIT  # the work reports its progress as soon as it runs
     while (polled := runner.result(accepted.job_id, CALLER)).body.get("progress") is None:
         assert time.monotonic() < deadline
@@ -445,10 +445,16 @@ def test_long_work_answers_202_then_its_location_gives_the_synchronous_answer(le
 
 def test_inline_work_runs_in_the_callers_thread_and_can_be_given_up_with_a_202(ledger, make_runner):
     """The HTTP layer's mode for short works: no hand-off to a runner thread; the transport keeps the deadline
-    through the offered function, which answers the 202 while the work goes on in the caller's thread."""
+    through the running call's detach(), which answers the 202 while the work goes on in the caller's thread."""
     runner = make_runner(ledger)
     offered: list = []
     threads: list = []
+
+    def run_inline(call, work):
+        running = runner.begin(call, work)
+        offered.append(running)
+        return running.execute()
+
     release, started = threading.Event(), threading.Event()
 
     def work(ctx):
@@ -457,24 +463,23 @@ def test_inline_work_runs_in_the_callers_thread_and_can_be_given_up_with_a_202(l
         release.wait(WAIT)
         return ActionResult(body={"jobId": ctx.job_id, "resultCode": "OK"})
 
-    quick = runner.run(make_call("k-inline-1"), ok_work(Counter()), offered.append)
-    assert quick.status == 200 and offered[-1] is None and callable(offered[0])
-    assert offered[0]() is None  # given up after it finished: nothing to give up, its own answer stands
+    quick = run_inline(make_call("k-inline-1"), ok_work(Counter()))
+    assert quick.status == 200
+    assert offered[0].detach() is None  # given up after it finished: nothing to give up, its own answer stands
     assert not runner._pool._threads  # no runner thread was needed
 
     offered.clear()
     result: list = []
-    caller = threading.Thread(target=lambda: result.append(runner.run(make_call("k-inline-2"), work,
-                                                                      offered.append)))
+    caller = threading.Thread(target=lambda: result.append(run_inline(make_call("k-inline-2"), work)))
     caller.start()
     assert started.wait(WAIT) and threads == [caller.ident]
-    accepted = offered[0]()  # the transport's deadline passed
+    accepted = offered[0].detach()  # the transport's deadline passed
     assert accepted.status == 202 and accepted.accepted and accepted.body["status"] == "InProgress"
     assert ledger.get(accepted.job_id).mode == "async"
     assert runner.result(accepted.job_id, CALLER).status == 202
     release.set()
     caller.join(WAIT)
-    assert offered[-1] is None and result[0].status == 200  # the caller's own answer (the transport drops it)
+    assert result[0].status == 200  # the caller's own answer (the transport drops it)
     done = runner.result(accepted.job_id, CALLER)
     assert done.status == 200 and done.body == {"jobId": accepted.job_id, "resultCode": "OK"}
     assert runner.run(make_call("k-inline-2"), work).body == done.body  # and a retry replays it
@@ -482,7 +487,6 @@ def test_inline_work_runs_in_the_callers_thread_and_can_be_given_up_with_a_202(l
 
 def test_a_transient_failure_after_an_inline_job_was_given_up_is_retried_in_the_background(ledger, make_runner):
     runner = make_runner(ledger)
-    offered: list = []
     release, started = threading.Event(), threading.Event()
 
     def failing(ctx):
@@ -491,11 +495,11 @@ def test_a_transient_failure_after_an_inline_job_was_given_up_is_retried_in_the_
         raise perr.Unavailable("Spotler is unavailable (HTTP 503).")
 
     result: list = []
-    caller = threading.Thread(target=lambda: result.append(runner.run(make_call("k-inline-3"), failing,
-                                                                      offered.append)))
+    running = runner.begin(make_call("k-inline-3"), failing)
+    caller = threading.Thread(target=lambda: result.append(running.execute()))
     caller.start()
     assert started.wait(WAIT)
-    accepted = offered[0]()
+    accepted = running.detach()
     release.set()
     caller.join(WAIT)
     rec = ledger.get(accepted.job_id)
@@ -723,7 +727,7 @@ def test_a_crashed_worker_is_answered_503_then_settled_or_resumed(db_url, make_r
         assert answer.replayed and job_count(led) == 1
         if unsafe:
             assert answer.status == 409 and answer.body["code"] == "OUTCOME_UNKNOWN" and runs.n == 0
-            assert answer.headers["Content-Type"] == "application/problem+json"
+            assert answer.is_problem  # sent as application/problem+json (service.api.answers)
         else:
             assert answer.status == 200 and runs.n == 1
     finally:

@@ -34,11 +34,16 @@ def call(bridge: BufferedWSGIBridge, body: bytes = b"{}") -> tuple[int, dict[str
 
 def slow_app(release: threading.Event, early=None, done: list | None = None):
     """A WSGI app that offers ``early`` (if given) and answers 200 once ``release`` is set."""
+    class Early:  # the EarlyAnswer the app holds while it works
+        def answer_now(self):
+            return early()
+
     def app(environ, start_response):
         deadline = environ[DEADLINE_KEY]
-        deadline.early = early
+        if early is not None:
+            deadline.hold(Early())
         release.wait(WAIT)
-        deadline.early = None
+        deadline.release()
         start_response("200 OK", [("Content-Type", "application/json")])
         if done is not None:
             done.append(threading.get_ident())

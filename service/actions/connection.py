@@ -1,0 +1,20 @@
+"""The platform account a call names (kept apart from :mod:`service.actions.deps`, so that the call object
+(:class:`service.actions.idempotency.ActionCall`) can carry it without importing what the deps hold)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Connection:
+    """The platform account a call names (hosted mode, issue 22: ``X-Platform``, ``X-Platform-Key``,
+    ``X-Platform-Secret``). Single mode has none: the service's own account (``None`` wherever a connection
+    is asked for)."""
+
+    platform: str
+    key: str
+    secret: str | None = None
+
+    def __repr__(self) -> str:  # never a credential in a log line or a traceback
+        return f"Connection(platform={self.platform!r})"
