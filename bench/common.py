@@ -54,18 +54,18 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def web_command() -> str:
-    """The Procfile's ``web:`` command, verbatim."""
-    for line in (ROOT / "Procfile").read_text().splitlines():
+def web_command(tree: Path = ROOT) -> str:
+    """The Procfile's ``web:`` command, verbatim (of the checkout ``tree``)."""
+    for line in (tree / "Procfile").read_text().splitlines():
         if line.startswith("web:"):
             return line[len("web:"):].strip()
     raise RuntimeError("Procfile has no web: line")
 
 
-def _clean_env(**extra: str) -> dict[str, str]:
+def _clean_env(tree: Path = ROOT, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(_STRIP_PREFIXES)}
     env["PATH"] = f"{Path(PYTHON).parent}{os.pathsep}{env.get('PATH', '')}"
-    env["PYTHONPATH"] = str(ROOT)
+    env["PYTHONPATH"] = str(tree)
     env.update({k: str(v) for k, v in extra.items()})
     return env
 
@@ -190,11 +190,12 @@ def wait_ready(base_url: str, path: str, proc: subprocess.Popen, deadline_s: flo
 
 
 def start_service(*, workdir: Path, upstream_url: str | None = None, workers: int = 2,
-                  ready_timeout: float = 60.0, **env: Any) -> Server:
+                  ready_timeout: float = 60.0, tree: Path = ROOT, **env: Any) -> Server:
     """Start the service exactly as the Procfile's ``web:`` line, in sandbox mode, with its own SQLite ledger.
 
     ``upstream_url``: a running simulator (SANDBOX_UPSTREAM_URL); None lets gunicorn.conf.py start its own.
-    Extra keyword arguments become environment variables (e.g. ``JOB_LEASE_SECONDS=5``).
+    Extra keyword arguments become environment variables (e.g. ``JOB_LEASE_SECONDS=5``). ``tree``: the
+    checkout whose service to start (another worktree, to compare two versions in one run; this venv).
     """
     port = free_port()
     variables: dict[str, Any] = dict(WEB_CONCURRENCY=workers, PROVIDER="spotler",
@@ -203,8 +204,8 @@ def start_service(*, workdir: Path, upstream_url: str | None = None, workers: in
     variables["PORT"] = port
     if upstream_url:
         variables["SANDBOX_UPSTREAM_URL"] = upstream_url
-    return _spawn("service", ["sh", "-c", "exec " + web_command()], _clean_env(**variables), port, workdir,
-                  ready_timeout)
+    return _spawn("service", ["sh", "-c", "exec " + web_command(tree)], _clean_env(tree, **variables), port,
+                  workdir, ready_timeout, cwd=tree)
 
 
 def start_baseline(*, workdir: Path, upstream_url: str, workers: int = 2, threads: int = 32,
@@ -220,12 +221,13 @@ def start_baseline(*, workdir: Path, upstream_url: str, workers: int = 2, thread
     return _spawn(name, cmd, env, port, workdir, ready_timeout)
 
 
-def _spawn(name: str, cmd: list[str], env: dict, port: int, workdir: Path, ready_timeout: float) -> Server:
+def _spawn(name: str, cmd: list[str], env: dict, port: int, workdir: Path, ready_timeout: float,
+           cwd: Path = ROOT) -> Server:
     """Start a server process in its own session, log to ``workdir/<name>.log``, wait until /health answers."""
     log_path = workdir / f"{name}.log"
     started = time.monotonic()
     with open(log_path, "w") as log:
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, start_new_session=True)
     server = Server(name, f"http://{HOST}:{port}", proc, log_path, started_at=started)
     try:

@@ -1,6 +1,7 @@
 """Service CPU per call (issue #15, goals 2 and 5): StartAutomation vs the naive proxy, dropdowns, trigger polls.
 
     .venv/bin/python -m bench.cpu [--calls 600] [--rounds 4] [--concurrency 4] [--latency-ms 5] [--json PATH]
+                                  [--baseline-tree PATH]
 
 The Spotler simulator runs as its own process (fixed latency, keep-alive connections: ``--pooled``); the service is started as the Procfile starts it
 (gunicorn, 2 workers, SQLite ledger; validation, the ledger write before the upstream call, idempotency and the
@@ -10,6 +11,10 @@ workers, not the sandbox simulators the master starts - is read before and after
 after a warm-up; the difference divided by the calls is the CPU per call. StartAutomation is measured on the
 service, the naive proxy and the floor (bench/floor_proxy.py) in ``--rounds`` interleaved rounds of
 ``calls / rounds`` calls each, so that a change of the shared machine's speed during the run falls on all three.
+
+``--baseline-tree PATH`` starts the same service from another checkout too (e.g. ``git worktree add
+/tmp/base main``; this venv runs both) and measures it in the same interleaved rounds, every case: a change's
+CPU cost per call is then ``this tree / baseline tree``, on the same machine at the same moment.
 
 Cases:
 
@@ -26,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from bench.common import report, API_KEY, Stack, closed_loop, machine_info, md_table
@@ -35,6 +41,7 @@ from bench.throughput import cpu_seconds
 HEADERS = {"X-API-Key": API_KEY}
 START_TARGET = 1.3  # service CPU per StartAutomation <= 1.3 x the naive proxy's
 LIGHT_TARGET_MS = 2.0  # dropdowns and quiet trigger polls
+BASELINE_TREE = "(baseline tree)"
 
 DROPDOWNS = {"ListAutomations": "/automations", "ListMailings": "/mailings", "ListTags": "/tags"}
 TRIGGERS = {"OnContactAdded": "/triggers/contacts/added", "OnContactBounced": "/triggers/contacts/bounced",
@@ -105,18 +112,24 @@ def run(args: argparse.Namespace) -> dict:
     with Stack() as st:
         sim = st.sim(latency_ms=args.latency_ms, jitter_ms=0, pooled=args.sim_processes)
         service = st.service(upstream_url=sim.url)
+        other = st.service(upstream_url=sim.url, tree=Path(args.baseline_tree).resolve()) \
+            if args.baseline_tree else None
         baseline = st.baseline(upstream_url=sim.url)
         floor = st.baseline(upstream_url=sim.url, floor=True)
         warm = max(100, args.concurrency * 20)
 
         # warm-up: imports, pools, the ledger's schema, every cache (lists are cached LIST_CACHE_SECONDS)
         closed_loop(start_call(), concurrency=args.concurrency, base_url=service.base_url, total=warm, ramp_s=0)
+        if other is not None:
+            closed_loop(start_call(), concurrency=args.concurrency, base_url=other.base_url, total=warm, ramp_s=0)
         closed_loop(start_call(), concurrency=args.concurrency, base_url=baseline.base_url, total=warm, ramp_s=0)
         closed_loop(start_call(), concurrency=args.concurrency, base_url=floor.base_url, total=warm, ramp_s=0)
         # interleaved rounds (service, proxy, floor, service, ...): a drift of the shared machine's speed
         # during the run falls on all three alike, so their ratios hold
         servers = {"StartAutomation (service)": service, "StartAutomation (naive proxy)": baseline,
                    "StartAutomation (floor)": floor}
+        if other is not None:
+            servers[f"StartAutomation {BASELINE_TREE}"] = other
         per_round = max(1, args.calls // args.rounds)
         rounds: dict[str, list[dict]] = {name: [] for name in servers}
         for _ in range(args.rounds):
@@ -126,14 +139,19 @@ def run(args: argparse.Namespace) -> dict:
             out["rows"][name] = combine(parts)
         if args.start_only:
             return out
-        for name, path in DROPDOWNS.items():
-            closed_loop(get_call(path), concurrency=args.concurrency, base_url=service.base_url, total=warm,
-                        ramp_s=0)
-            out["rows"][name] = measure(service, get_call(path), args)
-        for name, path in TRIGGERS.items():
-            call = poll_call(path)
-            closed_loop(call, concurrency=args.concurrency, base_url=service.base_url, total=warm, ramp_s=0)
-            out["rows"][f"{name} poll, nothing new"] = measure(service, call, args)
+        trees = {"": service} if other is None else {"": service, f" {BASELINE_TREE}": other}
+        cases = [(name, lambda path=path: get_call(path)) for name, path in DROPDOWNS.items()]
+        cases += [(f"{name} poll, nothing new", lambda path=path: poll_call(path)) for name, path in TRIGGERS.items()]
+        for name, make in cases:
+            for server in trees.values():
+                closed_loop(make(), concurrency=args.concurrency, base_url=server.base_url, total=warm, ramp_s=0)
+            parts: dict[str, list[dict]] = {suffix: [] for suffix in trees}
+            for _ in range(args.rounds if other is not None else 1):  # interleaved when there are two trees
+                for suffix, server in trees.items():
+                    parts[suffix].append(measure(server, make(), args,
+                                                 calls=per_round if other is not None else args.calls))
+            for suffix, got in parts.items():
+                out["rows"][name + suffix] = combine(got) if len(got) > 1 else got[0]
     return out
 
 
@@ -154,10 +172,19 @@ def markdown(out: dict) -> str:
         checks.append(["StartAutomation: service / floor CPU", f"{svc} / {low} = {svc / low if low else float('inf'):.2f}",
                        "-", "(information)"])
     for name, r in rows.items():
-        if name.startswith("StartAutomation"):
+        if name.startswith("StartAutomation") or name.endswith(BASELINE_TREE):
             continue
         v = r["cpu_ms_per_call"]
         checks.append([f"{name}: service CPU ms", v, f"<= {LIGHT_TARGET_MS}", "PASS" if v <= LIGHT_TARGET_MS else "FAIL"])
+    for name, r in rows.items():  # this tree against the baseline tree, case by case
+        if name.endswith(BASELINE_TREE):
+            mine = rows.get(name.replace(f" {BASELINE_TREE}", "") if not name.startswith("StartAutomation")
+                            else "StartAutomation (service)")
+            if mine:
+                v, b = mine["cpu_ms_per_call"], r["cpu_ms_per_call"]
+                checks.append([f"{name.replace(BASELINE_TREE, '').strip()}: this tree / baseline tree CPU",
+                               f"{v} / {b} = {v / b if b else float('inf'):.3f}", "<= 1 (no CPU cost)",
+                               "(information)"])
     t2 = md_table(["check", "value", "target", "result"], checks)
     s = out["settings"]
     return (f"{s['calls']} calls per case, {s['concurrency']} keep-alive callers, upstream latency "
@@ -174,6 +201,7 @@ def main() -> None:
     p.add_argument("--sim-processes", type=int, default=1,
                    help="simulator processes (gunicorn, keep-alive); 0 = the stock werkzeug simulator")
     p.add_argument("--start-only", action="store_true", help="only StartAutomation (service and proxy)")
+    p.add_argument("--baseline-tree", help="another checkout whose service is measured in the same rounds")
     p.add_argument("--json")
     args = p.parse_args()
     report(args, run, markdown)

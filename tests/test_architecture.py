@@ -52,3 +52,32 @@ def test_providers_never_import_the_web_framework():
     for module in (m for m in external.modules if _layer(m) == 2):
         imported = external.find_modules_directly_imported_by(module)
         assert not {m for m in imported if m.split(".")[0] in ("flask", "connexion", "starlette")}, module
+
+
+def test_providers_never_import_the_actions(graph):
+    """The runner hands a guard down (service.providers.http.UnsafeCallGuard); a provider never reaches up."""
+    wrong = [f"{m} -> {i}" for m in graph.modules if _layer(m) == 2
+             for i in graph.find_modules_directly_imported_by(m) if i.startswith("service.actions")]
+    assert wrong == []
+
+
+#: where a module-level ContextVar may live: request-scoped state of the HTTP layer, the log's request id and
+#: the runtime of the current request; everything else gets what it needs handed down explicitly
+CONTEXTVAR_HOMES = ("service/logs.py", "service/runtime.py", "service/api/")
+
+
+def test_module_level_context_vars_only_in_the_request_layers():
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    wrong = []
+    for path in sorted((root / "service").rglob("*.py")):
+        rel = path.relative_to(root).as_posix()
+        if rel.startswith(CONTEXTVAR_HOMES):
+            continue
+        for node in ast.parse(path.read_text()).body:  # module level only
+            value = node.value if isinstance(node, (ast.Assign, ast.AnnAssign)) else None
+            if isinstance(value, ast.Call) and ast.unparse(value.func).split(".")[-1] == "ContextVar":
+                wrong.append(f"{rel}:{node.lineno}")
+    assert wrong == []

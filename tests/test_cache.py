@@ -35,18 +35,13 @@ def test_the_number_of_keys_is_bounded():
     for i in range(100):
         cache.put(i, i)
     clock.now = 5
-    cache.put("fresh", 1)  # full, nothing expired: everything goes, the new key stays
-    assert len(cache._data) == 1 and cache.peek("fresh") == 1 and cache.peek(3) is MISSING
-    for i in range(99):
-        cache.put(i, i)
-    clock.now = 12  # "fresh" (until 15) and the 99 others (until 15) are alive
-    cache.put("x", 1)
-    assert len(cache._data) == 1
-    clock.now = 13
+    cache.put("fresh", 1)  # full, nothing expired: the least recently used goes, the new key stays
+    assert len(cache._data) == 100 and cache.peek("fresh") == 1 and cache.peek(0) is MISSING
+    for i in range(1000):
+        cache.put(("more", i), i)
+    assert len(cache._data) == 100 and cache.peek(("more", 999)) == 999
+    clock.now = 16  # every entry expired: the next puts find room without evicting a live one
     for i in range(50):
-        cache.put(("b", i), i)
-    clock.now = 24  # "x" (until 22) expired; the 50 (until 23) too
-    for i in range(49):
         cache.put(("c", i), i)
     cache.put("y", 1)
-    assert cache.peek("y") == 1 and cache.peek(("c", 0)) == 0 and len(cache._data) == 50
+    assert cache.peek("y") == 1 and cache.peek(("c", 0)) == 0 and len(cache._data) == 51

@@ -13,9 +13,9 @@ from __future__ import annotations
 import contextlib
 import re
 import unicodedata
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Iterator
 
+from service.actions import fanout
 from service.actions.deps import Platform
 from service.actions.contacts import with_fresh_list
 from service.actions.idempotency import ActionResult, JobContext
@@ -186,8 +186,7 @@ def _resolve_step(provider: Provider, refs: list[ContactRef], threads: int) -> l
         return found
     if len(refs) <= 1 or threads <= 1:
         return [_lookup_one(provider, r) for r in refs]
-    with ThreadPoolExecutor(max_workers=min(threads, len(refs)), thread_name_prefix="resolve") as pool:
-        return list(pool.map(lambda r: _lookup_one(provider, r), refs))
+    return fanout.map_bounded(lambda r: _lookup_one(provider, r), refs, threads)
 
 
 def change_members(platform: Platform, audience_id: str, body: dict, job: JobContext, *, add: bool) -> ActionResult:

@@ -34,6 +34,7 @@ from typing import Any
 import sqlalchemy as sa
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from ulid import ULID
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -60,15 +61,9 @@ def _aware(dt: datetime) -> datetime:
 
 
 def new_job_id(now: datetime | None = None) -> str:
-    """``job_`` + a 26-character ULID (time-ordered, 80 random bits), e.g. ``job_01J9Z3M8Q4XKQ7V0T5S2B6R1YA``."""
-    ms = int((now or utcnow()).timestamp() * 1000) & ((1 << 48) - 1)
-    n = (ms << 80) | int.from_bytes(os.urandom(10), "big")
-    alphabet = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-    chars = []
-    for _ in range(26):
-        chars.append(alphabet[n & 31])
-        n >>= 5
-    return "job_" + "".join(reversed(chars))
+    """``job_`` + a 26-character ULID (python-ulid: time-ordered, 80 random bits), e.g.
+    ``job_01J9Z3M8Q4XKQ7V0T5S2B6R1YA``."""
+    return "job_" + str(ULID.from_datetime(now or utcnow()))
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -35,11 +35,11 @@ import logging
 import os
 import re
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 from service.actions import contacts as contact_actions
+from service.actions import fanout
 from service.actions.deps import Platform, TriggerDeps
 from service.actions.coercion import CODE_UNKNOWN, resolve_field
 from service.actions.problems import ActionError, invalid
@@ -442,10 +442,9 @@ class MailingInteraction(Trigger):
 
     def render(self, ctx, chosen):
         events: list[InteractionEvent] = [c.event for c, _ in chosen]
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="trigger-mailings") as pool:
-            names_later = pool.submit(mailing_names, ctx, [e.mailing_id for e in events])  # while the lookups run
-            emails = ctx.provider.lookup_emails([e.external_id for e in events])
-            names = names_later.result()
+        names_later = fanout.submit(mailing_names, ctx, [e.mailing_id for e in events])  # while the lookups run
+        emails = ctx.provider.lookup_emails([e.external_id for e in events])
+        names = names_later.result()
         out = []
         for c, _ in chosen:
             ev: InteractionEvent = c.event
@@ -724,8 +723,7 @@ def _read_window(deps: TriggerDeps, trigger: Trigger, ctx: Context, lo: int, hi:
     elif len(feeds) == 1:
         results = [shared(*feeds[0])]
     else:
-        with ThreadPoolExecutor(max_workers=len(feeds), thread_name_prefix="trigger-feed") as pool:
-            results = list(pool.map(lambda nf: shared(*nf), feeds))
+        results = fanout.map_bounded(lambda nf: shared(*nf), feeds, len(feeds))
     end = min(r[1] for r in results)
     ctx.calls += sum(r[3] for r in results)
     complete = end == hi and all(r[2] for r in results)
