@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
-import hmac
 import json
 import logging
 import os
@@ -32,8 +30,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from ulid import ULID
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -42,6 +38,7 @@ from sqlalchemy.types import TypeDecorator
 from service import privacy
 from service.actions import idempotency as idem
 from service.actions.idempotency import ASYNC, COMPLETED, FAILED, IN_PROGRESS, STATUSES, ActionCall, Answer, KeyState
+from service.actions.sealing import Keyring, Sealer
 from service.actions.problems import ActionError, Problem, invalid
 from service.actions.storage import create_engine
 
@@ -49,7 +46,6 @@ log = logging.getLogger(__name__)
 
 DEFAULT_LEASE_SECONDS = 30.0
 MAX_LIST_LIMIT = 500
-_RESPONSE_VERSION = "v1."
 
 
 def utcnow() -> datetime:
@@ -286,8 +282,9 @@ class Ledger:
         self.owner = (owner or f"{os.uname().nodename}:{os.getpid()}")[:64]
         self._clock = clock or utcnow
         self._owns_engine = owns_engine
-        self._email_key = hmac.new(email_hash_key, b"marketing-actions/ledger/email-hash", hashlib.sha256).digest()
-        self._aead = AESGCM(hmac.new(email_hash_key, b"marketing-actions/ledger/response", hashlib.sha256).digest())
+        keys = Keyring(email_hash_key)
+        self._email_key = keys.identifier_key("ledger/email-hash")
+        self._sealer = Sealer(keys, "ledger/response")
 
     @classmethod
     def from_url(cls, database_url: str, *, email_hash_key: bytes, lease_seconds: float = DEFAULT_LEASE_SECONDS,
@@ -622,21 +619,10 @@ class Ledger:
         return doc.get("params"), doc.get("body")
 
     def _seal(self, job_id: str, body: Any, purpose: bytes = b"") -> str:
-        nonce = os.urandom(12)
-        plain = json.dumps(body, separators=(",", ":"), ensure_ascii=False, default=str).encode("utf-8",
-                                                                                                 "surrogatepass")
-        sealed = self._aead.encrypt(nonce, plain, purpose + job_id.encode("utf-8"))
-        return _RESPONSE_VERSION + base64.urlsafe_b64encode(nonce + sealed).decode("ascii")
+        return self._sealer.seal(body, purpose + job_id.encode("utf-8"))
 
     def _open(self, job_id: str, token: str, purpose: bytes = b"") -> Any:
-        if not token.startswith(_RESPONSE_VERSION):
-            raise ValueError("unknown stored answer format")
-        try:
-            raw = base64.urlsafe_b64decode(token[len(_RESPONSE_VERSION):].encode("ascii"))
-            plain = self._aead.decrypt(raw[:12], raw[12:], purpose + job_id.encode("utf-8"))
-        except (InvalidTag, binascii.Error, ValueError) as exc:
-            raise ValueError("stored answer cannot be decrypted") from exc
-        return json.loads(plain.decode("utf-8", "surrogatepass"))
+        return self._sealer.open(token, purpose + job_id.encode("utf-8"))
 
 
 _SAFE_HEADERS = {"content-type", "retry-after", "content-language"}

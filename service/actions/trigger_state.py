@@ -37,6 +37,7 @@ from typing import Any
 from itsdangerous import BadData, URLSafeSerializer
 
 from service.actions.problems import ActionError
+from service.actions.sealing import Keyring
 
 VERSION = 1
 SALT = "marketing-actions/trigger-state"
@@ -137,9 +138,10 @@ class StateCodec:
         self._serializer = URLSafeSerializer(list(secrets), salt=SALT,
                                              signer_kwargs={"digest_method": hashlib.sha256},
                                              serializer_kwargs={"separators": (",", ":"), "sort_keys": True})
-        self._event_key = hmac.new(hash_key, b"marketing-actions/triggers/event", hashlib.sha256).digest()
-        self._contact_key = hmac.new(hash_key, b"marketing-actions/triggers/contact", hashlib.sha256).digest()
-        self._binding_key = hmac.new(hash_key, b"marketing-actions/triggers/binding", hashlib.sha256).digest()
+        keys = Keyring(hash_key)  # stored and compared hashes: the frozen derivation (service.actions.sealing)
+        self._event_key = keys.identifier_key("triggers/event")
+        self._contact_key = keys.identifier_key("triggers/contact")
+        self._binding_key = keys.identifier_key("triggers/binding")
 
     def dumps(self, state: TriggerState) -> str:
         return self._serializer.dumps(state.to_json())
