@@ -13,6 +13,11 @@ a worker whose heartbeat is older than :data:`LIVE_SECONDS` does not count, and 
 accepted within :data:`MAX_DEFER_SECONDS` is accepted anyway, so a stuck or dead worker never holds new
 connections back. Any number of workers (``WEB_CONCURRENCY``), any machine size: the rule is "least
 connections", nothing is tuned for a core count.
+
+Every worker also watches its parent: when the gunicorn master is gone (``kill -9``, a crash, the OOM killer),
+the worker notices within a tick (0.1 s: its parent pid changed) and stops gracefully - its requests in flight
+are answered, the shared listening socket is closed - instead of serving on, unsupervised, and holding the
+port (a plain uvicorn worker only looked every ``timeout / 2`` = 65 s, and then only to notify).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import logging
 import multiprocessing
 import os
 import select
@@ -36,6 +42,8 @@ LIVE_SECONDS = 2.0
 MAX_DEFER_SECONDS = 0.1
 #: how often a worker that may not accept looks again while connections are pending
 RECHECK_SECONDS = 0.002
+
+log = logging.getLogger(__name__)
 
 
 class ConnectionBoard:
@@ -184,11 +192,25 @@ class _Counter:
         self.board.publish(self.slot, self.value)
 
 
-class BalancedServer(Server):
+class ParentWatchingServer(Server):
+    """uvicorn's Server that stops gracefully once its parent (the gunicorn master, ``ppid``) is gone."""
+
+    def __init__(self, config, ppid: int) -> None:
+        super().__init__(config)
+        self.ppid = ppid
+
+    async def on_tick(self, counter: int) -> bool:
+        if os.getppid() != self.ppid and not self.should_exit:
+            log.warning("the gunicorn master (pid %s) is gone: worker %s stops", self.ppid, os.getpid())
+            self.should_exit = True
+        return await super().on_tick(counter)
+
+
+class BalancedServer(ParentWatchingServer):
     """uvicorn's Server, accepting through :class:`_BalancedListener` when given gunicorn's sockets."""
 
-    def __init__(self, config, board: ConnectionBoard, slot: int) -> None:
-        super().__init__(config)
+    def __init__(self, config, ppid: int, board: ConnectionBoard, slot: int) -> None:
+        super().__init__(config, ppid)
         self.board = board
         self.slot = slot
         self.counter = _Counter(board, slot)
@@ -239,14 +261,16 @@ class BalancedUvicornWorker(UvicornWorker):
         board = BalancedUvicornWorker._board
         pid = os.getpid()
         slot = board.claim(pid) if board is not None else None
-        if slot is None:  # no board (or full): a plain uvicorn worker
-            return await super()._serve()
-        server = BalancedServer(config=self.config, board=board, slot=slot)
+        if slot is None:  # no board (or full): accepts like a plain uvicorn worker
+            server: ParentWatchingServer = ParentWatchingServer(config=self.config, ppid=self.ppid)
+        else:
+            server = BalancedServer(config=self.config, ppid=self.ppid, board=board, slot=slot)
         self._install_sigquit_handler()
         try:
             await server.serve(sockets=self.sockets)
         finally:
-            board.release(slot, pid)
+            if slot is not None:
+                board.release(slot, pid)
         if not server.started:
             from gunicorn.arbiter import Arbiter
 

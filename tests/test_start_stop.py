@@ -3,6 +3,7 @@ running service is checked at the end of tests/test_procfile_e2e.py.)"""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -23,8 +24,8 @@ DEADLINE_S = 30
 def _env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("SPOTLER_", "PIGGY_", "SPOKI_", "API_KEYS", "SANDBOX_", "DATABASE_URL"))}
-    env.update(PROVIDER="spotler", ENV_FILE=os.devnull, WEB_CONCURRENCY="1",
-               PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}", **extra)
+    env.update({"PROVIDER": "spotler", "ENV_FILE": os.devnull, "WEB_CONCURRENCY": "1",
+                "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}", **extra})
     return env
 
 
@@ -125,29 +126,48 @@ def test_a_simulator_stops_when_the_process_that_started_it_is_killed(provider):
     _wait_for(lambda: _gone(simulator_pid), "the simulator outlived the process that started it")
 
 
-def test_ctrl_c_stops_everything_quietly(tmp_path):
-    """Ctrl+C in the terminal of `make run` signals the whole process group (master, workers, simulator):
-    everything stops, nothing warns, nothing is left."""
-    import httpx
-
+def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+        return s.getsockname()[1]
+
+
+def _start_web(tmp_path: Path, port: int) -> tuple[subprocess.Popen, Path]:
+    """The Procfile's web process (sandbox mode, SQLite), in a session of its own, once it answers /health."""
+    import httpx
+
     log = tmp_path / "out.log"
     with open(log, "w") as out:
         proc = subprocess.Popen(["sh", "-c", "exec " + _web_command()], cwd=ROOT,
-                                env=_env(PORT=str(port), DATABASE_URL=f"sqlite:///{tmp_path}/l.db"),
+                                env=_env(PORT=str(port), DATABASE_URL=f"sqlite:///{tmp_path}/l.db",
+                                         WEB_CONCURRENCY="2"),
                                 stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 start_new_session=True)
-    try:
-        def ready() -> bool:
-            assert proc.poll() is None, log.read_text()[-3000:]
-            try:
-                return httpx.get(f"http://127.0.0.1:{port}/health", timeout=5).status_code == 200
-            except httpx.TransportError:
-                return False
 
+    def ready() -> bool:
+        assert proc.poll() is None, log.read_text()[-3000:]
+        try:
+            return httpx.get(f"http://127.0.0.1:{port}/health", timeout=5).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    try:
         _wait_for(ready, "the service did not answer")
+    except BaseException:
+        os.killpg(proc.pid, signal.SIGKILL)
+        raise
+    return proc, log
+
+
+def _children(pid: int) -> list[int]:
+    return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def test_ctrl_c_stops_everything_quietly(tmp_path):
+    """Ctrl+C in the terminal of `make run` signals the whole process group (master, workers, simulator):
+    everything stops, nothing warns, nothing is left."""
+    proc, log = _start_web(tmp_path, _free_port())
+    try:
         os.killpg(proc.pid, signal.SIGINT)
         assert proc.wait(DEADLINE_S) == 0
     finally:
@@ -159,3 +179,26 @@ def test_ctrl_c_stops_everything_quietly(tmp_path):
              or ('"level": "WARNING"' in line and '"logger": "service"' not in line) or '"level": "ERROR"' in line]
     assert noisy == []
     _wait_for(lambda: _group_gone(proc.pid), "a process of the service is still running")
+
+
+def test_kill_9_of_the_master_takes_its_workers_with_it_and_frees_the_port(tmp_path):
+    """Finding: after ``kill -9`` of the gunicorn master both workers served on for minutes (/health 200, every
+    action 503) and held the port, so the next start said it was in use. Now each worker sees within a tick
+    that its parent is gone and stops; the port is free within seconds."""
+    from service.boot import port_in_use
+
+    port = _free_port()
+    proc, _log = _start_web(tmp_path, port)
+    try:
+        workers = [pid for pid in _children(proc.pid) if "gunicorn" in Path(f"/proc/{pid}/cmdline").read_text()]
+        assert len(workers) == 2, workers
+        started = time.monotonic()
+        proc.kill()
+        proc.wait()
+        deadline = 5.0
+        while not all(_gone(pid) for pid in workers) or port_in_use("0.0.0.0", port):
+            assert time.monotonic() - started < deadline, "the workers outlived their master by 5 s"
+            time.sleep(0.05)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
