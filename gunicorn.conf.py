@@ -34,16 +34,11 @@ _sandbox = None
 
 def on_starting(server):
     """The ledger's schema before any worker starts: migrated (SQLite; PostgreSQL under a lock), or a refusal to
-    start with one line saying what to run (PostgreSQL with AUTO_MIGRATE=false)."""
-    from service.actions.storage import SchemaNotCurrent, create_engine, ensure_schema
+    start with one line saying why (the database is down or refuses us; PostgreSQL with AUTO_MIGRATE=false: what
+    to run). Started through the Procfile, ``service.boot`` has done this already: then it is one query."""
+    from service.boot import ledger_or_exit
 
-    engine = create_engine(_settings.effective_database_url, pool_size=1)
-    try:
-        ensure_schema(engine, auto_migrate=_settings.auto_migrate)
-    except SchemaNotCurrent as exc:
-        raise SystemExit(f"marketing-actions: {exc}") from None
-    finally:
-        engine.dispose()
+    ledger_or_exit(_settings)
 
 
 def when_ready(server):

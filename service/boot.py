@@ -4,10 +4,12 @@
   replace this process with COMMAND (gunicorn). It runs before gunicorn is imported, because gunicorn reads
   ``WEB_CONCURRENCY`` at import time and fails on a bad value with a traceback that does not name it.
   It also checks that the ``--bind`` port is free: gunicorn would retry for five seconds and print ten lines.
+  Then it makes sure the job ledger's database answers and its schema is current (:func:`ledger_or_exit`).
 * :func:`settings_or_exit` - the same check for ``gunicorn.conf.py`` and ``create_app()`` without settings.
 
 A bad setting stops the start with ONE line on stderr (the variable, its value with secrets hidden, and
-what is allowed) and exit status 2; no traceback.
+what is allowed) and exit status 2; a database that cannot be used (down, refusing us, not migrated with
+``AUTO_MIGRATE=false``) with one line and exit status 1; no traceback.
 """
 
 from __future__ import annotations
@@ -41,6 +43,17 @@ def settings_or_exit(environ: Mapping[str, str] | None = None) -> Settings:
         raise SystemExit(EXIT_CONFIG) from None
 
 
+def ledger_or_exit(settings: Settings) -> str:
+    """The ledger's schema current (migrated when allowed), or ``SystemExit`` with one line (Python prints it on
+    stderr and exits with status 1)."""
+    from service.actions.storage import DatabaseUnavailable, SchemaNotCurrent, prepare_ledger
+
+    try:
+        return prepare_ledger(settings.effective_database_url, auto_migrate=settings.auto_migrate)
+    except (DatabaseUnavailable, SchemaNotCurrent) as exc:
+        raise SystemExit(f"marketing-actions: {exc}") from None
+
+
 def _bind_addresses(argv: list[str]) -> list[tuple[str, int]]:
     """The TCP ``host:port`` values of gunicorn's ``--bind`` / ``-b`` options."""
     values = []
@@ -72,12 +85,14 @@ def port_in_use(host: str, port: int) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    settings_or_exit()
+    settings = settings_or_exit()
     for host, port in _bind_addresses(argv):
         if port_in_use(host, port):
             print(f"marketing-actions: port {port} is in use (another instance?): stop that process or choose "
                   f"another port, e.g. PORT={port + 1} make run", file=sys.stderr, flush=True)
             return EXIT_CONFIG
+    if argv:
+        ledger_or_exit(settings)
     if not argv:
         print("settings ok", flush=True)
         return 0

@@ -23,12 +23,16 @@ import sys
 
 from service.actions.ledger import Ledger
 from service.actions.storage import (
+    OPEN_ERRORS,
+    DatabaseUnavailable,
+    checked_url,
     create_engine,
     current_revision,
     database_url_from_env,
     ensure_schema,
     head_revision,
     normalize_url,
+    unavailable,
     upgrade,
 )
 from service.config import DEFAULT_DATABASE_URL, DEV_LEDGER_HASH_KEY, read_environment
@@ -60,7 +64,19 @@ def main(argv: list[str] | None = None) -> int:
 
     env = read_environment()  # the process environment over the settings file, as the service reads them
     url = args.database_url or database_url_from_env(env)
-    shown = normalize_url(url).render_as_string(hide_password=True)
+    try:
+        shown = checked_url(url).render_as_string(hide_password=True)
+        try:
+            return _command(args, parser, url, shown, env)
+        except OPEN_ERRORS as exc:
+            raise unavailable(exc, url) from None
+    except DatabaseUnavailable as exc:  # one line, as the service says it (no traceback)
+        print(f"marketing-actions: {exc}", file=sys.stderr, flush=True)
+        return 2 if str(exc).startswith("Invalid") else 1
+
+
+def _command(args: argparse.Namespace, parser: argparse.ArgumentParser, url: str, shown: str,
+             env: dict[str, str]) -> int:
     if args.command == "upgrade":
         rev = upgrade(url, args.revision)
         print(f"ledger schema at revision {rev} ({shown})")

@@ -321,6 +321,64 @@ class SchemaNotCurrent(RuntimeError):
     """The ledger's schema is missing or old and the service may not migrate it (``AUTO_MIGRATE=false``)."""
 
 
+class DatabaseUnavailable(RuntimeError):
+    """The ledger's database cannot be used: a URL that is not one, an unsupported database, a server that is
+    down or refuses us, a file that cannot be created. The message is one line: the database (password hidden),
+    the reason the driver gave, what to check."""
+
+
+_URL_ALLOWED = "sqlite:///path/file.db or postgresql+psycopg://user:password@host:5432/database"
+
+
+def _shown(database_url: str | URL) -> str:
+    try:
+        return normalize_url(database_url).render_as_string(hide_password=True)
+    except (ValueError, sa.exc.ArgumentError):
+        from service.config import show_value
+
+        return show_value("DATABASE_URL", str(database_url))
+
+
+def checked_url(database_url: str | URL) -> URL:
+    """:func:`normalize_url`, or :class:`DatabaseUnavailable` saying in one line what is wrong with the URL."""
+    try:
+        return normalize_url(database_url)
+    except (ValueError, sa.exc.ArgumentError) as exc:
+        reason = str(exc).split(":")[0] if str(exc).startswith("unsupported") else "not a database URL"
+        raise DatabaseUnavailable(f"Invalid database URL {_shown(database_url)}: {reason}; use "
+                                  f"{_URL_ALLOWED}.") from None
+
+
+def unavailable(exc: BaseException, database_url: str | URL) -> DatabaseUnavailable:
+    """One line for a driver or file error met while opening the ledger's database."""
+    reason = getattr(exc, "orig", None) or exc
+    text = " ".join(str(reason).split()) or type(reason).__name__
+    sqlite = str(database_url).startswith("sqlite")
+    check = ("that its directory can be written" if sqlite else
+             "that the database server runs and lets this user in")
+    return DatabaseUnavailable(f"Cannot use the job ledger database {_shown(database_url)}: {text} (check "
+                               f"DATABASE_URL, and {check}).")
+
+
+#: what opening a database can raise besides our own errors: the driver's errors, a file system's
+OPEN_ERRORS = (sa.exc.DBAPIError, OSError)
+
+
+def prepare_ledger(database_url: str | URL, *, auto_migrate: bool = True) -> str:
+    """What every start does before it serves: the ledger's schema current (:func:`ensure_schema`). Raises
+    :class:`DatabaseUnavailable` or :class:`SchemaNotCurrent`, each with a one-line message; returns the
+    revision."""
+    url = checked_url(database_url)
+    try:
+        engine = create_engine(url, pool_size=1)
+        try:
+            return ensure_schema(engine, auto_migrate=auto_migrate)
+        finally:
+            engine.dispose()
+    except OPEN_ERRORS as exc:
+        raise unavailable(exc, url) from None
+
+
 def upgrade_command_hint() -> str:
     return "run `python -m service.db upgrade` (or `make migrate`) with this DATABASE_URL"
 
