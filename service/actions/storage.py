@@ -380,7 +380,7 @@ def prepare_ledger(database_url: str | URL, *, auto_migrate: bool = True) -> str
 
 
 def upgrade_command_hint() -> str:
-    return "run `python -m service.db upgrade` (or `make migrate`) with this DATABASE_URL"
+    return "run `make migrate` (or `.venv/bin/python -m service.db upgrade`) with this DATABASE_URL"
 
 
 def ensure_schema(engine: Engine, *, auto_migrate: bool = True) -> str:

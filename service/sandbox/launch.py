@@ -34,6 +34,14 @@ _CLI_ARGS = {
 }
 
 
+def python_command() -> str:
+    """How a reader runs this interpreter from the working directory (``.venv/bin/python`` in a checkout), for the
+    commands the logs suggest: a bare ``python`` is not the virtualenv's (ModuleNotFoundError outside it)."""
+    exe = os.path.abspath(sys.executable)
+    relative = os.path.relpath(exe)
+    return relative if not relative.startswith("..") else exe
+
+
 @dataclass
 class RunningSimulator:
     url: str
@@ -149,7 +157,7 @@ class Sandbox:
         for name, sim in self.simulators.items():
             if name == "microsoft":
                 parts.append(f"Entra ID at {sim.simulator['entra']} and Dataverse at {sim.simulator['dataverse']} "
-                             f"(pid {sim.pid}; a user token: python -m service.sandbox.entra token)")
+                             f"(pid {sim.pid}; a user token: {python_command()} -m service.sandbox.entra token)")
             else:
                 parts.append(f"{name} at {sim.url} (pid {sim.pid})")
         return ", ".join(parts) or "none"

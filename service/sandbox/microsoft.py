@@ -98,7 +98,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"ENTRA_SIMULATOR_URL={running.entra_url}")
     print(f"DATAVERSE_SIMULATOR_URL={running.dataverse_url}")
     print(f"SANDBOX_CA_BUNDLE={running.ca_path}")
-    print(f"# sandbox user token: python -m service.sandbox.entra token --state-file {state_file}")
+    from service.sandbox.launch import python_command
+
+    print(f"# sandbox user token: {python_command()} -m service.sandbox.entra token --state-file {state_file}")
     print(f"# notes written: {running.dataverse_url}/__sim__/notes", flush=True)
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
