@@ -19,6 +19,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from service.sandbox.commands import python_command
+
 #: well-known, non-secret credentials of the sandbox account (the simulator checks them like the real API)
 SANDBOX_CREDENTIALS = {
     "spotler": {"consumer_key": "sandbox-consumer-key", "consumer_secret": "sandbox-consumer-secret"},
@@ -32,14 +34,6 @@ _CLI_ARGS = {
     "piggy": ["--token", SANDBOX_CREDENTIALS["piggy"]["token"]],
     "spoki": ["--api-key", SANDBOX_CREDENTIALS["spoki"]["api_key"]],
 }
-
-
-def python_command() -> str:
-    """How a reader runs this interpreter from the working directory (``.venv/bin/python`` in a checkout), for the
-    commands the logs suggest: a bare ``python`` is not the virtualenv's (ModuleNotFoundError outside it)."""
-    exe = os.path.abspath(sys.executable)
-    relative = os.path.relpath(exe)
-    return relative if not relative.startswith("..") else exe
 
 
 @dataclass

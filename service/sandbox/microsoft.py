@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from service.sandbox.commands import python_command
 from service.sandbox.dataverse import DataverseSimulator, build
 from service.sandbox.entra import EntraSimulator, demo
 from service.sandbox.faults import FaultInjector
@@ -98,8 +99,6 @@ def main(argv: list[str] | None = None) -> int:
     print(f"ENTRA_SIMULATOR_URL={running.entra_url}")
     print(f"DATAVERSE_SIMULATOR_URL={running.dataverse_url}")
     print(f"SANDBOX_CA_BUNDLE={running.ca_path}")
-    from service.sandbox.launch import python_command
-
     print(f"# sandbox user token: {python_command()} -m service.sandbox.entra token --state-file {state_file}")
     print(f"# notes written: {running.dataverse_url}/__sim__/notes", flush=True)
     done = threading.Event()
