@@ -158,6 +158,11 @@ class _EnvSchema(Schema):
     TRIGGER_FEED_CACHE_SECONDS = fields.Float(load_default=5.0, validate=validate.Range(min=0, max=60))
     # the Procfile's gunicorn (read by gunicorn.conf.py and the start command)
     PORT = fields.Integer(load_default=8000, validate=validate.Range(min=1, max=65535))
+    BIND_ADDRESS = fields.String(load_default="0.0.0.0",
+                                 validate=validate.Regexp(r"^([0-9.]+|\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.\-]+)$"),
+                                 metadata={"allowed": "an address of this machine to listen on: 0.0.0.0 (every "
+                                                      "interface), 127.0.0.1 (only this machine, behind a proxy) "
+                                                      "or an IPv6 address in brackets such as [::]"})
     WEB_CONCURRENCY = fields.Integer(load_default=2, validate=validate.Range(min=1, max=64))
     GUNICORN_MAX_REQUESTS = fields.Integer(load_default=5000, validate=validate.Range(min=0, max=10_000_000))
     FORWARDED_ALLOW_IPS = fields.String(load_default="127.0.0.1")
@@ -237,6 +242,8 @@ class Settings:
     trigger_feed_cache_seconds: float = 5.0
     #: the Procfile's gunicorn: port, workers, worker recycling, trusted proxies (gunicorn.conf.py)
     port: int = 8000
+    #: the address the Procfile binds (127.0.0.1 behind a proxy on the same machine: deploy/vm.py)
+    bind_address: str = "0.0.0.0"
     web_concurrency: int = 2
     gunicorn_max_requests: int = 5000
     forwarded_allow_ips: str = "127.0.0.1"
@@ -313,6 +320,7 @@ class Settings:
             trigger_max_pages=data["TRIGGER_MAX_PAGES"],
             trigger_feed_cache_seconds=data["TRIGGER_FEED_CACHE_SECONDS"],
             port=data["PORT"],
+            bind_address=data["BIND_ADDRESS"],
             web_concurrency=data["WEB_CONCURRENCY"],
             gunicorn_max_requests=data["GUNICORN_MAX_REQUESTS"],
             forwarded_allow_ips=data["FORWARDED_ALLOW_IPS"],
