@@ -8,6 +8,7 @@ never collide. When the server is unreachable the PostgreSQL tests are skipped l
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Iterator
@@ -45,20 +46,27 @@ def pg_admin_url() -> str:
     return normalize_url(url).render_as_string(hide_password=False)
 
 
-@pytest.fixture
-def pg_url(pg_admin_url: str) -> Iterator[str]:
-    """A fresh, empty schema of its own on the test server; URL with ``search_path`` set to it."""
-    schema = "t_ledger_" + uuid.uuid4().hex[:12]
-    admin = sa.create_engine(pg_admin_url, poolclass=sa.pool.NullPool)
+@contextlib.contextmanager
+def fresh_schema(admin_url: str, prefix: str = "t_ledger_") -> Iterator[str]:
+    """A new, empty schema on the test server, dropped afterwards; the URL has ``search_path`` set to it."""
+    schema = prefix + uuid.uuid4().hex[:12]
+    admin = sa.create_engine(admin_url, poolclass=sa.pool.NullPool)
     with admin.begin() as conn:
         conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    url = make_url(pg_admin_url).update_query_dict({"options": f"-csearch_path={schema}"})
+    url = make_url(admin_url).update_query_dict({"options": f"-csearch_path={schema}"})
     try:
         yield url.render_as_string(hide_password=False)
     finally:
         with admin.begin() as conn:
             conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
         admin.dispose()
+
+
+@pytest.fixture
+def pg_url(pg_admin_url: str) -> Iterator[str]:
+    """A fresh, empty schema of its own on the test server; URL with ``search_path`` set to it."""
+    with fresh_schema(pg_admin_url) as url:
+        yield url
 
 
 @pytest.fixture

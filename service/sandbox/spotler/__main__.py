@@ -75,7 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     def ready(url: str) -> None:
         for line in describe(url + BASE_PATH):
             print(line)
-        print(f"# control: {url}/__sim__/stats, {url}/__sim__/faults, POST {url}/__sim__/reset", flush=True)
+        print(f"# control: {url}/__sim__/stats, {url}/__sim__/state, {url}/__sim__/faults, POST {url}/__sim__/reset",
+              flush=True)
         print(f"# events: POST {url}/__sim__/signup|bounce|open|click|unsubscribe, {url}/__sim__/clock", flush=True)
 
     if args.pooled:

@@ -10,7 +10,7 @@ not, ``oauth_body_hash`` accepted and checked when present).
     with SimulatorServer(sim) as url:
         base_url = url + "/integrationservice"
         ...
-    sim.stats()["triggers"]      # side-effect counters (also GET /__sim__/stats)
+    sim.stats()["triggers"]      # side-effect counters (also GET /__sim__/stats; the state itself: /__sim__/state)
     sim.faults.configure(fail_rate=1, fail_status=503, times=1)   # also POST /__sim__/faults
 
 State is per instance and guarded by one lock. ``POST /__sim__/reset`` (or :meth:`reset`) restores the
@@ -243,6 +243,14 @@ class SpotlerSimulator(FeedsMixin):
                 return _json(400, {"message": "tier must be basic, automation or ecommerce"})
             self.tier = tier
             return _json(200, {"tier": tier})
+        if request.path == "/__sim__/state" and request.method == "GET":
+            with self.lock:  # what the calls did, to count side effects by (tests, rehearsals)
+                return _json(200, {
+                    "contacts": {eid: c["properties"].get("email") for eid, c in self.contacts.items()},
+                    "runs": [{k: r[k] for k in ("automationContactId", "automationId", "externalContactId",
+                                                "status")} for r in self.runs.values()],
+                    "tags": {eid: dict(tags) for eid, tags in self.contact_tags.items() if tags},
+                })
         if request.path == "/__sim__/demo" and request.method == "GET":
             d = demo.DEMO
             return _json(200, {k: dict(getattr(d, k)) for k in ("automations", "automation_ids", "campaigns",
