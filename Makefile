@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(CURDIR)/$(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum requirements.txt | cut -d' ' -f1)
 
-.PHONY: run test browser install connector migrate clean
+.PHONY: run test browser nginx install connector migrate deploy clean
 
 $(STAMP): requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,7 +24,7 @@ run: $(STAMP)
 	PATH="$(BIN):$$PATH" $(DOTENV) sh -c "PORT=\$${PORT:-8000}; export PORT; exec $$(sed -n 's/^web: //p' Procfile)"
 
 ## run the test suite (offline; PostgreSQL tests use TEST_DATABASE_URL, default the local server)
-test: $(STAMP) browser
+test: $(STAMP) browser nginx
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 ## the headless browser of the /ui test (Debian's chromium and its driver), installed when missing
@@ -36,6 +36,23 @@ browser:
 	  export DEBIAN_FRONTEND=noninteractive; \
 	  apt-get -qq update >/dev/null && \
 	  apt-get -qq install -y --no-install-recommends chromium chromium-driver >/dev/null; }
+
+## the TLS proxy of the production rehearsal (tests/deploy; Debian's nginx), installed when missing. The package
+## does not start a system nginx where policy-rc.d forbids it (containers); the rehearsal runs its own.
+nginx:
+	@test -x /usr/sbin/nginx || { \
+	  command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] || { \
+	    echo "note: /usr/sbin/nginx is missing and cannot be installed here (needs apt-get as root); the production rehearsal will skip"; exit 0; }; \
+	  echo "installing nginx (Debian package) for the production rehearsal"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get -qq update >/dev/null && \
+	  apt-get -qq install -y --no-install-recommends nginx >/dev/null; }
+
+## production on one VM (docs/deploy.md): the Procfile's web process twice behind nginx terminating TLS, e.g.
+##   make deploy DEPLOY_ARGS="--cert /etc/marketing-actions/tls/fullchain.pem --key /etc/marketing-actions/tls/privkey.pem"
+## (the service and this command read .env themselves: a changed setting is seen by the next rolling restart)
+deploy: $(STAMP)
+	$(BIN)/python -m deploy.vm $(DEPLOY_ARGS)
 
 ## regenerate connector-definition/ from openapi.yaml
 connector: $(STAMP)

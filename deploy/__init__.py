@@ -1,0 +1,1 @@
+"""Running the service in production on one VM: ``python -m deploy.vm`` (docs/deploy.md)."""
