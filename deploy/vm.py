@@ -51,6 +51,7 @@ READY_SECONDS = 90.0
 STOP_SECONDS = 40.0
 RESTART_DELAYS = (1.0, 30.0)  # first delay, largest delay
 HEALTHY_RUN_SECONDS = 60.0  # an instance that ran this long before it exited starts again after the first delay
+_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never through an http_proxy
 
 
 def say(message: str) -> None:
@@ -132,7 +133,7 @@ class Instance:
 
     def healthy(self) -> bool:
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/health", timeout=5) as answer:
+            with _DIRECT.open(f"http://127.0.0.1:{self.port}/health", timeout=5) as answer:
                 return answer.status == 200
         except OSError:
             return False
@@ -323,7 +324,8 @@ def main(argv: list[str] | None = None) -> int:
 
     settings = settings_or_exit()
     public_host(settings)
-    if "127.0.0.1" not in settings.forwarded_allow_ips and "*" not in settings.forwarded_allow_ips:
+    trusted = {ip.strip() for ip in settings.forwarded_allow_ips.split(",")}
+    if not trusted & {"127.0.0.1", "*"}:
         raise fail(f"FORWARDED_ALLOW_IPS={settings.forwarded_allow_ips!r} does not trust 127.0.0.1, where nginx "
                    "connects from: the service would not see https as the scheme (leave the default 127.0.0.1).")
     if not os.access(args.nginx, os.X_OK):
