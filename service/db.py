@@ -6,7 +6,7 @@ or the file ``ENV_FILE`` names), or ``--database-url``::
     python -m service.db upgrade             # apply the Alembic migrations (safe to run concurrently)
     python -m service.db current             # print the schema revision
     python -m service.db purge --days 90     # delete ledger records created more than 90 days ago (and trigger
-                                             # state not used for 90 days: service.actions.trigger_store)
+                                             # state not used for 90 days: service.actions.triggers.store)
     python -m service.db recover             # settle calls whose worker died while a call that is not safe
                                              # to repeat may have reached the platform (OUTCOME_UNKNOWN)
 
@@ -91,7 +91,7 @@ def _command(args: argparse.Namespace, parser: argparse.ArgumentParser, url: str
     if args.command == "purge":
         if args.days < 0:
             parser.error("--days must be >= 0")
-        from service.actions.trigger_store import TriggerStore
+        from service.actions.triggers.store import TriggerStore
 
         ledger = _ledger(url, env)
         try:

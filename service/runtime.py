@@ -162,8 +162,8 @@ class Runtime:
             ledger = self.ledger
             with self._lock:
                 if self._triggers is None:
-                    from service.actions.trigger_state import StateCodec
-                    from service.actions.trigger_store import TriggerStore
+                    from service.actions.triggers.state import StateCodec
+                    from service.actions.triggers.store import TriggerStore
 
                     codec = StateCodec(self.settings.trigger_state_secrets, self.settings.ledger_hash_key.encode())
                     self._triggers = (codec, TriggerStore(ledger.engine))

@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 from service.actions.connection import Connection
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
-    from service.actions.trigger_state import StateCodec
-    from service.actions.trigger_store import TriggerStore
+    from service.actions.triggers.state import StateCodec
+    from service.actions.triggers.store import TriggerStore
     from service.cache import TTLCache
     from service.microsoft.factory import MicrosoftServices
     from service.providers.base import Provider

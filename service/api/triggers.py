@@ -1,5 +1,5 @@
 """Polling triggers over HTTP: 202/200, ``Location`` (the next poll, absolute, through the proxies' address)
-and ``Retry-After``. The logic is in :mod:`service.actions.triggers`."""
+and ``Retry-After``. The logic is in :mod:`service.actions.triggers` (``engine.poll``, ``mailings.list_mailings``)."""
 
 from __future__ import annotations
 
@@ -7,15 +7,15 @@ from urllib.parse import urlencode
 
 import flask
 
-from service.actions import triggers as actions
+from service.actions.triggers import engine, mailings
 from service.api.calls import connection, request_platform
 from service.api.urls import absolute_url
 from service.runtime import current_runtime
 
 
 def _answer(operation: str, params: dict, *, since=None, batch_size=None, state=None, user=None):
-    result = actions.poll(current_runtime().triggers_for(connection()), operation, params, state=state, caller=user, since=since,
-                          batch_size=batch_size)
+    result = engine.poll(current_runtime().triggers_for(connection()), operation, params, state=state, caller=user, since=since,
+                         batch_size=batch_size)
     query = dict(result.query)
     if batch_size is not None:
         query["batchSize"] = str(batch_size)
@@ -53,4 +53,4 @@ def on_mailing_interaction(interaction=None, mailingId=None, since=None, batchSi
 
 
 def list_mailings(user=None):
-    return actions.list_mailings(request_platform()), 200
+    return mailings.list_mailings(request_platform()), 200

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from service.actions.problems import ActionError
-from service.actions.trigger_state import StateCodec, TriggerState, pack_seen, unpack_seen
+from service.actions.triggers.state import StateCodec, TriggerState, pack_seen, unpack_seen
 
 HASH_KEY = b"test-ledger-key"
 

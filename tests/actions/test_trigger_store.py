@@ -8,7 +8,7 @@ import datetime as dt
 import pytest
 import sqlalchemy as sa
 
-from service.actions.trigger_store import UNKNOWN, TriggerStore, Version, contacts, instances, seen_sets
+from service.actions.triggers.store import UNKNOWN, TriggerStore, Version, contacts, instances, seen_sets
 from service.actions.storage import create_engine
 
 

@@ -179,3 +179,29 @@ class StateCodec:
     @staticmethod
     def seen_id(binding: str, packed: str) -> str:
         return hashlib.sha256(f"{binding}|{packed}".encode()).hexdigest()[:40]
+
+
+# -- the seen set: in the state, or in the database when it is large ---------------------------------------
+
+def load_seen(store, st: TriggerState) -> dict[bytes, int]:
+    if not st.spill:
+        return dict(st.seen)
+    packed = store.load_seen(st.spill)
+    if packed is None:
+        raise state_error("TRIGGER_STATE_EXPIRED", "The list of events this trigger already delivered was removed "
+                                                   "after a long pause.")
+    try:
+        return unpack_seen(packed)
+    except ValueError as exc:  # pragma: no cover - the service wrote it
+        raise ActionError(500, "TRIGGER_STATE_CORRUPT", "A stored trigger state cannot be read.") from exc
+
+
+def store_seen(store, st: TriggerState, seen: dict[bytes, int]) -> None:
+    if len(seen) <= INLINE_SEEN_MAX:
+        st.seen, st.spill = seen, None
+        return
+    packed = pack_seen(seen)
+    set_id = StateCodec.seen_id(st.binding, packed)
+    store.save_seen(set_id, packed)
+    st.seen, st.spill = {}, set_id
+
