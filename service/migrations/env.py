@@ -11,7 +11,7 @@ from __future__ import annotations
 from alembic import context
 
 import service.actions.triggers.store  # noqa: F401 - puts the trigger tables on Base.metadata
-from service.actions.ledger import Base
+from service.actions.ledger.model import Base
 from service.actions.storage import create_engine, database_url_from_env
 
 config = context.config

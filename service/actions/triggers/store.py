@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from service.actions.ledger import Base, UTCDateTime
+from service.actions.ledger.model import Base, UTCDateTime
 from service.cache import MISSING, TTLCache
 
 #: a running trigger refreshes ``last_seen_at`` at most this often (one write per hour, not per poll)

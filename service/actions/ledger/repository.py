@@ -1,147 +1,36 @@
-"""The job ledger: one record per logical action call, on SQLAlchemy 2 (SQLite file or PostgreSQL).
-
-A record is written (``InProgress``) before the upstream call and finished (``Completed``/``Failed``) after it,
-so the ledger shows what was asked, by which caller, the outcome, upstream ids and timings. It is also the store
-behind exactly-once execution and background jobs (:mod:`service.actions.runner`): the unique constraint on
-``idempotency_key`` decides races between threads, worker processes and instances; a lease (renewed while the
-work runs) tells a live job from one whose worker died; ``attempts`` fences a late worker off a record that was
-taken over.
-
-Privacy: no secret and no clear e-mail address or field value is stored. Contacts are kept as a masked address
-(``j***@example.com``) plus a keyed hash (HMAC-SHA256 of the normalised address) for filtering; inputs are
-redacted (:func:`service.privacy.redact_inputs`); the answer kept for replays and the request kept while a job
-runs (to resume it elsewhere) are encrypted (AES-GCM, key derived from the ledger key, bound to the record id).
-The key comes from settings (``LEDGER_HASH_KEY``); changing it makes earlier e-mail filters and stored answers
-unusable (replays of those answer ``STORED_ANSWER_UNAVAILABLE``).
-
-Schema: Alembic migrations in ``service/migrations``, applied by :func:`service.actions.storage.ensure_schema`.
-"""
+"""The ledger's repository: every query and statement on the job table (:class:`Ledger`)."""
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import logging
 import os
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from ulid import ULID
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
-from sqlalchemy.types import TypeDecorator
 
 from service import privacy
 from service.actions import idempotency as idem
-from service.actions.idempotency import ASYNC, COMPLETED, FAILED, IN_PROGRESS, STATUSES, ActionCall, Answer, KeyState
-from service.actions.sealing import Keyring, Sealer
+from service.actions.idempotency import ASYNC, FAILED, IN_PROGRESS, STATUSES, ActionCall, Answer, KeyState
+from service.actions.ledger.model import Job, aware, new_job_id, utcnow
+from service.actions.ledger.records import (
+    RECORD_COLUMNS,
+    Claimed,
+    JobRecord,
+    decode_cursor,
+    encode_cursor,
+    record_from_row,
+)
 from service.actions.problems import ActionError, Problem, invalid
+from service.actions.sealing import Keyring, Sealer
 from service.actions.storage import create_engine
 
 log = logging.getLogger(__name__)
 
 DEFAULT_LEASE_SECONDS = 30.0
 MAX_LIST_LIMIT = 500
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-def _aware(dt: datetime) -> datetime:
-    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
-
-
-def new_job_id(now: datetime | None = None) -> str:
-    """``job_`` + a 26-character ULID (python-ulid: time-ordered, 80 random bits), e.g.
-    ``job_01J9Z3M8Q4XKQ7V0T5S2B6R1YA``."""
-    return "job_" + str(ULID.from_datetime(now or utcnow()))
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Model
-# ---------------------------------------------------------------------------------------------------------
-
-
-class UTCDateTime(TypeDecorator):
-    """Timezone-aware UTC datetimes on every backend (SQLite stores naive UTC text)."""
-
-    impl = sa.DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value, dialect):
-        if value is None:
-            return None
-        value = _aware(value)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
-
-    def process_result_value(self, value, dialect):
-        return None if value is None else _aware(value)
-
-
-class Base(DeclarativeBase):
-    pass
-
-
-class Job(Base):
-    """A ledger record. Columns mirror the migrations (0001, 0002_timeline, 0003_reliability; keep them in step)."""
-
-    __tablename__ = "job_ledger"
-    __table_args__ = (
-        sa.UniqueConstraint("idempotency_key", name="uq_job_ledger_idempotency_key"),
-        sa.Index("ix_job_ledger_created", "created_at", "id"),
-        sa.Index("ix_job_ledger_status_lease", "status", "lease_expires_at"),
-        sa.Index("ix_job_ledger_email_hash", "contact_email_hash"),
-        sa.Index("ix_job_ledger_operation_created", "operation", "created_at"),
-        sa.Index("ix_job_ledger_caller_created", "caller", "created_at", "id"),
-    )
-
-    id: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
-    idempotency_key: Mapped[str | None] = mapped_column(sa.String(80))
-    body_hash: Mapped[str | None] = mapped_column(sa.String(64))
-    operation: Mapped[str] = mapped_column(sa.String(64))
-    provider: Mapped[str] = mapped_column(sa.String(32))
-    #: who called (opaque: ``key:<key id>``, ``aad:<tenant>:<object id>``); a caller sees only its own jobs
-    caller: Mapped[str | None] = mapped_column(sa.String(255))
-    request_id: Mapped[str | None] = mapped_column(sa.String(128))
-    contact_email_masked: Mapped[str | None] = mapped_column(sa.String(320))
-    contact_email_hash: Mapped[str | None] = mapped_column(sa.String(64))
-    contact_external_id: Mapped[str | None] = mapped_column(sa.String(255))
-    inputs: Mapped[Any | None] = mapped_column(sa.JSON)
-    status: Mapped[str] = mapped_column(sa.String(16))
-    retryable: Mapped[bool] = mapped_column(sa.Boolean, default=False)
-    http_status: Mapped[int | None] = mapped_column(sa.Integer)
-    result_code: Mapped[str | None] = mapped_column(sa.String(64))
-    message: Mapped[str | None] = mapped_column(sa.Text)
-    upstream_ids: Mapped[Any | None] = mapped_column(sa.JSON)
-    attempts: Mapped[int] = mapped_column(sa.Integer, default=1)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    duration_ms: Mapped[int | None] = mapped_column(sa.Integer)
-    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    #: the process holding the lease
-    lease_owner: Mapped[str | None] = mapped_column(sa.String(64))
-    #: ``async`` once the call answered 202 (or was resumed after a crash)
-    mode: Mapped[str | None] = mapped_column(sa.String(8))
-    #: the request (path parameters + body), encrypted, while the job runs
-    payload: Mapped[str | None] = mapped_column(sa.Text)
-    #: ``{done, total}`` of long work
-    progress: Mapped[Any | None] = mapped_column(sa.JSON)
-    #: set before a call that is not safe to repeat is sent: ``{call, readback?}``
-    unsafe_call: Mapped[Any | None] = mapped_column(sa.JSON)
-    response_status: Mapped[int | None] = mapped_column(sa.Integer)
-    response_headers: Mapped[Any | None] = mapped_column(sa.JSON)
-    #: encrypted JSON body of the answer kept for replays
-    response_body: Mapped[str | None] = mapped_column(sa.Text)
-    #: the Dataverse timeline note of a call with ``regarding``: written | failed | skipped, and its details
-    timeline_status: Mapped[str | None] = mapped_column(sa.String(16))
-    timeline: Mapped[Any | None] = mapped_column(sa.JSON)
-
 
 T = Job.__table__
 c = T.c
@@ -152,114 +41,6 @@ c = T.c
 _INSERT = sa.insert(T)
 _UPDATE_ATTEMPT = sa.update(T).where(c.id == sa.bindparam("_job_id"), c.attempts == sa.bindparam("_attempt"))
 _UPDATE_RUNNING = _UPDATE_ATTEMPT.where(c.status == IN_PROGRESS)
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Public record
-# ---------------------------------------------------------------------------------------------------------
-
-
-def _iso(dt: datetime | None) -> str | None:
-    if dt is None:
-        return None
-    return _aware(dt).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-@dataclass
-class JobRecord:
-    job_id: str
-    operation: str
-    provider: str
-    status: str
-    created_at: datetime
-    updated_at: datetime
-    attempts: int = 1
-    caller: str | None = None
-    request_id: str | None = None
-    email_masked: str | None = None
-    external_id: str | None = None
-    inputs: dict[str, Any] | None = None
-    http_status: int | None = None
-    result_code: str | None = None
-    message: str | None = None
-    upstream_ids: dict[str, list[str]] = field(default_factory=dict)
-    finished_at: datetime | None = None
-    duration_ms: int | None = None
-    lease_expires_at: datetime | None = None
-    retryable: bool = False
-    timeline: dict[str, Any] | None = None
-    mode: str | None = None
-    progress: dict[str, int] | None = None
-
-    def to_public_dict(self) -> dict[str, Any]:
-        """The API representation (camelCase; absent values omitted, never null)."""
-        doc: dict[str, Any] = {
-            "jobId": self.job_id,
-            "operation": self.operation,
-            "provider": self.provider,
-            "status": self.status,
-            "resultCode": self.result_code,
-            "message": self.message,
-            "httpStatus": self.http_status,
-        }
-        contact = {k: v for k, v in (("emailMasked", self.email_masked), ("externalId", self.external_id)) if v}
-        if contact:
-            doc["contact"] = contact
-        if self.upstream_ids:
-            doc["upstreamIds"] = {k: list(v) for k, v in self.upstream_ids.items()}
-        if self.progress and isinstance(self.progress, dict):
-            doc["progress"] = {k: int(self.progress[k]) for k in ("done", "total") if k in self.progress}
-        doc.update({
-            "background": True if self.mode == ASYNC else None,
-            "attempts": self.attempts,
-            "createdAt": _iso(self.created_at),
-            "finishedAt": _iso(self.finished_at),
-            "durationMs": self.duration_ms,
-            "requestId": self.request_id,
-        })
-        if self.timeline:
-            doc["timeline"] = dict(self.timeline)
-        return {k: v for k, v in doc.items() if v is not None and v != ""}
-
-
-def _record(row: Any) -> JobRecord:
-    m = row._mapping
-    return JobRecord(
-        job_id=m["id"], operation=m["operation"], provider=m["provider"], status=m["status"],
-        created_at=m["created_at"], updated_at=m["updated_at"], attempts=m["attempts"],
-        caller=m["caller"], request_id=m["request_id"], email_masked=m["contact_email_masked"],
-        external_id=m["contact_external_id"], inputs=m["inputs"], http_status=m["http_status"],
-        result_code=m["result_code"], message=m["message"], upstream_ids=dict(m["upstream_ids"] or {}),
-        finished_at=m["finished_at"], duration_ms=m["duration_ms"], lease_expires_at=m["lease_expires_at"],
-        retryable=bool(m["retryable"]), timeline=m["timeline"], mode=m["mode"], progress=m["progress"],
-    )
-
-
-_RECORD_COLUMNS = [c.id, c.operation, c.provider, c.status, c.created_at, c.updated_at, c.attempts, c.caller,
-                   c.request_id, c.contact_email_masked, c.contact_external_id, c.inputs, c.http_status,
-                   c.result_code, c.message, c.upstream_ids, c.finished_at, c.duration_ms, c.lease_expires_at,
-                   c.retryable, c.timeline, c.mode, c.progress]
-
-
-@dataclass
-class Claimed:
-    """A job this process claimed to resume or settle (its worker died, or it waits for a background retry)."""
-
-    job_id: str
-    attempt: int  # the attempt this process now owns
-    operation: str
-    caller: str | None
-    request_id: str | None
-    unsafe_call: dict[str, Any] | None
-    params: dict[str, Any]
-    body: Any
-    upstream_ids: dict[str, list[str]]
-    progress: dict[str, int] | None
-
-
-# ---------------------------------------------------------------------------------------------------------
-# The ledger
-# ---------------------------------------------------------------------------------------------------------
 
 
 class Ledger:
@@ -299,19 +80,19 @@ class Ledger:
             self.engine.dispose()
 
     def now(self) -> datetime:
-        return _aware(self._clock())
+        return aware(self._clock())
 
     # -- queries ------------------------------------------------------------------------------------------
     def get(self, job_id: str, *, caller: str | None = None) -> JobRecord | None:
         """The record, or None. With ``caller``, only when that caller made the call."""
         if not job_id or len(job_id) > 40:
             return None
-        q = sa.select(*_RECORD_COLUMNS).where(c.id == job_id)
+        q = sa.select(*RECORD_COLUMNS).where(c.id == job_id)
         if caller is not None:
             q = q.where(c.caller == caller)
         with self.engine.connect() as conn:
             row = conn.execute(q).first()
-        return _record(row) if row is not None else None
+        return record_from_row(row) if row is not None else None
 
     def list(self, *, status: str | None = None, operation: str | None = None, email: str | None = None,
              since: datetime | None = None, until: datetime | None = None, limit: int = 50,
@@ -324,7 +105,7 @@ class Ledger:
         if status is not None and status not in STATUSES:
             raise invalid("status", f"status must be one of {', '.join(STATUSES)}.")
         limit = max(1, min(int(limit or 50), MAX_LIST_LIMIT))
-        q = sa.select(*_RECORD_COLUMNS)
+        q = sa.select(*RECORD_COLUMNS)
         if status:
             q = q.where(c.status == status)
         if operation:
@@ -334,17 +115,17 @@ class Ledger:
         if caller is not None:
             q = q.where(c.caller == caller)
         if since is not None:
-            q = q.where(c.created_at >= _aware(since))
+            q = q.where(c.created_at >= aware(since))
         if until is not None:
-            q = q.where(c.created_at < _aware(until))
+            q = q.where(c.created_at < aware(until))
         if cursor:
-            at, last_id = _decode_cursor(cursor)
+            at, last_id = decode_cursor(cursor)
             q = q.where(sa.or_(c.created_at < at, sa.and_(c.created_at == at, c.id < last_id)))
         q = q.order_by(c.created_at.desc(), c.id.desc()).limit(limit + 1)
         with self.engine.connect() as conn:
             rows = conn.execute(q).all()
-        items = [_record(r) for r in rows[:limit]]
-        next_cursor = _encode_cursor(items[-1]) if len(rows) > limit else None
+        items = [record_from_row(r) for r in rows[:limit]]
+        next_cursor = encode_cursor(items[-1]) if len(rows) > limit else None
         return items, next_cursor
 
     def record_timeline(self, job_id: str, timeline: dict[str, Any]) -> None:
@@ -575,7 +356,7 @@ class Ledger:
         """For a service that is down: settle expired jobs whose call that is not safe to repeat may have been
         applied and that no read-back can settle (OUTCOME_UNKNOWN). Returns ``(settled, left)``: the others are
         resumed (or settled by read-back) by the service's workers when it runs."""
-        now = _aware(now) if now is not None else self.now()
+        now = aware(now) if now is not None else self.now()
         with self.engine.connect() as conn:
             stale = conn.execute(sa.select(c.id, c.attempts, c.unsafe_call, c.request_id).where(
                 c.status == IN_PROGRESS, c.lease_expires_at < now)).all()
@@ -594,7 +375,7 @@ class Ledger:
 
     def purge(self, older_than_days: int, now: datetime | None = None, batch_size: int = 5000) -> int:
         """Delete records created more than ``older_than_days`` days ago (not running ones); returns how many."""
-        now = _aware(now) if now is not None else self.now()
+        now = aware(now) if now is not None else self.now()
         cutoff = now - timedelta(days=older_than_days)
         total = 0
         while True:
@@ -632,23 +413,3 @@ def _safe_headers(headers: dict[str, str]) -> dict[str, str]:
     """Only headers that are safe and meaningful to replay are kept (a Location is rebuilt per request)."""
     return {k: privacy.redact_text(str(v)) for k, v in headers.items() if k.lower() in _SAFE_HEADERS}
 
-
-def _encode_cursor(rec: JobRecord) -> str:
-    raw = json.dumps([_aware(rec.created_at).isoformat(), rec.job_id], separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, str]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        at, job_id = json.loads(raw)
-        return _aware(datetime.fromisoformat(at)), str(job_id)
-    except (ValueError, TypeError, binascii.Error) as exc:
-        raise invalid("cursor", "The cursor is not valid; use the nextCursor of a previous answer.",
-                      code="INVALID_CURSOR") from exc
-
-
-__all__ = [
-    "COMPLETED", "FAILED", "IN_PROGRESS", "STATUSES", "Claimed", "Job", "JobRecord", "Ledger", "new_job_id",
-    "utcnow",
-]
