@@ -6,7 +6,7 @@ list what it does not in ``unsupported`` (operationId -> reason). A method left 
 the types in :mod:`service.providers.errors`.
 
 Calls that are not safe to repeat: every client classifies its upstream calls (Spotler:
-``service.providers.spotler.client.REPEATABLE``; Piggy and Spoki: ``repeatable=False`` on their one such call,
+``service.providers.spotler.transport.REPEATABLE``; Piggy and Spoki: ``repeatable=False`` on their one such call,
 the automation start). Such a call is never retried; when its answer is lost it raises
 :class:`~service.providers.errors.OutcomeUnknown`, and the action settles it with a read-back where the platform
 can be asked (:meth:`Provider.read_score`) or the job ends as OUTCOME_UNKNOWN.

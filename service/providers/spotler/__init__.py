@@ -1,4 +1,4 @@
-"""Spotler Mail+ adapter: low-level client, tolerant schemas, configurable assumed wire formats, provider."""
+"""Spotler Mail+ adapter: low-level client (resource calls; transport), tolerant schemas, configurable assumed wire formats, provider."""
 
 from service.providers.spotler.client import SpotlerClient
 from service.providers.spotler.config import DEFAULT_BASE_URL, SpotlerConfig
