@@ -15,6 +15,7 @@ from typing import Any
 from service.config import ConfigError, Settings
 from service.providers.base import Provider
 from service.providers.errors import ConfigValueError
+from service.providers.webhooks import WebhookFormat, WebhookManager
 
 #: provider -> (module, config class, provider class, sandbox credential mapping {config field: sandbox key})
 _PLATFORMS = {
@@ -59,17 +60,7 @@ def provider_config(settings: Settings, *, sandbox_url: str | None = None):
     module = importlib.import_module(module_name)
     config_cls = getattr(module, config_cls_name)
     prefix = settings.provider.upper() + "_"
-    values: dict[str, Any] = {}
-    for f in dataclasses.fields(config_cls):
-        if not f.init:
-            continue
-        var = prefix + f.name.upper()
-        default = f.default if f.default is not dataclasses.MISSING else None
-        if f.name in _SHARED:
-            values[f.name] = getattr(settings, _SHARED[f.name])
-        raw = settings.platform_env.get(var)
-        if raw not in (None, ""):
-            values[f.name] = _convert(raw, default if default is not None else "", var)
+    values = _values_from_env(settings, config_cls, prefix, shared=_SHARED)
     if settings.sandbox:
         from service.sandbox.launch import SANDBOX_CREDENTIALS
 
@@ -88,10 +79,62 @@ def provider_config(settings: Settings, *, sandbox_url: str | None = None):
         raise ConfigError(f"Invalid settings {prefix}*: {exc}", variable=prefix + "*") from None
 
 
+def _values_from_env(settings: Settings, config_cls: type, prefix: str,
+                     shared: dict[str, str] | None = None) -> dict[str, Any]:
+    """Constructor arguments of ``config_cls`` from the ``<prefix><FIELD>`` variables (shared defaults first)."""
+    values: dict[str, Any] = {}
+    for f in dataclasses.fields(config_cls):
+        if not f.init:
+            continue
+        var = prefix + f.name.upper()
+        default = f.default if f.default is not dataclasses.MISSING else None
+        if shared and f.name in shared:
+            values[f.name] = getattr(settings, shared[f.name])
+        raw = settings.platform_env.get(var)
+        if raw not in (None, ""):
+            values[f.name] = _convert(raw, default if default is not None else "", var)
+    return values
+
+
+#: platform -> (module, webhook config class, format class, manager class) of platforms that push webhooks
+_WEBHOOKS = {
+    "piggy": ("service.providers.piggy.webhooks", "PiggyWebhookConfig", "PiggyWebhookFormat", "PiggyWebhookManager"),
+    "spoki": ("service.providers.spoki.webhooks", "SpokiWebhookConfig", "SpokiWebhookFormat", "SpokiWebhookManager"),
+}
+
+
+def has_webhooks(platform: str) -> bool:
+    return platform in _WEBHOOKS
+
+
+def webhook_format(settings: Settings) -> WebhookFormat:
+    """The configured platform's webhook format (events, signature check), from ``<PLATFORM>_WEBHOOK_*``."""
+    module_name, config_name, format_name, _ = _WEBHOOKS[settings.provider]
+    module = importlib.import_module(module_name)
+    config_cls = getattr(module, config_name)
+    prefix = settings.provider.upper() + "_WEBHOOK_"
+    try:
+        config = config_cls(**_values_from_env(settings, config_cls, prefix))
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"Invalid settings {prefix}*: {exc}", variable=prefix + "*") from None
+    return getattr(module, format_name)(config)
+
+
+def webhook_manager(fmt: WebhookFormat, provider: Provider) -> WebhookManager:
+    """The webhook-management API of ``provider``'s account, through its client (one session per account)."""
+    module_name, _, _, manager_name = _WEBHOOKS[provider.name]
+    manager_cls = getattr(importlib.import_module(module_name), manager_name)
+    if provider.name == "piggy":
+        return manager_cls(provider.client, provider.config, fmt.config)
+    return manager_cls(provider.client, fmt.config)
+
+
 def check_platform_settings(settings: Settings) -> None:
     """Build the platform's config once (no network), so that a bad ``<PLATFORM>_*`` variable stops the start
     in live and in sandbox mode alike."""
     provider_config(settings)
+    if has_webhooks(settings.provider):
+        webhook_format(settings)
 
 
 def build_provider(settings: Settings, *, sandbox_url: str | None = None) -> Provider:
