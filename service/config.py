@@ -118,6 +118,23 @@ def _http_url(value: str) -> None:
 
 
 _URL_ALLOWED = "an http:// or https:// URL"
+_DEFAULT_RETRY_SCHEDULE = "5,300,1800,7200,18000,36000,36000"
+_DEFAULT_CALLBACK_HOSTS = "*.logic.azure.com,*.logic.azure.us,*.logic.azure.cn"
+_HOST_PATTERN = re.compile(r"^(\*\.)?[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?)*$")
+
+
+def _retry_schedule(value: str) -> None:
+    try:
+        steps = [float(p) for p in _csv(value)]
+    except ValueError:
+        raise ValidationError("not numbers") from None
+    if not 1 <= len(steps) <= 20 or any(not 0.01 <= x <= 86400 for x in steps):
+        raise ValidationError("out of range")
+
+
+def _host_patterns(value: str) -> None:
+    if not _csv(value) or not all(_HOST_PATTERN.match(p) for p in _csv(value)):
+        raise ValidationError("not host names")
 _DB_ALLOWED = ("empty (SQLite file var/marketing-actions.db), sqlite:///path/file.db or "
                "postgresql+psycopg://user:password@host:5432/database")
 
@@ -156,6 +173,13 @@ class _EnvSchema(Schema):
     TRIGGER_PAGE_SIZE = fields.Integer(load_default=1000, validate=validate.Range(min=10, max=10000))
     TRIGGER_MAX_PAGES = fields.Integer(load_default=20, validate=validate.Range(min=1, max=1000))
     TRIGGER_FEED_CACHE_SECONDS = fields.Float(load_default=5.0, validate=validate.Range(min=0, max=60))
+    WEBHOOK_RETRY_SCHEDULE = fields.String(load_default=_DEFAULT_RETRY_SCHEDULE, validate=_retry_schedule,
+                                           metadata={"allowed": "comma-separated seconds (each 0.01 to 86400, at "
+                                                                "most 20), for example 5,300,1800"})
+    CALLBACK_ALLOWED_HOSTS = fields.String(load_default=_DEFAULT_CALLBACK_HOSTS, validate=_host_patterns,
+                                           metadata={"allowed": "comma-separated host names or *.domain patterns"})
+    WEBHOOK_PUBLIC_URL = fields.String(load_default="", validate=_http_url, metadata={"allowed": _URL_ALLOWED})
+    WEBHOOK_CALLBACK_TIMEOUT = fields.Float(load_default=30.0, validate=validate.Range(min=0.1, max=60))
     # the Procfile's gunicorn (read by gunicorn.conf.py and the start command)
     PORT = fields.Integer(load_default=8000, validate=validate.Range(min=1, max=65535))
     BIND_ADDRESS = fields.String(load_default="0.0.0.0",
@@ -240,6 +264,14 @@ class Settings:
     trigger_max_pages: int = 20
     #: a feed read (same feed, same window start) is shared by the polls of this many seconds, per worker
     trigger_feed_cache_seconds: float = 5.0
+    #: webhook triggers: seconds between the attempts of a delivery to a flow (then it is given up)
+    webhook_retry_schedule: tuple[float, ...] = (5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
+    #: the only hosts webhook deliveries go to (sandbox mode adds 127.0.0.1 and localhost)
+    callback_allowed_hosts: tuple[str, ...] = ("*.logic.azure.com", "*.logic.azure.us", "*.logic.azure.cn")
+    #: where Piggy and Spoki send their webhooks (empty: PUBLIC_HOST, else the subscribing request's address)
+    webhook_public_url: str = ""
+    #: read timeout of a delivery to a flow's callback, in seconds
+    webhook_callback_timeout: float = 30.0
     #: the Procfile's gunicorn: port, workers, worker recycling, trusted proxies (gunicorn.conf.py)
     port: int = 8000
     #: the address the Procfile binds (127.0.0.1 behind a proxy on the same machine: deploy/vm.py)
@@ -319,6 +351,10 @@ class Settings:
             trigger_page_size=data["TRIGGER_PAGE_SIZE"],
             trigger_max_pages=data["TRIGGER_MAX_PAGES"],
             trigger_feed_cache_seconds=data["TRIGGER_FEED_CACHE_SECONDS"],
+            webhook_retry_schedule=tuple(float(p) for p in _csv(data["WEBHOOK_RETRY_SCHEDULE"])),
+            callback_allowed_hosts=tuple(p.lower() for p in _csv(data["CALLBACK_ALLOWED_HOSTS"])),
+            webhook_public_url=data["WEBHOOK_PUBLIC_URL"].rstrip("/"),
+            webhook_callback_timeout=data["WEBHOOK_CALLBACK_TIMEOUT"],
             port=data["PORT"],
             bind_address=data["BIND_ADDRESS"],
             web_concurrency=data["WEB_CONCURRENCY"],

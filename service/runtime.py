@@ -58,6 +58,8 @@ class Runtime:
         self._platform: Platform | None = None
         self._writes: dict[bool, WriteDeps] = {}  # by: with the timeline
         self._trigger_deps: TriggerDeps | None = None
+        self._webhooks = None
+        self._closed = False
 
     # -- the deps of a call (service.actions.deps) -------------------------------------------------------------
     def platform_for(self, connection: Connection | None = None) -> Platform:
@@ -204,7 +206,28 @@ class Runtime:
                     self._runner = JobRunner(ledger, self.operations, config).start()
         return self._runner
 
+    @property
+    def webhooks(self):
+        """The webhook relay of Piggy and Spoki (service.actions.webhooks), its worker started; None on a platform
+        without webhooks."""
+        from service.providers.factory import has_webhooks, webhook_manager
+
+        if self._webhooks is None and has_webhooks(self.settings.provider) and not self._closed:
+            ledger = self.ledger
+            with self._lock:
+                if self._webhooks is None and not self._closed:  # (a close() meanwhile: no worker left behind)
+                    from service.actions.webhooks import build_relay
+
+                    relay = build_relay(self.settings, ledger.engine,
+                                        lambda: webhook_manager(relay.deps.format, self.provider))
+                    self._webhooks = relay.start()
+        return self._webhooks
+
     def close(self) -> None:
+        with self._lock:
+            self._closed = True
+        if self._webhooks is not None:
+            self._webhooks.close()
         if self._runner is not None:
             self._runner.stop()
         if self._microsoft is not None:

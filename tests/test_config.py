@@ -89,6 +89,10 @@ def test_env_example_documents_every_variable():
     documented = {line.split("=", 1)[0] for line in (Path(__file__).parent.parent / ".env.example").read_text()
                   .splitlines() if line and not line.startswith("#") and "=" in line}
     expected = set(_EnvSchema._declared_fields) | set(MicrosoftEnvSchema._declared_fields)
-    for prefix, cls in (("SPOTLER", SpotlerConfig), ("PIGGY", PiggyConfig), ("SPOKI", SpokiConfig)):
+    from service.providers.piggy.webhooks import PiggyWebhookConfig
+    from service.providers.spoki.webhooks import SpokiWebhookConfig
+
+    for prefix, cls in (("SPOTLER", SpotlerConfig), ("PIGGY", PiggyConfig), ("SPOKI", SpokiConfig),
+                        ("PIGGY_WEBHOOK", PiggyWebhookConfig), ("SPOKI_WEBHOOK", SpokiWebhookConfig)):
         expected |= {f"{prefix}_{f.name.upper()}" for f in dataclasses.fields(cls) if f.init}
     assert expected - documented == set()

@@ -11,6 +11,7 @@ from __future__ import annotations
 from alembic import context
 
 import service.actions.triggers.store  # noqa: F401 - puts the trigger tables on Base.metadata
+import service.actions.webhooks.model  # noqa: F401 - and the webhook relay's
 from service.actions.ledger.model import Base
 from service.actions.storage import create_engine, database_url_from_env
 
