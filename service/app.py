@@ -19,6 +19,7 @@ from service.api.jsonbody import ServiceJsonifier
 from service.api.middleware import RequestContextMiddleware, ServedSpecMiddleware
 from service.api.resolver import ControllerResolver
 from service.api.fast_paths import install_fast_paths
+from service.api.hooks import start_relay
 from service.api.validation import validator_map
 from service.api.wsgi_bridge import BufferedWSGIBridge
 from service.boot import settings_or_exit
@@ -81,6 +82,7 @@ def create_app(settings: Settings | None = None) -> connexion.FlaskApp:
     flask_app = app.app
     flask_app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     flask_app.before_request(require_capability)
+    flask_app.before_request(start_relay)
     # Connexion 3.3 runs Flask handlers through a2wsgi, in a fixed 10-thread pool, with a thread hop per body
     # read and per answer chunk. Ours: one pool call per request (service.api.wsgi_bridge), FLASK_THREADS threads
     # (our handlers block on upstream calls). Private attribute: connexion is pinned and tests cover it.

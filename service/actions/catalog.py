@@ -23,7 +23,7 @@ _GROUPS = {
     "tags": ["ListTags", "AddTag", "RemoveTag", "SetScore"],
     "audiences": ["ListAudiences", "CreateAudience", "AddToAudience", "RemoveFromAudience"],
     "triggers": ["OnContactAdded", "OnContactChanged", "OnContactBounced", "OnContactUnsubscribed",
-                 "OnMailingInteraction", "ListMailings"],
+                 "OnMailingInteraction", "ListMailings", "OnPlatformEvent", "ListPlatformEvents"],
 }
 
 OPERATIONS: tuple[Operation, ...] = tuple(Operation(op, cat) for cat, ops in _GROUPS.items() for op in ops)

@@ -44,8 +44,9 @@ def build_readme(definition: dict, properties: dict) -> str:
     ]
     if triggers:
         lines += ["## Triggers",
-                  "Polling triggers: each event starts the flow once. The first poll starts from now; events show up "
-                  "a few minutes after they happen in the platform.", "", *triggers]
+                  "Spotler's triggers poll: each event starts the flow once, a few minutes after it happened; the "
+                  "first poll starts from now. Piggy and Spoki push their events: the webhook trigger starts the flow "
+                  "within seconds, at least once (a repeat carries the same eventId).", "", *triggers]
     if helpers:
         lines += ["### Helper operations",
                   "These operations are hidden in the designer; they feed dropdowns and the connection test:", ""]

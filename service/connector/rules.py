@@ -83,7 +83,9 @@ def _check_schema_properties(doc: dict, schema: Any, parts: tuple, problems: lis
                 continue
             if set(prop) != {"$ref"}:
                 problems += _check_labels(prop, where)
-                if prop.get("x-ms-visibility") == "internal" and name in required and "default" not in prop:
+                # a webhook trigger's callback URL is filled in by the platform itself (x-ms-notification-url)
+                if prop.get("x-ms-visibility") == "internal" and name in required and "default" not in prop \
+                        and prop.get("x-ms-notification-url") is not True:
                     problems.append(f"{where}: internal required property needs a default")
             _check_schema_properties(doc, prop, parts + ("properties", name), problems)
     items = schema.get("items")

@@ -29,7 +29,8 @@ def test_every_provider_method_is_implemented():
     base_methods -= {"supports", "close"}
     missing = [n for n in base_methods if getattr(SpotlerProvider, n) is getattr(Provider, n)]
     assert missing == []
-    assert SpotlerProvider.unsupported == {}
+    # all but the webhook trigger: Spotler sends no webhooks (it has the polling triggers)
+    assert set(SpotlerProvider.unsupported) == {"OnPlatformEvent", "ListPlatformEvents"}
 
 
 def test_ping(spotler, spotler_sim):
@@ -272,7 +273,7 @@ def test_lower_tier_audiences_are_forbidden(spotler, spotler_sim):
 
 def test_disabled_routes_are_listed_as_unsupported(make_spotler_provider):
     p = make_spotler_provider(route_tag_add="", route_score="")
-    assert set(p.unsupported) == {"AddTag", "SetScore"}
+    assert set(p.unsupported) == {"AddTag", "SetScore", "OnPlatformEvent", "ListPlatformEvents"}
     assert not p.supports("AddTag") and p.supports("RemoveTag")
     with pytest.raises(errors.NotSupported):
         p.add_tags(Contact(external_id=JAN), ["x"])

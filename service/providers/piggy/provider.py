@@ -48,8 +48,8 @@ _UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F
 _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 NO_STOP = "Piggy has no API to stop an automation run; stop it in the Piggy dashboard."
-NO_TRIGGERS = ("Piggy pushes its events through webhooks and has no change feed to poll; Piggy triggers will come "
-               "as webhook triggers. Until then, start a flow from Piggy's webhook with the HTTP request trigger.")
+NO_TRIGGERS = ("Piggy pushes its events through webhooks and has no change feed to poll; use the webhook trigger "
+               "'When an event occurs in the platform' (OnPlatformEvent) instead.")
 
 
 class PiggyProvider(Provider):

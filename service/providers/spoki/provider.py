@@ -63,9 +63,8 @@ NO_STOP = ("Spoki has no API to stop an automation for a contact; add a 'Stop Au
 NO_TAGS = ("Spoki's API cannot {verb} tags; create an automation with an API start step followed by the step "
            "'{step}', and start it with StartAutomation.")
 NO_CAMPAIGNS = "Spoki's API has no campaign trigger; use an automation with an API start step instead."
-NO_TRIGGERS = ("Spoki pushes its events through outgoing webhooks and has no change feed to poll; Spoki triggers "
-               "will come as webhook triggers. Until then, start a flow from a Spoki webhook with the HTTP request "
-               "trigger.")
+NO_TRIGGERS = ("Spoki pushes its events through outgoing webhooks and has no change feed to poll; use the webhook "
+               "trigger 'When an event occurs in the platform' (OnPlatformEvent) instead.")
 
 
 def normalize_phone(value: Any) -> str | None:

@@ -82,12 +82,17 @@ def generated_external_id(email: str) -> str:
     return hashlib.sha256(email.strip().lower().encode("utf-8")).hexdigest()
 
 
+NO_WEBHOOKS = ("Spotler Mail+ sends no webhooks; use its polling triggers instead: 'When a new contact is added', "
+               "'When a contact changes', 'When a contact bounces', 'When a contact unsubscribes' or 'When a "
+               "contact opens or clicks a mailing'.")
+
+
 class SpotlerProvider(Provider):
     name: ClassVar[str] = "spotler"
     display_name: ClassVar[str] = "Spotler"
     automation_hint: ClassVar[str] = ("on Spotler an automation appears there once it has an external trigger and "
                                       "is published")
-    unsupported: ClassVar[dict[str, str]] = {}
+    unsupported: ClassVar[dict[str, str]] = {op: NO_WEBHOOKS for op in ("OnPlatformEvent", "ListPlatformEvents")}
     #: the trigger call takes the externalId and answers CONTACT_NOTFOUND itself, so StartAutomation by
     #: externalId needs no lookup round trip first (service.actions.automations reads this flag)
     trigger_checks_contact: ClassVar[bool] = True
@@ -101,7 +106,7 @@ class SpotlerProvider(Provider):
             for op in _ROUTE_OPERATIONS.get(name, [])
         }
         if disabled:
-            self.unsupported = disabled  # instance attribute shadows the (empty) class default
+            self.unsupported = {**type(self).unsupported, **disabled}  # instance attribute shadows the class default
         self._props_lock = threading.Lock()
         self._props: list[dict] | None = None
         self._props_at = 0.0
