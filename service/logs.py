@@ -91,5 +91,9 @@ def configure_logging(level: str = "INFO") -> None:
     logging.getLogger("uvicorn.access").disabled = True  # our middleware logs each request with its id
     # alembic narrates every migration step at INFO (14 lines on the first write); the runtime logs one line
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    # at DEBUG, urllib3 logs each request's whole URL, query included (a callback URL's signature, an e-mail
+    # address), and Connexion each request's path (a webhook's secret route token): never below INFO
+    for name in ("urllib3.connectionpool", "connexion"):
+        logging.getLogger(name).setLevel(logging.INFO)
     # "Adding spec json: /swagger.json", once per worker: nothing to act on
     logging.getLogger("connexion.middleware.swagger_ui").setLevel(logging.WARNING)

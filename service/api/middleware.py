@@ -26,6 +26,18 @@ _SAFE_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 _SECRET_HINTS = ("auth", "token", "key", "secret", "signature", "cookie", "password")
 
 
+#: a webhook's inbound address carries its secret route token (``/hooks/inbound/<token>``)
+_SECRET_PATHS = ("/hooks/inbound/",)
+
+
+def loggable_path(path: str) -> str:
+    """The path as it may be logged: a secret path segment is replaced by ``***``."""
+    for prefix in _SECRET_PATHS:
+        if path.startswith(prefix) and len(path) > len(prefix):
+            return prefix + "***"
+    return path
+
+
 def _pick_request_id(headers: dict[bytes, bytes]) -> str:
     for name in REQUEST_ID_HEADERS:
         value = headers.get(name)
@@ -120,7 +132,7 @@ class RequestContextMiddleware:
         finally:
             extra = {
                 "method": scope.get("method"),
-                "path": scope.get("path"),
+                "path": loggable_path(scope.get("path") or ""),
                 "status": status_holder["status"],
                 "durationMs": round((time.perf_counter() - started) * 1000, 2),
             }
