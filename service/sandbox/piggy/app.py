@@ -40,6 +40,8 @@ from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
 from service.sandbox.piggy import demo
+from service.sandbox.piggy.webhooks import PiggyWebhooks
+from service.sandbox.piggy.webhooks import rules as webhook_rules
 
 PREFIX = "/api/v3/oauth/clients"
 
@@ -206,8 +208,10 @@ class PiggySimulator:
         self.clock = clock or time.monotonic
         self._seed = seed
         self.lock = threading.RLock()
+        self.webhooks = PiggyWebhooks(self)
         self.reset()
         self.url_map = Map([
+            *webhook_rules(PREFIX),
             Rule("/oauth/token", methods=["POST"], endpoint="token"),
             Rule("/api/v2/oauth/clients", methods=["GET"], endpoint="ping"),
             Rule(f"{PREFIX}/contacts", methods=["GET"], endpoint="contacts_list"),
@@ -246,6 +250,10 @@ class PiggySimulator:
             self.maintenance = False
             self.counters: Counter[str] = Counter()
             self.runs: list[dict[str, Any]] = []
+            self.webhooks.reset()
+
+    invalid = staticmethod(_invalid)
+    api_error = PiggyApiError
 
     def expire_tokens(self) -> None:
         """Revoke every token issued through client credentials (personal tokens stay valid)."""
@@ -289,10 +297,25 @@ class PiggySimulator:
                         raise PiggyApiError(503, CODE_MAINTENANCE, "Service Unavailable: maintenance mode.")
                 if endpoint != "token":
                     self._authenticate(request)
-                resp = getattr(self, "h_" + endpoint)(request, **args)
+                resp = self._handle(request, endpoint, args)
         except PiggyApiError as exc:
             resp = self._error(exc)
         return resp(environ, start_response)
+
+    def _handle(self, request: Request, endpoint: str, args: dict[str, Any]) -> Response:
+        if endpoint.startswith("wh_"):
+            with self.lock:
+                body = self._body(request) if request.method in ("POST", "PUT") else {}
+                data, status = getattr(self.webhooks, endpoint)(request, body, **args)
+            return self._ok(data, status=status)
+        handler = getattr(self, "h_" + endpoint)
+        if not self.webhooks.active():
+            return handler(request, **args)
+        with self.lock:  # what this call changes (a GET find-or-create too) fires the webhooks, sent after it
+            before = self.webhooks.snapshot(self.contacts)
+            resp = handler(request, **args)
+            self.webhooks.after(before, self.contacts)
+        return resp
 
     @staticmethod
     def _json(payload: Any, status: int = 200) -> Response:
@@ -577,6 +600,23 @@ class PiggySimulator:
         with self.lock:
             self.maintenance = bool(body.get("enabled", True))
         return self._json({"maintenance": self.maintenance})
+
+    def sim_webhooks(self, request: Request) -> Response:
+        with self.lock:
+            subs = [{k: v for k, v in x.items() if k != "secret"} for x in self.webhooks.subs.values()]
+        return self._json({"subscriptions": subs, "sent": self.webhooks.sender.sent()})
+
+    def sim_webhooks_redeliver(self, request: Request) -> Response:
+        body = request.get_json(silent=True) or {}
+        return self._json({"redelivered": self.webhooks.sender.redeliver(int(body.get("count", 1)))})
+
+    def sim_webhooks_config(self, request: Request) -> Response:
+        body = request.get_json(silent=True) or {}
+        if "retry_delays" in body:
+            self.webhooks.sender.retry_delays = tuple(float(x) for x in body["retry_delays"])
+        if "account_secret" in body:
+            self.webhooks.account_secret = str(body["account_secret"])
+        return self._json({"retry_delays": list(self.webhooks.sender.retry_delays)})
 
     def sim_clock(self, request: Request) -> Response:
         body = request.get_json(silent=True) or {}

@@ -14,6 +14,9 @@ DEMO_TOKEN = "piggy-demo-personal-access-token-0000000000000000000"  # 53 charac
 DEMO_CLIENT_ID = "demo-client"
 DEMO_CLIENT_SECRET = "demo-client-secret"
 
+#: the account's webhook secret: Piggy signs a webhook with it when its subscription has no secret of its own
+DEMO_WEBHOOK_SECRET = "piggy-demo-account-webhook-secret"
+
 DEMO_CONTACT_UUID = "9504d4b2-03c5-41d8-8423-4b1821b6aa00"
 DEMO_CONTACT_EMAIL = "spongebob@bikinibottom.sea"
 DEMO_CONTACT_ID = 21

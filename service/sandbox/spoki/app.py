@@ -39,6 +39,8 @@ from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
 from service.sandbox.spoki import demo
+from service.sandbox.spoki.webhooks import SpokiWebhooks
+from service.sandbox.spoki.webhooks import rules as webhook_rules
 
 API = "/api/1"
 RESERVED_CODES = {"FIRST_NAME", "LAST_NAME", "EMAIL", "PHONE", "ACCOUNT_NAME", "LANGUAGE"}
@@ -83,8 +85,10 @@ class SpokiSimulator:
         self.default_page_size = page_size
         self._seed = seed
         self.lock = threading.RLock()
+        self.webhooks = SpokiWebhooks(self)
         self.reset()
         self.url_map = Map([
+            *webhook_rules(API),
             Rule(f"{API}/contacts/", methods=["GET"], endpoint="contacts_list"),
             Rule(f"{API}/contacts/sync/", methods=["POST"], endpoint="contacts_sync"),
             Rule(f"{API}/contacts/<int:cid>/", methods=["GET", "PATCH", "DELETE"], endpoint="contact"),
@@ -119,6 +123,19 @@ class SpokiSimulator:
             self.runs: list[dict[str, Any]] = []
             self.throttle_count = 0
             self.throttle_retry_after = 1
+            self.webhooks.reset()
+
+    not_found = staticmethod(_not_found)
+
+    @staticmethod
+    def fields_error(errors: dict[str, list[str]]) -> SpokiApiError:
+        return SpokiApiError(400, errors)
+
+    def page(self, request: Request, items: list[Any]) -> Response:
+        return self._page(request, items)
+
+    def contact_json(self, c: dict[str, Any]) -> dict[str, Any]:
+        return self._contact_json(c)
 
     def state(self) -> dict[str, Any]:
         with self.lock:
@@ -150,13 +167,30 @@ class SpokiSimulator:
                 if endpoint != "start_automation":
                     self._authenticate(request)
                 self._throttle()
-                resp = getattr(self, "h_" + endpoint)(request, **args)
+                resp = self._handle(request, endpoint, args)
         except SpokiApiError as exc:
             resp = self._json(exc.body, exc.status)
             resp.headers.update(exc.headers)
         except HTTPException as exc:  # pragma: no cover
             return exc(environ, start_response)
         return resp(environ, start_response)
+
+    def _handle(self, request: Request, endpoint: str, args: dict[str, Any]) -> Response:
+        if endpoint.startswith("wh_"):
+            with self.lock:
+                body = self._obj_body(request) if request.method in ("POST", "PATCH") else {}
+                data, status = getattr(self.webhooks, endpoint)(request, body, **args)
+            if isinstance(data, Response):
+                return data
+            return Response(status=status) if data is None else self._json(data, status)
+        handler = getattr(self, "h_" + endpoint)
+        if request.method == "GET" or not self.webhooks.active():
+            return handler(request, **args)
+        with self.lock:  # what this call changes fires the webhooks (sent after it answered)
+            before = self.webhooks.snapshot(self.contacts)
+            resp = handler(request, **args)
+            self.webhooks.after(before, self.contacts)
+        return resp
 
     @staticmethod
     def _json(payload: Any, status: int = 200) -> Response:
@@ -600,6 +634,32 @@ class SpokiSimulator:
         body = request.get_json(silent=True) or {}
         self.throttle(int(body.get("count", 1)), int(body.get("retry_after", 1)))
         return self._json({"ok": True})
+
+    def sim_webhooks(self, request: Request) -> Response:
+        with self.lock:
+            hooks = [self.webhooks._public(h) for h in self.webhooks.hooks.values()]
+        return self._json({"webhooks": hooks, "sent": self.webhooks.sender.sent()})
+
+    def sim_webhooks_redeliver(self, request: Request) -> Response:
+        body = request.get_json(silent=True) or {}
+        return self._json({"redelivered": self.webhooks.sender.redeliver(int(body.get("count", 1)))})
+
+    def sim_webhooks_config(self, request: Request) -> Response:
+        body = request.get_json(silent=True) or {}
+        if "retry_delays" in body:
+            self.webhooks.sender.retry_delays = tuple(float(x) for x in body["retry_delays"])
+        return self._json({"retry_delays": list(self.webhooks.sender.retry_delays)})
+
+    def sim_message_inbound(self, request: Request) -> Response:
+        """A WhatsApp message from ``phone`` arrives (``{"phone", "text"}``): fires ``message.inbound``."""
+        body = request.get_json(silent=True) or {}
+        data = {"uuid": str(uuidlib.uuid4()), "from_phone": normalize_phone(body.get("phone")) or "",
+                "to_phone": demo.ACCOUNT_PHONE,
+                "text": str(body.get("text") or ""), "payload": body.get("payload"),
+                "sent_datetime": datetime.now().replace(microsecond=0).isoformat() + "Z"}
+        with self.lock:
+            fired = self.webhooks.fire("message.inbound", data)
+        return self._json({"fired": fired})
 
     def throttle(self, count: int, retry_after: int = 1) -> None:
         """Answer the next ``count`` API calls with 429 and ``Retry-After: retry_after``."""

@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 DEMO_API_KEY = "spoki-demo-api-key"
+#: the WhatsApp number of the demo account (the recipient of inbound messages)
+ACCOUNT_PHONE = "+390212345678"
 
 CONTACT_MARIO_ID = 1001
 CONTACT_MARIO_PHONE = "+393331234567"
