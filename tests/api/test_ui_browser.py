@@ -12,15 +12,13 @@ from __future__ import annotations
 
 import json
 import os
-import threading
-import time
 from pathlib import Path
 
 import pytest
 
-from service.app import create_app
 from service.config import Settings
 from service.sandbox.spotler import DEMO
+from tests.servers import serve_app
 
 CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
 CHROMEDRIVER = Path(os.environ.get("CHROMEDRIVER", "/usr/bin/chromedriver"))
@@ -39,22 +37,9 @@ def _browser_missing() -> str | None:
 @pytest.fixture(scope="module")
 def base_url(tmp_path_factory):
     """The app under uvicorn on 127.0.0.1:<ephemeral>, in a thread, sandbox mode with its own ledger."""
-    import uvicorn
-
     settings = Settings(database_url=f"sqlite:///{tmp_path_factory.mktemp('ui')}/ledger.db")
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=0, log_config=None,
-                                           lifespan="on"))
-    thread = threading.Thread(target=server.run, name="ui-test-server", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + WAIT_S
-    while not (server.started and server.servers):  # readiness: uvicorn has bound its socket
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise AssertionError("uvicorn did not start")
-        time.sleep(0.02)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(WAIT_S)
+    with serve_app(settings) as (url, _app):
+        yield url
 
 
 @pytest.fixture(scope="module")
