@@ -9,6 +9,12 @@ fan out), ``delivery`` (the outbox and its retry schedule), ``worker`` (the thre
 HTTP client), ``keys`` (sealing and derived tokens), ``model`` (the tables). Everything is provider-independent:
 the platform comes in as a :class:`~service.providers.webhooks.WebhookFormat` and a
 :class:`~service.providers.webhooks.ManagerSource`.
+
+Hosted mode plugs in at three seams: every row carries ``scope`` (single mode: :data:`SINGLE_SCOPE`; hosted: the
+tenant's keyed hash, chosen by the HTTP layer per call); :class:`~service.providers.webhooks.ManagerSource` gives
+the platform account of a scope (hosted: built from the tenant's stored, encrypted credentials - the reconciler
+and the syncs need them when no request brings them); :class:`~service.actions.webhooks.keys.SecretBox` seals
+and derives tokens (hosted: a key ring with rotation).
 """
 
 from __future__ import annotations
