@@ -12,6 +12,7 @@ from urllib.parse import urlencode
 import flask
 
 from service.actions.webhooks import SINGLE_SCOPE
+from service.api.calls import request_platform
 from service.api.urls import absolute_url, request_base_url
 from service.providers.errors import NotSupported
 from service.runtime import current_runtime
@@ -30,8 +31,8 @@ def _relay():
 
 
 def _scope() -> str:
-    """The account a call belongs to: in single mode the deployment's one account."""
-    return SINGLE_SCOPE
+    """The account a call belongs to: its connection's tenant (hosted mode), else the deployment's one account."""
+    return request_platform().tenant or SINGLE_SCOPE
 
 
 def on_platform_event(body, user=None):
