@@ -24,17 +24,18 @@ from typing import Any, Mapping
 from urllib.parse import urlsplit, urlunsplit
 
 from dotenv import dotenv_values
-from marshmallow import Schema, ValidationError, fields, validate
 
 from service.microsoft.config import MicrosoftConfigError, MicrosoftSettings
+from service.settings_schema import Variable, read, setting, variables
 
 PROVIDERS = ("spotler", "piggy", "spoki")
 
-#: the platform credentials whose presence switches a provider to live mode
-LIVE_CREDENTIALS = {
-    "spotler": ("SPOTLER_CONSUMER_KEY", "SPOTLER_CONSUMER_SECRET"),
-    "piggy": ("PIGGY_API_TOKEN", "PIGGY_CLIENT_ID"),
-    "spoki": ("SPOKI_API_KEY",),
+#: each platform's credentials, as the groups that go together: setting any of them switches the platform to
+#: live mode, and then each group of which one is set must be complete (Piggy: a token, or an OAuth client)
+LIVE_CREDENTIALS: dict[str, tuple[tuple[str, ...], ...]] = {
+    "spotler": (("SPOTLER_CONSUMER_KEY", "SPOTLER_CONSUMER_SECRET"),),
+    "piggy": (("PIGGY_API_TOKEN",), ("PIGGY_CLIENT_ID", "PIGGY_CLIENT_SECRET")),
+    "spoki": (("SPOKI_API_KEY",),),
 }
 
 SANDBOX_API_KEY = "sandbox"
@@ -43,9 +44,10 @@ DEV_TRIGGER_STATE_SECRET = "sandbox-trigger-state-secret-not-secret"
 DEFAULT_DATABASE_URL = "sqlite:///var/marketing-actions.db"
 
 
-#: variables whose values are never shown (in messages, logs); plus every name matching _SECRET_NAME
-SECRET_VARIABLES = frozenset({"API_KEYS", "LEDGER_HASH_KEY", "SPOTLER_CONSUMER_KEY", "SPOTLER_CONSUMER_SECRET",
-                              "PIGGY_API_TOKEN", "PIGGY_CLIENT_SECRET", "SPOKI_API_KEY"})
+#: platform credentials whose values are never shown (in messages, logs); besides, every setting declared
+#: ``secret`` and every name matching _SECRET_NAME
+PLATFORM_SECRETS = frozenset({"SPOTLER_CONSUMER_KEY", "SPOTLER_CONSUMER_SECRET", "PIGGY_API_TOKEN",
+                              "PIGGY_CLIENT_SECRET", "SPOKI_API_KEY"})
 _SECRET_NAME = re.compile(r"(SECRET|TOKEN|PASSWORD|API_KEY|API_KEYS|HASH_KEY)$")
 
 
@@ -91,11 +93,17 @@ class ConfigError(Exception):
         return cls(f"Missing setting {variable} ({reason}): allowed is {allowed.rstrip('.')}.", variable=variable)
 
 
-def _csv(value: str) -> list[str]:
-    return [p.strip() for p in value.split(",") if p.strip()]
+    @classmethod
+    def of(cls, problems: list["ConfigError"]) -> "ConfigError":
+        """One error (one line) that names every problem, in the order given."""
+        return cls(" ".join(str(p) for p in problems), variable=problems[0].variable)
 
 
-def _database_url(value: str) -> None:
+def _csv(value: str) -> tuple[str, ...]:
+    return tuple(p.strip() for p in value.split(",") if p.strip())
+
+
+def _database_url(value: str) -> bool:
     """``sqlite:///path`` or a PostgreSQL URL (``postgresql+psycopg://``, ``postgresql://``, ``postgres://``)."""
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
@@ -103,110 +111,31 @@ def _database_url(value: str) -> None:
     try:
         url = make_url(value.replace("postgres://", "postgresql://", 1) if value.startswith("postgres://") else value)
     except (ArgumentError, ValueError):
-        raise ValidationError("not a database URL") from None
-    if url.drivername not in ("sqlite", "sqlite+pysqlite", "postgresql", "postgresql+psycopg"):
-        raise ValidationError("unsupported database")
+        return False
+    return url.drivername in ("sqlite", "sqlite+pysqlite", "postgresql", "postgresql+psycopg")
 
 
-def _http_url(value: str) -> None:
+def _http_url(value: str) -> bool:
     try:
         parts = urlsplit(value)
     except ValueError:
-        raise ValidationError("not a URL") from None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValidationError("not an http(s) URL")
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
 
 
-_URL_ALLOWED = "an http:// or https:// URL"
-_DEFAULT_RETRY_SCHEDULE = "5,300,1800,7200,18000,36000,36000"
-_DEFAULT_CALLBACK_HOSTS = "*.logic.azure.com,*.logic.azure.us,*.logic.azure.cn"
 _HOST_PATTERN = re.compile(r"^(\*\.)?[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?)*$")
 
 
-def _retry_schedule(value: str) -> None:
-    try:
-        steps = [float(p) for p in _csv(value)]
-    except ValueError:
-        raise ValidationError("not numbers") from None
-    if not 1 <= len(steps) <= 20 or any(not 0.01 <= x <= 86400 for x in steps):
-        raise ValidationError("out of range")
+def _seconds(text: str) -> tuple[float, ...]:
+    return tuple(float(p) for p in _csv(text))
 
 
-def _host_patterns(value: str) -> None:
-    if not _csv(value) or not all(_HOST_PATTERN.match(p) for p in _csv(value)):
-        raise ValidationError("not host names")
-_DB_ALLOWED = ("empty (SQLite file var/marketing-actions.db), sqlite:///path/file.db or "
-               "postgresql+psycopg://user:password@host:5432/database")
+def _retry_schedule(steps: tuple[float, ...]) -> bool:
+    return 1 <= len(steps) <= 20 and all(0.01 <= x <= 86400 for x in steps)
 
 
-class _EnvSchema(Schema):
-    """Validates the raw strings. Field names are the environment variable names; ``metadata["allowed"]``
-    says what is allowed when the validators alone do not (see :func:`allowed_values`)."""
-
-    PROVIDER = fields.String(load_default="spotler", validate=validate.OneOf(PROVIDERS))
-    API_KEYS = fields.String(load_default="")
-    DATABASE_URL = fields.String(load_default="", validate=_database_url, metadata={"allowed": _DB_ALLOWED})
-    LEDGER_HASH_KEY = fields.String(load_default="")
-    JOB_LEASE_SECONDS = fields.Float(load_default=30.0, validate=validate.Range(min=1, max=3600))
-    SYNC_DEADLINE_SECONDS = fields.Float(load_default=90.0, validate=validate.Range(min=0.05, max=95))
-    IN_PROGRESS_WAIT_SECONDS = fields.Float(load_default=20.0, validate=validate.Range(min=0, max=60))
-    JOB_WORKERS = fields.Integer(load_default=4, validate=validate.Range(min=1, max=64))
-    AUTO_MIGRATE = fields.Boolean(load_default=True)
-    LOG_LEVEL = fields.String(load_default="INFO",
-                              validate=validate.OneOf(["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]))
-    FLASK_THREADS = fields.Integer(load_default=32, validate=validate.Range(min=1, max=512))
-    MAX_BODY_BYTES = fields.Integer(load_default=1024 * 1024, validate=validate.Range(min=1024, max=100 * 2**20))
-    UPSTREAM_CONNECT_TIMEOUT = fields.Float(load_default=3.05, validate=validate.Range(min=0.05, max=30))
-    UPSTREAM_READ_TIMEOUT = fields.Float(load_default=20.0, validate=validate.Range(min=0.05, max=100))
-    UPSTREAM_MAX_RETRIES = fields.Integer(load_default=2, validate=validate.Range(min=0, max=5))
-    UPSTREAM_RETRY_AFTER_MAX = fields.Float(load_default=10.0, validate=validate.Range(min=0, max=60))
-    LIST_CACHE_SECONDS = fields.Float(load_default=30.0, validate=validate.Range(min=0, max=3600))
-    SANDBOX_UPSTREAM_URL = fields.String(load_default="", validate=_http_url, metadata={"allowed": _URL_ALLOWED})
-    PUBLIC_HOST = fields.String(load_default="", validate=validate.Regexp(r"^(https?://)?[A-Za-z0-9.\-]+(:\d{1,5})?/?$"),
-                                metadata={"allowed": "a host name with an optional :port, no path "
-                                                     "(for example actions.example.com)"})
-    VALIDATE_RESPONSES = fields.Boolean(load_default=False)
-    TRIGGER_STATE_SECRET = fields.String(load_default="")
-    TRIGGER_BATCH_SIZE = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
-    TRIGGER_POLL_SECONDS = fields.Integer(load_default=180, validate=validate.Range(min=1, max=86400))
-    TRIGGER_OVERLAP_SECONDS = fields.Float(load_default=600.0, validate=validate.Range(min=0, max=86400))
-    TRIGGER_PAGE_SIZE = fields.Integer(load_default=1000, validate=validate.Range(min=10, max=10000))
-    TRIGGER_MAX_PAGES = fields.Integer(load_default=20, validate=validate.Range(min=1, max=1000))
-    TRIGGER_FEED_CACHE_SECONDS = fields.Float(load_default=5.0, validate=validate.Range(min=0, max=60))
-    WEBHOOK_RETRY_SCHEDULE = fields.String(load_default=_DEFAULT_RETRY_SCHEDULE, validate=_retry_schedule,
-                                           metadata={"allowed": "comma-separated seconds (each 0.01 to 86400, at "
-                                                                "most 20), for example 5,300,1800"})
-    CALLBACK_ALLOWED_HOSTS = fields.String(load_default=_DEFAULT_CALLBACK_HOSTS, validate=_host_patterns,
-                                           metadata={"allowed": "comma-separated host names or *.domain patterns"})
-    WEBHOOK_PUBLIC_URL = fields.String(load_default="", validate=_http_url, metadata={"allowed": _URL_ALLOWED})
-    WEBHOOK_CALLBACK_TIMEOUT = fields.Float(load_default=30.0, validate=validate.Range(min=0.1, max=60))
-    # the Procfile's gunicorn (read by gunicorn.conf.py and the start command)
-    PORT = fields.Integer(load_default=8000, validate=validate.Range(min=1, max=65535))
-    BIND_ADDRESS = fields.String(load_default="0.0.0.0",
-                                 validate=validate.Regexp(r"^([0-9.]+|\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.\-]+)$"),
-                                 metadata={"allowed": "an address of this machine to listen on: 0.0.0.0 (every "
-                                                      "interface), 127.0.0.1 (only this machine, behind a proxy) "
-                                                      "or an IPv6 address in brackets such as [::]"})
-    WEB_CONCURRENCY = fields.Integer(load_default=2, validate=validate.Range(min=1, max=64))
-    GUNICORN_MAX_REQUESTS = fields.Integer(load_default=5000, validate=validate.Range(min=0, max=10_000_000))
-    FORWARDED_ALLOW_IPS = fields.String(load_default="127.0.0.1")
-
-
-def allowed_values(f: fields.Field) -> str:
-    """What a schema field accepts, in words (for the one-line error)."""
-    if f.metadata.get("allowed"):
-        return f.metadata["allowed"]
-    validators = f.validators if isinstance(f.validators, (list, tuple)) else [f.validators]
-    choices = next((v.choices for v in validators if isinstance(v, validate.OneOf)), None)
-    if choices:
-        return "one of " + ", ".join(choices)
-    rng = next((v for v in validators if isinstance(v, validate.Range)), None)
-    if isinstance(f, fields.Boolean):
-        return "true or false"
-    kind = "a whole number" if isinstance(f, fields.Integer) else "a number"
-    if rng is not None:
-        return f"{kind} from {rng.min:g} to {rng.max:g}"
-    return kind if isinstance(f, fields.Number) else "text"
+def _host_patterns(hosts: tuple[str, ...]) -> bool:
+    return bool(hosts) and all(_HOST_PATTERN.match(h) for h in hosts)
 
 
 def env_file() -> Path:
@@ -223,62 +152,135 @@ def read_environment(environ: Mapping[str, str] | None = None) -> dict[str, str]
     return {**from_file, **os.environ}
 
 
+_SECRET_ALLOWED = "a random secret of 32+ characters"
+
+
 @dataclass(frozen=True)
 class Settings:
-    provider: str = "spotler"
-    api_keys: tuple[str, ...] = ()
-    database_url: str = ""
-    ledger_hash_key: str = DEV_LEDGER_HASH_KEY
-    job_lease_seconds: float = 30.0
-    #: a call not finished after this long answers 202 and goes on in the background
-    sync_deadline_seconds: float = 90.0
-    #: how long a repeat waits for a running first attempt before answering 503 REQUEST_IN_PROGRESS
-    in_progress_wait_seconds: float = 20.0
-    #: background jobs per worker process
-    job_workers: int = 4
-    #: PostgreSQL: migrate the ledger at start-up (SQLite is always migrated)
-    auto_migrate: bool = True
-    log_level: str = "INFO"
-    flask_threads: int = 32
-    max_body_bytes: int = 1024 * 1024
-    upstream_connect_timeout: float = 3.05
-    upstream_read_timeout: float = 20.0
-    upstream_max_retries: int = 2
-    upstream_retry_after_max: float = 10.0
-    list_cache_seconds: float = 30.0
-    #: sandbox only: the simulator's base URL when it runs as a shared process (set by gunicorn.conf.py)
-    sandbox_upstream_url: str = ""
-    public_host: str = ""
-    #: check every response against openapi.yaml (tests turn it on; costs a few % in production)
-    validate_responses: bool = False
+    """Every setting of the service, each declared once: its variable, default, accepted values and the
+    comment ``.env.example`` shows (``python -m service.env_example`` writes that file from here)."""
+
+    provider: str = setting(
+        "PROVIDER", "spotler", choices=PROVIDERS, section="the service",
+        doc="Which marketing platform this deployment drives: spotler | piggy | spoki")
+    api_keys: tuple[str, ...] = setting(
+        "API_KEYS", (), parse=_csv, secret=True,
+        doc='Comma-separated API keys the Power Platform connection (header X-API-Key) may use. Required in live '
+            'mode (16+ characters each). Empty in sandbox mode: the key "sandbox" is accepted.')
+    database_url: str = setting(
+        "DATABASE_URL", "", check=_database_url,
+        allowed="empty (SQLite file var/marketing-actions.db), sqlite:///path/file.db or "
+                "postgresql+psycopg://user:password@host:5432/database",
+        doc="Job ledger database. Empty: SQLite file var/marketing-actions.db. Several instances: PostgreSQL, e.g. "
+            "postgresql+psycopg://user:password@db.example.com:5432/marketing_actions (migrated at start-up, see "
+            "AUTO_MIGRATE)")
+    ledger_hash_key: str = setting(
+        "LEDGER_HASH_KEY", DEV_LEDGER_HASH_KEY, example="", secret=True,
+        doc="Secret key for hashing contact emails in the ledger (32+ random characters). Required in live mode.")
+    job_lease_seconds: float = setting(
+        "JOB_LEASE_SECONDS", 30.0, range=(1, 3600),
+        doc="Lease of a running call, renewed while it runs; a call whose lease expired is taken as crashed and is "
+            "resumed (or settled as OUTCOME_UNKNOWN when a call that is not safe to repeat may have been applied). "
+            "Keep it above UPSTREAM_READ_TIMEOUT.")
+    sync_deadline_seconds: float = setting(
+        "SYNC_DEADLINE_SECONDS", 90.0, range=(0.05, 95),
+        doc="A call that has not finished after this many seconds answers 202 + Location and goes on in the "
+            "background (Power Automate gives up on a synchronous answer after 120 s).")
+    in_progress_wait_seconds: float = setting(
+        "IN_PROGRESS_WAIT_SECONDS", 20.0, range=(0, 60),
+        doc="A repeat of a call that is still running waits this long for its answer, then gets 503 + Retry-After.")
+    job_workers: int = setting(
+        "JOB_WORKERS", 4, range=(1, 64),
+        doc="Background jobs (resumed after a crash, or retried) one worker process runs at once.")
+    auto_migrate: bool = setting(
+        "AUTO_MIGRATE", True,
+        doc="PostgreSQL: apply the ledger's migrations at start-up (under a lock). false: refuse to start when the "
+            "schema is not current and say what to run. SQLite files are always migrated by the service.")
+    log_level: str = setting(
+        "LOG_LEVEL", "INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"),
+        doc="DEBUG | INFO | WARNING | ERROR")
+    flask_threads: int = setting(
+        "FLASK_THREADS", 32, range=(1, 512),
+        doc="Threads per worker that run request handlers (they block on upstream calls). Connexion's default is "
+            "10.")
+    max_body_bytes: int = setting(
+        "MAX_BODY_BYTES", 1024 * 1024, range=(1024, 100 * 2**20),
+        doc="Largest accepted request body, in bytes (413 above).")
+    validate_responses: bool = setting(
+        "VALIDATE_RESPONSES", False, doc="Check every response against openapi.yaml (tests turn it on).")
+    list_cache_seconds: float = setting(
+        "LIST_CACHE_SECONDS", 30.0, range=(0, 3600),
+        doc="Seconds that dropdown lists (automations, fields, tags, ...) are cached per worker.")
+    upstream_connect_timeout: float = setting(
+        "UPSTREAM_CONNECT_TIMEOUT", 3.05, range=(0.05, 30),
+        doc="Defaults for every platform client (a platform's own variable, e.g. SPOTLER_READ_TIMEOUT, wins).")
+    upstream_read_timeout: float = setting("UPSTREAM_READ_TIMEOUT", 20.0, range=(0.05, 100))
+    upstream_max_retries: int = setting("UPSTREAM_MAX_RETRIES", 2, range=(0, 5))
+    upstream_retry_after_max: float = setting("UPSTREAM_RETRY_AFTER_MAX", 10.0, range=(0, 60))
     #: polling triggers: the secrets that sign trigger states (oldest first; the last one signs)
-    trigger_state_secrets: tuple[str, ...] = (DEV_TRIGGER_STATE_SECRET,)
-    #: most events one poll answers (a flow maker may ask for fewer with batchSize)
-    trigger_batch_size: int = 100
-    #: Retry-After of a poll with nothing new, in seconds
-    trigger_poll_seconds: int = 180
-    #: how far back each poll looks again (clock differences with the platform, late events), in seconds
-    trigger_overlap_seconds: float = 600.0
-    #: page size of the platform's feeds, and most pages one poll reads per feed
-    trigger_page_size: int = 1000
-    trigger_max_pages: int = 20
-    #: a feed read (same feed, same window start) is shared by the polls of this many seconds, per worker
-    trigger_feed_cache_seconds: float = 5.0
-    #: webhook triggers: seconds between the attempts of a delivery to a flow (then it is given up)
-    webhook_retry_schedule: tuple[float, ...] = (5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
-    #: the only hosts webhook deliveries go to (sandbox mode adds 127.0.0.1 and localhost)
-    callback_allowed_hosts: tuple[str, ...] = ("*.logic.azure.com", "*.logic.azure.us", "*.logic.azure.cn")
-    #: where Piggy and Spoki send their webhooks (empty: PUBLIC_HOST, else the subscribing request's address)
-    webhook_public_url: str = ""
-    #: read timeout of a delivery to a flow's callback, in seconds
-    webhook_callback_timeout: float = 30.0
-    #: the Procfile's gunicorn: port, workers, worker recycling, trusted proxies (gunicorn.conf.py)
-    port: int = 8000
-    #: the address the Procfile binds (127.0.0.1 behind a proxy on the same machine: deploy/vm.py)
-    bind_address: str = "0.0.0.0"
-    web_concurrency: int = 2
-    gunicorn_max_requests: int = 5000
-    forwarded_allow_ips: str = "127.0.0.1"
+    trigger_state_secrets: tuple[str, ...] = setting(
+        "TRIGGER_STATE_SECRET", (DEV_TRIGGER_STATE_SECRET,), example="", secret=True,
+        parse=lambda text: _csv(text) or (DEV_TRIGGER_STATE_SECRET,),
+        doc="Polling triggers. TRIGGER_STATE_SECRET signs the state in each trigger's polling URL: required in live "
+            "mode (32+ random characters). To rotate it, append the new secret after a comma (the last one signs, "
+            "every one is accepted), and remove the old one once running flows have polled again.")
+    trigger_batch_size: int = setting(
+        "TRIGGER_BATCH_SIZE", 100, range=(1, 1000),
+        doc="Most events one poll hands to a flow (a flow may ask for fewer); more waiting: the next poll comes at "
+            "once.")
+    trigger_poll_seconds: int = setting(
+        "TRIGGER_POLL_SECONDS", 180, range=(1, 86400),
+        doc="Seconds until the next poll when nothing new happened (Retry-After).")
+    trigger_overlap_seconds: float = setting(
+        "TRIGGER_OVERLAP_SECONDS", 600.0, range=(0, 86400),
+        doc="Seconds each poll looks back again: covers the platform's clock running behind or ahead and late "
+            "events.")
+    trigger_page_size: int = setting(
+        "TRIGGER_PAGE_SIZE", 1000, range=(10, 10000),
+        doc="Page size of the platform's event feeds, and most pages one poll reads per feed.")
+    trigger_max_pages: int = setting("TRIGGER_MAX_PAGES", 20, range=(1, 1000))
+    trigger_feed_cache_seconds: float = setting(
+        "TRIGGER_FEED_CACHE_SECONDS", 5.0, range=(0, 60),
+        doc="Seconds a trigger feed read is shared by the polls that ask for the same window (per worker; 0 = "
+            "never). A poll with nothing new then costs no upstream call; a new event waits at most this long.")
+    webhook_retry_schedule: tuple[float, ...] = setting(
+        "WEBHOOK_RETRY_SCHEDULE", (5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0), parse=_seconds,
+        check=_retry_schedule, allowed="comma-separated seconds (each 0.01 to 86400, at most 20), for example 5,300,1800",
+        doc="Webhook triggers (Piggy, Spoki). Seconds between the attempts of one delivery to a flow; after the last "
+            "one it is given up (default, like Svix: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h). A longer Retry-After "
+            "wins.")
+    callback_allowed_hosts: tuple[str, ...] = setting(
+        "CALLBACK_ALLOWED_HOSTS", ("*.logic.azure.com", "*.logic.azure.us", "*.logic.azure.cn"),
+        parse=lambda text: tuple(h.lower() for h in _csv(text)), check=_host_patterns,
+        allowed="comma-separated host names or *.domain patterns",
+        doc="The only hosts a flow's callback URL may name (host names, or *.domain). Power Automate's are the "
+            "default; sandbox mode also allows 127.0.0.1 and localhost.")
+    webhook_callback_timeout: float = setting(
+        "WEBHOOK_CALLBACK_TIMEOUT", 30.0, range=(0.1, 60),
+        doc="Read timeout of a delivery to a flow's callback, in seconds (the connect timeout is at most 5 s).")
+    webhook_public_url: str = setting(
+        "WEBHOOK_PUBLIC_URL", "", parse=lambda text: text.rstrip("/"), check=_http_url,
+        allowed="an http:// or https:// URL",
+        doc="Where Piggy and Spoki send their webhooks: this service's public base URL, e.g. "
+            "https://actions.example.com (empty: https://PUBLIC_HOST, else the address the subscribing call used).")
+    public_host: str = setting(
+        "PUBLIC_HOST", "", pattern=r"^(https?://)?[A-Za-z0-9.\-]+(:\d{1,5})?/?$",
+        allowed="a host name with an optional :port, no path (for example actions.example.com)",
+        doc="Public host name of this service (used when building the connector definition).")
+    sandbox_upstream_url: str = setting(
+        "SANDBOX_UPSTREAM_URL", "", check=_http_url, allowed="an http:// or https:// URL",
+        doc="Sandbox only: base URL of an already running simulator (gunicorn.conf.py sets it for its workers).")
+    # the Procfile's gunicorn (read by gunicorn.conf.py and the start command)
+    port: int = setting("PORT", 8000, range=(1, 65535), section="gunicorn (Procfile)")
+    bind_address: str = setting(
+        "BIND_ADDRESS", "0.0.0.0", pattern=r"^([0-9.]+|\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.\-]+)$",
+        allowed="an address of this machine to listen on: 0.0.0.0 (every interface), 127.0.0.1 (only this "
+                "machine, behind a proxy) or an IPv6 address in brackets such as [::]",
+        doc="The address the service listens on: 0.0.0.0 (every interface: a PaaS, a container) or 127.0.0.1 (only "
+            "this machine: behind nginx on the same VM, as deploy/vm.py runs it; docs/deploy.md).")
+    web_concurrency: int = setting("WEB_CONCURRENCY", 2, range=(1, 64))
+    forwarded_allow_ips: str = setting("FORWARDED_ALLOW_IPS", "127.0.0.1")
+    gunicorn_max_requests: int = setting("GUNICORN_MAX_REQUESTS", 5000, range=(0, 10_000_000))
     #: every PROVIDER-prefixed variable (SPOTLER_*, PIGGY_*, SPOKI_*), raw, for the provider factory
     platform_env: Mapping[str, str] = field(default_factory=dict)
     #: Entra ID connections and Dataverse write-back (ENTRA_*, DATAVERSE_*, MICROSOFT_*, SANDBOX_ENTRA_*, ...)
@@ -286,7 +288,7 @@ class Settings:
 
     @property
     def mode(self) -> str:
-        names = LIVE_CREDENTIALS[self.provider]
+        names = (name for group in LIVE_CREDENTIALS[self.provider] for name in group)
         return "live" if any(self.platform_env.get(n) for n in names) else "sandbox"
 
     @property
@@ -308,61 +310,21 @@ class Settings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
-        """Read and validate the settings: ``environ``, or the process environment over the ``.env`` file."""
+        """Read and validate the settings: ``environ``, or the process environment over the ``.env`` file.
+        Every invalid value is named in one ConfigError; then every cross-field problem (:meth:`validate`)."""
         env = read_environment(environ)
-        declared = _EnvSchema._declared_fields
-        raw = {k: v for k, v in env.items() if k in declared and v != ""}
+        values, invalid = read(cls, env)
+        microsoft_values, microsoft_invalid = read(MicrosoftSettings, env)
+        if invalid or microsoft_invalid:
+            raise ConfigError.of([ConfigError.invalid(var.name, raw, var.allowed)
+                                  for var, raw in sorted(invalid + microsoft_invalid, key=lambda p: p[0].name)])
+        microsoft = MicrosoftSettings(**microsoft_values)
         try:
-            data = _EnvSchema().load(raw)
-        except ValidationError as exc:
-            lines = [str(ConfigError.invalid(name, raw.get(name, ""), allowed_values(declared[name])))
-                     for name in sorted(exc.messages)]
-            raise ConfigError(" ".join(lines), variable=sorted(exc.messages)[0]) from None
-        platform_env = {k: v for k, v in env.items() if k.split("_", 1)[0] in ("SPOTLER", "PIGGY", "SPOKI")}
-        try:
-            microsoft = MicrosoftSettings.from_env(env)
+            microsoft.validate()
         except MicrosoftConfigError as exc:  # its message names the variable first ("NAME: ...")
             raise ConfigError(f"Invalid setting {exc}", variable=str(exc).split(":", 1)[0]) from None
-        settings = cls(
-            provider=data["PROVIDER"],
-            api_keys=tuple(_csv(data["API_KEYS"])),
-            database_url=data["DATABASE_URL"],
-            ledger_hash_key=data["LEDGER_HASH_KEY"] or DEV_LEDGER_HASH_KEY,
-            job_lease_seconds=data["JOB_LEASE_SECONDS"],
-            sync_deadline_seconds=data["SYNC_DEADLINE_SECONDS"],
-            in_progress_wait_seconds=data["IN_PROGRESS_WAIT_SECONDS"],
-            job_workers=data["JOB_WORKERS"],
-            auto_migrate=data["AUTO_MIGRATE"],
-            log_level=data["LOG_LEVEL"],
-            flask_threads=data["FLASK_THREADS"],
-            max_body_bytes=data["MAX_BODY_BYTES"],
-            upstream_connect_timeout=data["UPSTREAM_CONNECT_TIMEOUT"],
-            upstream_read_timeout=data["UPSTREAM_READ_TIMEOUT"],
-            upstream_max_retries=data["UPSTREAM_MAX_RETRIES"],
-            upstream_retry_after_max=data["UPSTREAM_RETRY_AFTER_MAX"],
-            list_cache_seconds=data["LIST_CACHE_SECONDS"],
-            sandbox_upstream_url=data["SANDBOX_UPSTREAM_URL"],
-            public_host=data["PUBLIC_HOST"],
-            validate_responses=data["VALIDATE_RESPONSES"],
-            trigger_state_secrets=tuple(_csv(data["TRIGGER_STATE_SECRET"])) or (DEV_TRIGGER_STATE_SECRET,),
-            trigger_batch_size=data["TRIGGER_BATCH_SIZE"],
-            trigger_poll_seconds=data["TRIGGER_POLL_SECONDS"],
-            trigger_overlap_seconds=data["TRIGGER_OVERLAP_SECONDS"],
-            trigger_page_size=data["TRIGGER_PAGE_SIZE"],
-            trigger_max_pages=data["TRIGGER_MAX_PAGES"],
-            trigger_feed_cache_seconds=data["TRIGGER_FEED_CACHE_SECONDS"],
-            webhook_retry_schedule=tuple(float(p) for p in _csv(data["WEBHOOK_RETRY_SCHEDULE"])),
-            callback_allowed_hosts=tuple(p.lower() for p in _csv(data["CALLBACK_ALLOWED_HOSTS"])),
-            webhook_public_url=data["WEBHOOK_PUBLIC_URL"].rstrip("/"),
-            webhook_callback_timeout=data["WEBHOOK_CALLBACK_TIMEOUT"],
-            port=data["PORT"],
-            bind_address=data["BIND_ADDRESS"],
-            web_concurrency=data["WEB_CONCURRENCY"],
-            gunicorn_max_requests=data["GUNICORN_MAX_REQUESTS"],
-            forwarded_allow_ips=data["FORWARDED_ALLOW_IPS"],
-            platform_env=platform_env,
-            microsoft=microsoft,
-        )
+        platform_env = {k: v for k, v in env.items() if k.split("_", 1)[0] in ("SPOTLER", "PIGGY", "SPOKI")}
+        settings = cls(**values, platform_env=platform_env, microsoft=microsoft)
         settings.validate()
         return settings
 
@@ -370,36 +332,49 @@ class Settings:
         """Cross-field rules. Raises ConfigError naming the variable."""
         if self.provider not in PROVIDERS:
             raise ConfigError.invalid("PROVIDER", self.provider, "one of " + ", ".join(PROVIDERS))
-        keys_allowed = "one or more comma-separated keys of at least 16 characters"
-        if self.mode == "live":
-            if not self.api_keys and not self.microsoft.entra_configured:
-                raise ConfigError.missing("API_KEYS", f"required in live mode: {self.provider} credentials are set "
-                                          "and Entra ID connections are not configured (ENTRA_CLIENT_ID)",
-                                          keys_allowed)
-            if any(len(k) < 16 for k in self.api_keys):
-                raise ConfigError.invalid("API_KEYS", ",".join(self.api_keys), keys_allowed + " in live mode")
-            if self.ledger_hash_key == DEV_LEDGER_HASH_KEY:
-                raise ConfigError.missing("LEDGER_HASH_KEY", "required in live mode", "a random secret of 32+ characters")
-            needed = {
-                "spotler": ("SPOTLER_CONSUMER_KEY", "SPOTLER_CONSUMER_SECRET"),
-                "spoki": ("SPOKI_API_KEY",),
-            }.get(self.provider, ())
-            for name in needed:
-                if not self.platform_env.get(name):
-                    raise ConfigError.missing(name, f"required when {needed[0]} is set (live mode for {self.provider})",
-                                              "the credential from the platform's API settings")
-            if self.provider == "piggy" and self.platform_env.get("PIGGY_CLIENT_ID") \
-                    and not self.platform_env.get("PIGGY_CLIENT_SECRET"):
-                raise ConfigError.missing("PIGGY_CLIENT_SECRET", "required when PIGGY_CLIENT_ID is set",
-                                          "the OAuth client secret of that client")
-            if DEV_TRIGGER_STATE_SECRET in self.trigger_state_secrets:
-                raise ConfigError.missing("TRIGGER_STATE_SECRET", "required in live mode: it signs the polling "
-                                          "triggers' state", "a random secret of 32+ characters")
-            if any(len(s) < 32 for s in self.trigger_state_secrets):
-                raise ConfigError.invalid("TRIGGER_STATE_SECRET", ",".join(self.trigger_state_secrets),
-                                          "comma-separated secrets of 32+ characters each (the last one signs)")
+        problems = self._live_problems() if self.mode == "live" else []
         if self.upstream_connect_timeout + self.upstream_read_timeout > 100:
-            raise ConfigError.invalid("UPSTREAM_READ_TIMEOUT", f"{self.upstream_read_timeout:g}",
-                                      f"at most {100 - self.upstream_connect_timeout:g} with "
-                                      f"UPSTREAM_CONNECT_TIMEOUT={self.upstream_connect_timeout:g} (connect + read "
-                                      "must stay under 100 s; Power Automate gives up after 120 s)")
+            problems.append(ConfigError.invalid(
+                "UPSTREAM_READ_TIMEOUT", f"{self.upstream_read_timeout:g}",
+                f"at most {100 - self.upstream_connect_timeout:g} with UPSTREAM_CONNECT_TIMEOUT="
+                f"{self.upstream_connect_timeout:g} (connect + read must stay under 100 s; Power Automate gives up "
+                "after 120 s)"))
+        if problems:
+            raise problems[0]
+
+    def _live_problems(self) -> list[ConfigError]:
+        problems = []
+        keys_allowed = "one or more comma-separated keys of at least 16 characters"
+        if not self.api_keys and not self.microsoft.entra_configured:
+            problems.append(ConfigError.missing(
+                "API_KEYS", f"required in live mode: {self.provider} credentials are set and Entra ID connections "
+                "are not configured (ENTRA_CLIENT_ID)", keys_allowed))
+        if any(len(k) < 16 for k in self.api_keys):
+            problems.append(ConfigError.invalid("API_KEYS", ",".join(self.api_keys), keys_allowed + " in live mode"))
+        for group in LIVE_CREDENTIALS[self.provider]:
+            given = [name for name in group if self.platform_env.get(name)]
+            for name in group:
+                if given and name not in given:
+                    problems.append(ConfigError.missing(
+                        name, f"required when {given[0]} is set (live mode for {self.provider})",
+                        "the credential from the platform's API settings"))
+        if self.ledger_hash_key == DEV_LEDGER_HASH_KEY:
+            problems.append(ConfigError.missing("LEDGER_HASH_KEY", "required in live mode", _SECRET_ALLOWED))
+        if DEV_TRIGGER_STATE_SECRET in self.trigger_state_secrets:
+            problems.append(ConfigError.missing(
+                "TRIGGER_STATE_SECRET", "required in live mode: it signs the polling triggers' state", _SECRET_ALLOWED))
+        elif any(len(s) < 32 for s in self.trigger_state_secrets):
+            problems.append(ConfigError.invalid(
+                "TRIGGER_STATE_SECRET", ",".join(self.trigger_state_secrets),
+                "comma-separated secrets of 32+ characters each (the last one signs)"))
+        return problems
+
+
+#: every variable whose value is never shown (in messages, logs), besides the names matching _SECRET_NAME
+SECRET_VARIABLES = PLATFORM_SECRETS | frozenset(
+    var.name for cls in (Settings, MicrosoftSettings) for _, var in variables(cls) if var.secret)
+
+
+def declared_variables() -> list[Variable]:
+    """The service's own variables (Settings and its Microsoft part), in declaration order."""
+    return [var for cls in (Settings, MicrosoftSettings) for _, var in variables(cls)]

@@ -36,6 +36,8 @@ LIVE = {"SPOTLER_CONSUMER_KEY": "ck-live", "SPOTLER_CONSUMER_SECRET": "cs-live-s
      "'{\"tags\": \"{tags}\"'", "a JSON template"),
     ("route", {"SPOTLER_ROUTE_TAG_LIST": "FETCH tag/list"}, "SPOTLER_ROUTE_TAG_LIST", "'FETCH tag/list'",
      "'METHOD path'"),
+    ("int (Microsoft)", {"ENTRA_TOKEN_LEEWAY_SECONDS": "900"}, "ENTRA_TOKEN_LEEWAY_SECONDS", "'900'",
+     "a whole number from 0 to 300"),
     ("boolean", {"VALIDATE_RESPONSES": "maybe"}, "VALIDATE_RESPONSES", "'maybe'", "true or false"),
     ("boolean (platform)", {"PROVIDER": "piggy", "PIGGY_LIST_ALL_AUTOMATIONS": "perhaps"},
      "PIGGY_LIST_ALL_AUTOMATIONS", "'perhaps'", "true or false"),

@@ -75,20 +75,33 @@ def test_provider_selects_its_own_credentials():
     assert s.mode == "sandbox"  # Spotler credentials do not make a Spoki deployment live
 
 
+def test_secrets_stay_out_of_the_settings_repr():
+    s = Settings.from_env({"SPOTLER_CONSUMER_KEY": "ck", "SPOTLER_CONSUMER_SECRET": "cs", "API_KEYS": "a" * 16,
+                           "LEDGER_HASH_KEY": "h" * 40, "TRIGGER_STATE_SECRET": "t" * 40})
+    assert "a" * 16 not in repr(s) and "h" * 40 not in repr(s) and "t" * 40 not in repr(s)
+
+
+def test_env_example_is_written_from_the_declarations():
+    """.env.example is what ``python -m service.env_example`` writes from the one declaration of each setting."""
+    from service.env_example import PATH, render
+
+    assert PATH.read_text(encoding="utf-8") == render(), "run: .venv/bin/python -m service.env_example"
+
+
 def test_env_example_documents_every_variable():
     """Every setting and every platform config field has its line in .env.example."""
     import dataclasses
     from pathlib import Path
 
-    from service.config import _EnvSchema
-    from service.microsoft.config import MicrosoftEnvSchema
+    from service.config import declared_variables
     from service.providers.piggy import PiggyConfig
     from service.providers.spoki import SpokiConfig
     from service.providers.spotler import SpotlerConfig
 
     documented = {line.split("=", 1)[0] for line in (Path(__file__).parent.parent / ".env.example").read_text()
                   .splitlines() if line and not line.startswith("#") and "=" in line}
-    expected = set(_EnvSchema._declared_fields) | set(MicrosoftEnvSchema._declared_fields)
+    expected = {var.name for var in declared_variables()}
+    assert {"PROVIDER", "FLASK_THREADS", "ENTRA_CLIENT_ID", "PORT"} <= expected
     from service.providers.piggy.webhooks import PiggyWebhookConfig
     from service.providers.spoki.webhooks import SpokiWebhookConfig
 

@@ -17,44 +17,21 @@ Secrets (client secret, certificate key) are held with ``repr=False`` and never 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 from urllib.parse import urlsplit
 
-from marshmallow import Schema, ValidationError, fields, validate
+from service.settings_schema import setting
 
 GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 DEFAULT_AUTHORITY_HOST = "https://login.microsoftonline.com"
+_NAME = r"^[\w.\-]{1,120}$"
+_NAME_ALLOWED = "letters, digits, _ . and - (1 to 120 characters)"
 
 
 class MicrosoftConfigError(ValueError):
     """A Microsoft setting is missing or invalid; the message names the variable."""
-
-
-class MicrosoftEnvSchema(Schema):
-    """The raw variables (field names are the environment variable names)."""
-
-    ENTRA_TENANT_ID = fields.String(load_default="")
-    ENTRA_ALLOWED_TENANTS = fields.String(load_default="")
-    ENTRA_CLIENT_ID = fields.String(load_default="")
-    ENTRA_APP_ID_URI = fields.String(load_default="")
-    ENTRA_CLIENT_SECRET = fields.String(load_default="")
-    ENTRA_CLIENT_CERTIFICATE_PATH = fields.String(load_default="")
-    ENTRA_REQUIRED_SCOPE = fields.String(load_default="access_as_user",
-                                         validate=validate.Regexp(r"^[\w.\-]{1,120}$"))
-    ENTRA_REQUIRED_ROLE = fields.String(load_default="Actions.Invoke", validate=validate.Regexp(r"^[\w.\-]{1,120}$"))
-    ENTRA_AUTHORITY_HOST = fields.String(load_default=DEFAULT_AUTHORITY_HOST)
-    ENTRA_TOKEN_LEEWAY_SECONDS = fields.Integer(load_default=60, validate=validate.Range(min=0, max=300))
-    ENTRA_JWKS_CACHE_SECONDS = fields.Integer(load_default=3600, validate=validate.Range(min=60, max=86400))
-    ENTRA_JWKS_REFRESH_COOLDOWN_SECONDS = fields.Float(load_default=30.0, validate=validate.Range(min=0, max=3600))
-    MICROSOFT_CA_BUNDLE = fields.String(load_default="")
-    DATAVERSE_URL = fields.String(load_default="")
-    DATAVERSE_TIMELINE_BUDGET_SECONDS = fields.Float(load_default=15.0, validate=validate.Range(min=1, max=60))
-    SANDBOX_ENTRA_URL = fields.String(load_default="")
-    SANDBOX_DATAVERSE_URL = fields.String(load_default="")
-    SANDBOX_CA_BUNDLE = fields.String(load_default="")
-    SANDBOX_STATE_DIR = fields.String(load_default="var/sandbox")
 
 
 def _csv(value: str) -> tuple[str, ...]:
@@ -68,29 +45,72 @@ def _https(name: str, value: str) -> str:
     return value.rstrip("/")
 
 
+def _url(text: str) -> str:
+    return text.strip().rstrip("/")
+
+
 @dataclass(frozen=True)
 class MicrosoftSettings:
-    tenant_id: str = ""
-    allowed_tenants: tuple[str, ...] = ()
-    client_id: str = ""
-    app_id_uri: str = ""
-    client_secret: str = field(default="", repr=False)
-    client_certificate_path: str = ""
-    required_scope: str = "access_as_user"
-    required_role: str = "Actions.Invoke"
-    authority_host: str = DEFAULT_AUTHORITY_HOST
-    token_leeway_seconds: int = 60
-    jwks_cache_seconds: int = 3600
-    jwks_refresh_cooldown_seconds: float = 30.0
-    ca_bundle: str = ""
-    dataverse_url: str = ""
-    timeline_budget_seconds: float = 15.0
+    """Declared once each (:mod:`service.settings_schema`); read by :meth:`service.config.Settings.from_env`."""
+
+    tenant_id: str = setting(
+        "ENTRA_TENANT_ID", "", parse=str.strip,
+        section="Microsoft Entra ID connections and Dataverse timeline notes (docs/entra-id.md)",
+        doc="The service's app registration: Directory (tenant) ID and Application (client) ID. Setting "
+            "ENTRA_CLIENT_ID switches Entra ID connections on (Authorization: Bearer tokens are accepted next to "
+            "API keys).")
+    client_id: str = setting("ENTRA_CLIENT_ID", "", parse=str.strip)
+    allowed_tenants: tuple[str, ...] = setting(
+        "ENTRA_ALLOWED_TENANTS", (), parse=_csv,
+        doc="Other tenants whose users may call (comma-separated tenant ids); the app's own tenant is always "
+            "allowed.")
+    app_id_uri: str = setting(
+        "ENTRA_APP_ID_URI", "", parse=str.strip,
+        doc="Accepted token audience besides the client id. Empty: api://<ENTRA_CLIENT_ID>.")
+    client_secret: str = setting(
+        "ENTRA_CLIENT_SECRET", "", secret=True,
+        doc="The app's credential for Dataverse tokens (msal): a client secret, OR a PEM file with the "
+            "certificate and its private key. Secrets: set them in the platform's secret store, never in a "
+            "committed file.")
+    client_certificate_path: str = setting("ENTRA_CLIENT_CERTIFICATE_PATH", "")
+    required_scope: str = setting(
+        "ENTRA_REQUIRED_SCOPE", "access_as_user", pattern=_NAME, allowed=_NAME_ALLOWED,
+        doc="What a token must grant: the delegated scope (users) or the app role (applications).")
+    required_role: str = setting("ENTRA_REQUIRED_ROLE", "Actions.Invoke", pattern=_NAME, allowed=_NAME_ALLOWED)
+    authority_host: str = setting(
+        "ENTRA_AUTHORITY_HOST", DEFAULT_AUTHORITY_HOST,
+        doc="Where Entra ID lives (tokens' JWKS at <host>/<tenant>/discovery/v2.0/keys; msal authority "
+            "<host>/<tenant>).")
+    token_leeway_seconds: int = setting(
+        "ENTRA_TOKEN_LEEWAY_SECONDS", 60, range=(0, 300), doc="Clock skew allowed on exp/nbf, in seconds.")
+    jwks_cache_seconds: int = setting(
+        "ENTRA_JWKS_CACHE_SECONDS", 3600, range=(60, 86400),
+        doc="How long the signing keys are cached, and the least time between two refreshes forced by an unknown "
+            "key id.")
+    jwks_refresh_cooldown_seconds: float = setting("ENTRA_JWKS_REFRESH_COOLDOWN_SECONDS", 30.0, range=(0, 3600))
+    ca_bundle: str = setting(
+        "MICROSOFT_CA_BUNDLE", "",
+        doc="CA bundle (PEM) for Entra ID and Dataverse calls. Empty: the default trust store.")
+    dataverse_url: str = setting(
+        "DATAVERSE_URL", "", parse=_url,
+        doc="Your Dataverse environment, e.g. https://contoso.crm4.dynamics.com. Setting it switches timeline "
+            "notes on (needs ENTRA_TENANT_ID, ENTRA_CLIENT_ID and a credential; the app must be an application "
+            "user in Dataverse).")
+    timeline_budget_seconds: float = setting(
+        "DATAVERSE_TIMELINE_BUDGET_SECONDS", 15.0, range=(1, 60),
+        doc="The most time a note may take (retries after Dataverse 429/5xx included) before it is reported as "
+            "failed.")
     #: sandbox only: the simulators started by gunicorn (empty: started in the worker when needed)
-    sandbox_entra_url: str = ""
-    sandbox_dataverse_url: str = ""
-    sandbox_ca_bundle: str = ""
-    #: sandbox only: where gunicorn's Microsoft simulators keep their CA and URLs (microsoft.json)
-    sandbox_state_dir: str = "var/sandbox"
+    sandbox_entra_url: str = setting(
+        "SANDBOX_ENTRA_URL", "",
+        doc="Sandbox only: the Entra ID and Dataverse simulators gunicorn.conf.py started, and their CA (it sets "
+            "them).")
+    sandbox_dataverse_url: str = setting("SANDBOX_DATAVERSE_URL", "")
+    sandbox_ca_bundle: str = setting("SANDBOX_CA_BUNDLE", "")
+    sandbox_state_dir: str = setting(
+        "SANDBOX_STATE_DIR", "var/sandbox",
+        doc="Sandbox only: where the Microsoft simulators keep their CA and microsoft.json (read by "
+            "`python -m service.sandbox.entra token`).")
 
     # -- derived --------------------------------------------------------------------------------------------
     @property
@@ -132,31 +152,6 @@ class MicrosoftSettings:
             key_pem, cert_pem = load_certificate(self.client_certificate_path, "ENTRA_CLIENT_CERTIFICATE_PATH")
             return {"private_key": key_pem, "public_certificate": cert_pem}
         return self.client_secret
-
-    # -- loading --------------------------------------------------------------------------------------------
-    @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> "MicrosoftSettings":
-        raw = {k: v for k, v in env.items() if k in MicrosoftEnvSchema._declared_fields and v != ""}
-        try:
-            d = MicrosoftEnvSchema().load(raw)
-        except ValidationError as exc:
-            problems = "; ".join(f"{name}: {' '.join(map(str, msgs))}" for name, msgs in sorted(exc.messages.items()))
-            raise MicrosoftConfigError(problems) from None
-        settings = cls(
-            tenant_id=d["ENTRA_TENANT_ID"].strip(), allowed_tenants=_csv(d["ENTRA_ALLOWED_TENANTS"]),
-            client_id=d["ENTRA_CLIENT_ID"].strip(), app_id_uri=d["ENTRA_APP_ID_URI"].strip(),
-            client_secret=d["ENTRA_CLIENT_SECRET"], client_certificate_path=d["ENTRA_CLIENT_CERTIFICATE_PATH"],
-            required_scope=d["ENTRA_REQUIRED_SCOPE"], required_role=d["ENTRA_REQUIRED_ROLE"],
-            authority_host=d["ENTRA_AUTHORITY_HOST"], token_leeway_seconds=d["ENTRA_TOKEN_LEEWAY_SECONDS"],
-            jwks_cache_seconds=d["ENTRA_JWKS_CACHE_SECONDS"],
-            jwks_refresh_cooldown_seconds=d["ENTRA_JWKS_REFRESH_COOLDOWN_SECONDS"],
-            ca_bundle=d["MICROSOFT_CA_BUNDLE"], dataverse_url=d["DATAVERSE_URL"].strip().rstrip("/"),
-            timeline_budget_seconds=d["DATAVERSE_TIMELINE_BUDGET_SECONDS"],
-            sandbox_entra_url=d["SANDBOX_ENTRA_URL"], sandbox_dataverse_url=d["SANDBOX_DATAVERSE_URL"],
-            sandbox_ca_bundle=d["SANDBOX_CA_BUNDLE"], sandbox_state_dir=d["SANDBOX_STATE_DIR"],
-        )
-        settings.validate()
-        return settings
 
     def validate(self) -> None:
         """Cross-field rules; raises MicrosoftConfigError naming the variable. No network."""

@@ -25,7 +25,7 @@ _PLATFORMS = {
     "spoki": ("service.providers.spoki", "SpokiConfig", "SpokiProvider", {"api_key": "api_key"}),
 }
 
-_SHARED = {  # config field -> Settings attribute, used when the platform-specific variable is not set
+SHARED_SETTINGS = {  # config field -> Settings attribute, used when the platform-specific variable is not set
     "connect_timeout": "upstream_connect_timeout",
     "read_timeout": "upstream_read_timeout",
     "max_retries": "upstream_max_retries",
@@ -54,13 +54,18 @@ def _convert(raw: str, default: Any, var: str) -> Any:
     return raw
 
 
+def config_class(provider: str) -> type:
+    """The platform's config dataclass: its fields are the ``<PLATFORM>_<FIELD>`` variables."""
+    module_name, config_cls_name, _, _ = _PLATFORMS[provider]
+    return getattr(importlib.import_module(module_name), config_cls_name)
+
+
 def provider_config(settings: Settings, *, sandbox_url: str | None = None):
     """The platform's config dataclass, from the environment. Raises ConfigError naming the variable."""
-    module_name, config_cls_name, _, sandbox_fields = _PLATFORMS[settings.provider]
-    module = importlib.import_module(module_name)
-    config_cls = getattr(module, config_cls_name)
+    sandbox_fields = _PLATFORMS[settings.provider][3]
+    config_cls = config_class(settings.provider)
     prefix = settings.provider.upper() + "_"
-    values = _values_from_env(settings, config_cls, prefix, shared=_SHARED)
+    values = _values_from_env(settings, config_cls, prefix, shared=SHARED_SETTINGS)
     if settings.sandbox:
         from service.sandbox.launch import SANDBOX_CREDENTIALS
 
@@ -107,11 +112,20 @@ def has_webhooks(platform: str) -> bool:
     return platform in _WEBHOOKS
 
 
+def webhook_config_class(platform: str) -> type | None:
+    """The platform's webhook config dataclass (its fields are the ``<PLATFORM>_WEBHOOK_<FIELD>`` variables), or
+    None for a platform without webhooks."""
+    if platform not in _WEBHOOKS:
+        return None
+    module_name, config_name, _, _ = _WEBHOOKS[platform]
+    return getattr(importlib.import_module(module_name), config_name)
+
+
 def webhook_format(settings: Settings) -> WebhookFormat:
     """The configured platform's webhook format (events, signature check), from ``<PLATFORM>_WEBHOOK_*``."""
-    module_name, config_name, format_name, _ = _WEBHOOKS[settings.provider]
+    module_name, _, format_name, _ = _WEBHOOKS[settings.provider]
     module = importlib.import_module(module_name)
-    config_cls = getattr(module, config_name)
+    config_cls = webhook_config_class(settings.provider)
     prefix = settings.provider.upper() + "_WEBHOOK_"
     try:
         config = config_cls(**_values_from_env(settings, config_cls, prefix))
