@@ -329,7 +329,7 @@ class Settings:
         return settings
 
     def validate(self) -> None:
-        """Cross-field rules. Raises ConfigError naming the variable."""
+        """Cross-field rules: raises one ConfigError that names every problem (every setting live mode misses)."""
         if self.provider not in PROVIDERS:
             raise ConfigError.invalid("PROVIDER", self.provider, "one of " + ", ".join(PROVIDERS))
         problems = self._live_problems() if self.mode == "live" else []
@@ -340,7 +340,7 @@ class Settings:
                 f"{self.upstream_connect_timeout:g} (connect + read must stay under 100 s; Power Automate gives up "
                 "after 120 s)"))
         if problems:
-            raise problems[0]
+            raise ConfigError.of(problems)
 
     def _live_problems(self) -> list[ConfigError]:
         problems = []

@@ -75,6 +75,18 @@ def test_provider_selects_its_own_credentials():
     assert s.mode == "sandbox"  # Spotler credentials do not make a Spoki deployment live
 
 
+def test_live_mode_names_every_missing_setting_in_one_message():
+    """Issue #24: going live reported one missing setting per start (API_KEYS, then SPOTLER_CONSUMER_SECRET, then
+    LEDGER_HASH_KEY, then TRIGGER_STATE_SECRET: four failed starts)."""
+    with pytest.raises(ConfigError) as exc:
+        Settings.from_env({"SPOTLER_CONSUMER_KEY": "ck-live"})
+    message = str(exc.value)
+    assert "\n" not in message
+    for name in ("API_KEYS", "SPOTLER_CONSUMER_SECRET", "LEDGER_HASH_KEY", "TRIGGER_STATE_SECRET"):
+        assert f"Missing setting {name} (" in message, message
+    assert "ck-live" not in message
+
+
 def test_secrets_stay_out_of_the_settings_repr():
     s = Settings.from_env({"SPOTLER_CONSUMER_KEY": "ck", "SPOTLER_CONSUMER_SECRET": "cs", "API_KEYS": "a" * 16,
                            "LEDGER_HASH_KEY": "h" * 40, "TRIGGER_STATE_SECRET": "t" * 40})
