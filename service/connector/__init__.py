@@ -16,7 +16,7 @@ checked-in folder is what the generator produces, and that the definition is com
 released one (``connector-definition/released/``, :mod:`.compat`); it prints the violations and exits 1 when
 there are any. ``release`` records the current definition as the released one when every check passes.
 
-Function API (used by the tests): :func:`build_definition`, :func:`build_properties`, :func:`build_icon`,
+Function API (used by the tests): :func:`build_definition`, :func:`build_properties`,
 :func:`build_readme`, :func:`write_all`, :func:`check_rules`, :func:`check_connector_definition`,
 :func:`check_properties`, :func:`check_dynamic_references`, :func:`check_dropdown_parameters`,
 :func:`validate_schemas`, :func:`check_output_current`, :func:`check_all`.
@@ -25,7 +25,7 @@ The package never imports Flask or Connexion: it reads the YAML file and writes 
 
 - :mod:`.spec` the connector's fixed facts (files, brand, limits) and the source spec: loading and walking;
 - :mod:`.definition` the spec transform (``apiDefinition.swagger.json``) and ``apiProperties.json``;
-- :mod:`.icon` and :mod:`.readme` the other two files of the folder;
+- :mod:`.readme` the folder's readme; ``icon.png`` is a checked-in file, copied (``spec.ICON_SOURCE``);
 - :mod:`.rules` the certification rules and the official JSON schemas;
 - :mod:`.dynamic` dynamic references and dropdown coverage;
 - :mod:`.files` rendering, writing and the "checked-in copy is current" check; ``__main__`` the CLI;
@@ -44,7 +44,6 @@ from service.connector.files import (
     render_files,
     write_all,
 )
-from service.connector.icon import build_icon, decode_png
 from service.connector.readme import build_readme
 from service.connector.rules import check_connector_definition, check_properties, check_rules, validate_schemas
 from service.connector.spec import *  # noqa: F403 - the constants and spec helpers are part of the API
@@ -52,8 +51,8 @@ from service.connector.spec import _collect_refs  # noqa: F401 - used by the tes
 
 __all__ = [  # noqa: F405
     "build_definition", "build_properties", "strip_vendor_extensions", "check_dropdown_parameters",
-    "check_dynamic_references", "check_all", "check_output_current", "render_files", "write_all", "build_icon",
-    "decode_png", "build_readme", "check_connector_definition", "check_properties", "check_rules",
+    "check_dynamic_references", "check_all", "check_output_current", "render_files", "write_all",
+    "build_readme", "check_connector_definition", "check_properties", "check_rules",
     "validate_schemas", "check_compatible", "check_versioning", "load_released", "check_against_release",
     "release", "released_path",
 ]

@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import json
 import os
-import struct
-import zlib
 from pathlib import Path
 
 from service.connector.compat import RELEASED_DIR, check_compatible, load_released
 from service.connector.definition import build_definition, build_properties
 from service.connector.dynamic import check_dropdown_parameters, check_dynamic_references
-from service.connector.icon import build_icon, decode_png
 from service.connector.readme import build_readme
 from service.connector.rules import (
     check_connector_definition,
@@ -23,6 +20,7 @@ from service.connector.rules import (
 from service.connector.spec import (
     DEFINITION_FILE,
     ICON_FILE,
+    ICON_SOURCE,
     OUT_DIR,
     PROPERTIES_FILE,
     README_FILE,
@@ -67,7 +65,7 @@ def render_files(spec: dict, host: str, entra: EntraConnection | None = None) ->
     return {
         DEFINITION_FILE: _dump_json(definition),
         PROPERTIES_FILE: _dump_json(properties),
-        ICON_FILE: build_icon(),
+        ICON_FILE: ICON_SOURCE.read_bytes(),
         README_FILE: build_readme(definition, properties).encode("utf-8"),
     }
 
@@ -107,16 +105,7 @@ def check_output_current(out_dir: str | os.PathLike = OUT_DIR, spec: dict | None
         if not target.is_file():
             problems.append(f"{target} is missing: {hint}")
             continue
-        actual = target.read_bytes()
-        if name == ICON_FILE:
-            # Compare pixels, not bytes: another zlib build may compress the same image differently.
-            try:
-                same = decode_png(actual) == decode_png(data)
-            except (ConnectorError, zlib.error, struct.error):
-                same = False
-        else:
-            same = actual == data
-        if not same:
+        if target.read_bytes() != data:
             problems.append(f"{target} differs from what the generator produces: {hint}")
     return problems
 

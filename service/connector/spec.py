@@ -20,6 +20,8 @@ SCHEMA_DIRS = (ROOT / "tests" / "contract" / "schemas", ROOT.parent / "shared" /
 DEFINITION_FILE = "apiDefinition.swagger.json"
 PROPERTIES_FILE = "apiProperties.json"
 ICON_FILE = "icon.png"
+#: the icon is a checked-in file (230x230, opaque, the brand colour): every build copies it as it is
+ICON_SOURCE = OUT_DIR / ICON_FILE
 README_FILE = "readme.md"
 FILES = (DEFINITION_FILE, PROPERTIES_FILE, ICON_FILE, README_FILE)
 

@@ -14,15 +14,15 @@ from service.connector import (
     DEFINITION_FILE,
     FILES,
     ICON_FILE,
+    ICON_SIZE,
+    ICON_SOURCE,
     PROPERTIES_FILE,
     README_FILE,
     ConnectorError,
     build_definition,
-    build_icon,
     build_properties,
     build_readme,
     check_output_current,
-    decode_png,
     iter_operations,
     load_spec,
     normalize_host,
@@ -237,22 +237,22 @@ def test_base_path_is_folded_into_the_host_template():
 
 
 def test_icon_is_230_square_opaque_in_the_brand_colour():
-    data = build_icon()
-    width, height, colour_type, pixels = decode_png(data)
-    assert (width, height) == (230, 230)
-    assert colour_type == 2  # RGB without alpha channel: no transparent pixel is possible
-    brand = bytes(int(BRAND_COLOR[i:i + 2], 16) for i in (1, 3, 5))
+    import png  # pypng: reads any PNG (the icon is a checked-in file, not drawn by code)
 
-    def pixel(x, y):
-        return pixels[(y * width + x) * 3:(y * width + x) * 3 + 3]
-
+    width, height, rows, info = png.Reader(bytes=ICON_SOURCE.read_bytes()).asRGBA8()
+    assert (width, height) == (ICON_SIZE, ICON_SIZE) == (230, 230)
+    pixels = [tuple(row[i:i + 4]) for row in rows for i in range(0, len(row), 4)]
+    assert {p[3] for p in pixels} == {255}  # opaque: no transparent pixel
+    brand = (*(int(BRAND_COLOR[i:i + 2], 16) for i in (1, 3, 5)), 255)
     for x, y in ((0, 0), (229, 0), (0, 229), (229, 229), (115, 5)):
-        assert pixel(x, y) == brand
-    colours = {pixels[i:i + 3] for i in range(0, len(pixels), 3)}
-    assert b"\xff\xff\xff" in colours  # the white glyph is drawn
-    white = sum(1 for i in range(0, len(pixels), 3) if pixels[i:i + 3] == b"\xff\xff\xff")
+        assert pixels[y * width + x] == brand
+    white = sum(1 for p in pixels if p == (255, 255, 255, 255))  # the white glyph is drawn
     assert 0.05 < white / (width * height) < 0.5
-    assert build_icon.__wrapped__() == data  # deterministic bytes, not just a cached object
+
+
+def test_every_build_copies_the_checked_in_icon(tmp_path, spec):
+    write_all(tmp_path, HOST, spec=spec)
+    assert (tmp_path / ICON_FILE).read_bytes() == ICON_SOURCE.read_bytes()
 
 
 def test_readme_has_the_template_sections_and_every_operation(spec, definition):
@@ -291,7 +291,8 @@ def test_drift_is_detected_with_a_build_hint(tmp_path, spec):
     assert check_output_current(tmp_path, spec) == []
     readme = tmp_path / README_FILE
     readme.write_text(readme.read_text() + "edited\n")
-    (tmp_path / ICON_FILE).write_bytes(build_icon("#123456"))
+    icon = tmp_path / ICON_FILE
+    icon.write_bytes(icon.read_bytes()[:-12])  # a file cut short
     problems = check_output_current(tmp_path, spec)
     assert len(problems) == 2
     assert all("python -m service.connector build" in p for p in problems)
