@@ -47,7 +47,6 @@ from service.connector.files import (
 from service.connector.readme import build_readme
 from service.connector.rules import check_connector_definition, check_properties, check_rules, validate_schemas
 from service.connector.spec import *  # noqa: F403 - the constants and spec helpers are part of the API
-from service.connector.spec import _collect_refs  # noqa: F401 - used by the tests
 
 __all__ = [  # noqa: F405
     "build_definition", "build_properties", "strip_vendor_extensions", "check_dropdown_parameters",

@@ -6,28 +6,28 @@ import copy
 from typing import Any
 
 from service.connector.spec import (
-    _DATA_KEYS,
-    _NAME_MAPS,
     API_KEY_PARAMETER,
     API_KEY_SET,
     BRAND_COLOR,
+    DATA_KEYS,
     DEFAULT_HOST,
     ENTRA_LOGIN_URI,
     ENTRA_REDIRECT_MODE,
     ENTRA_SCOPE,
     ENTRA_SET,
     HOST_PARAMETER,
-    TOKEN_PARAMETER,
-    EntraConnection,
     HTTP_METHODS,
+    NAME_MAPS,
     PUBLISHER,
     STACK_OWNER,
     TEST_CONNECTION_OPERATION,
-    _collect_refs,
-    _is_excluded,
-    _pointer_get,
+    TOKEN_PARAMETER,
+    EntraConnection,
+    collect_refs,
+    is_excluded,
     iter_operations,
     normalize_host,
+    pointer_get,
 )
 
 
@@ -43,12 +43,12 @@ def strip_vendor_extensions(node: Any, _name_map: bool = False) -> Any:
     for key, value in node.items():
         if _name_map:
             out[key] = strip_vendor_extensions(value)
-        elif key.startswith("x-ms-") or key in _DATA_KEYS:
+        elif key.startswith("x-ms-") or key in DATA_KEYS:
             out[key] = copy.deepcopy(value)
         elif key.startswith("x-"):
             continue
         else:
-            out[key] = strip_vendor_extensions(value, _name_map=key in _NAME_MAPS and isinstance(value, dict))
+            out[key] = strip_vendor_extensions(value, _name_map=key in NAME_MAPS and isinstance(value, dict))
     return out
 
 
@@ -57,16 +57,16 @@ def _prune_unused(doc: dict) -> None:
     sections = ("definitions", "parameters", "responses")
     used: set[str] = set()
     pending: set[str] = set()
-    _collect_refs({k: v for k, v in doc.items() if k not in sections}, pending)
+    collect_refs({k: v for k, v in doc.items() if k not in sections}, pending)
     while pending:
         ref = pending.pop()
         if ref in used:
             continue
         used.add(ref)
-        target = _pointer_get(doc, ref)
+        target = pointer_get(doc, ref)
         if target is not None:
             found: set[str] = set()
-            _collect_refs(target, found)
+            collect_refs(target, found)
             pending |= found - used
     for section in sections:
         entries = doc.get(section)
@@ -98,7 +98,7 @@ def build_definition(spec: dict, host: str) -> dict:
         kept = {}
         for key, value in item.items():
             if key in HTTP_METHODS:
-                if not isinstance(value, dict) or _is_excluded(value):
+                if not isinstance(value, dict) or is_excluded(value):
                     continue
                 op_caps = value.get("x-ms-capabilities")
                 if isinstance(op_caps, dict) and "testConnection" in op_caps:

@@ -7,19 +7,19 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from service.connector.spec import (
-    _DATA_KEYS,
+    DATA_KEYS,
     DROPDOWN_EXTENSIONS,
     DROPDOWN_PARAMETER_NAMES,
     DYNAMIC_EXTENSIONS,
-    _collect_refs,
-    _is_excluded,
-    _loc,
-    _op_label,
-    _operation_parameters,
-    _pointer_get,
-    _success_schema,
+    collect_refs,
+    is_excluded,
     iter_operations,
+    location_of,
+    operation_label,
+    operation_parameters,
+    pointer_get,
     resolve,
+    success_schema,
 )
 
 
@@ -29,7 +29,7 @@ def _find_dynamic(node: Any, parts: tuple) -> Iterator[tuple[tuple, str, Any]]:
         for k, v in node.items():
             if k in DYNAMIC_EXTENSIONS:
                 yield parts + (k,), k, v
-            elif k not in _DATA_KEYS:
+            elif k not in DATA_KEYS:
                 yield from _find_dynamic(v, parts + (k,))
     elif isinstance(node, list):
         for i, v in enumerate(node):
@@ -94,7 +94,7 @@ def _check_target(doc: dict, ext: str, value: Any, ops: dict) -> list[str]:
         return [f"{ext} refers to operation {opid!r}, which does not exist"]
     _, _, op, item = ops[opid]
     problems: list[str] = []
-    target_params = {p.get("name"): p for p in _operation_parameters(doc, item, op)}
+    target_params = {p.get("name"): p for p in operation_parameters(doc, item, op)}
     given = value.get("parameters") or {}
     if not isinstance(given, dict):
         problems.append(f"{ext}: parameters must be an object")
@@ -111,7 +111,7 @@ def _check_target(doc: dict, ext: str, value: Any, ops: dict) -> list[str]:
     for name, param in target_params.items():
         if param.get("required") and "default" not in param and name not in given:
             problems.append(f"{ext}: {opid} requires parameter {name!r}, which the reference does not supply")
-    schema = _success_schema(doc, op)
+    schema = success_schema(doc, op)
     if schema is None:
         return problems + [f"{ext}: {opid} has no 2xx response schema"]
     if ext in ("x-ms-dynamic-values", "x-ms-dynamic-list"):
@@ -169,18 +169,18 @@ def check_dynamic_references(spec: dict) -> list[str]:
            if op.get("operationId")}
     problems: list[str] = []
     for parts, ext, value in _find_dynamic(doc, ()):
-        problems += [f"{_loc(doc, parts[:-1])}: {msg}" for msg in _check_target(doc, ext, value, ops)]
+        problems += [f"{location_of(doc, parts[:-1])}: {msg}" for msg in _check_target(doc, ext, value, ops)]
     # Caller side: {parameter: x} / {parameterReference: x/y} must exist on every operation that uses the
     # extension (directly or through a $ref'd definition).
     for path, method, op, item in iter_operations(doc):
-        caller_params = _operation_parameters(doc, item, op)
-        label = _op_label(path, method, op)
+        caller_params = operation_parameters(doc, item, op)
+        label = operation_label(path, method, op)
         for parts, ext, value in _dynamic_in_operation(doc, path, method, item, op):
             args = value.get("parameters") if isinstance(value, dict) else None
             for name, arg in (args or {}).items() if isinstance(args, dict) else []:
                 ref = arg.get("parameter") or arg.get("parameterReference") if isinstance(arg, dict) else None
                 if isinstance(ref, str) and not _caller_reference_ok(doc, caller_params, ref):
-                    problems.append(f"{_loc(doc, parts[:-1])}: {ext}: parameter {name!r} refers to {ref!r}, "
+                    problems.append(f"{location_of(doc, parts[:-1])}: {ext}: parameter {name!r} refers to {ref!r}, "
                                     f"which is not a parameter of {label}")
     return list(dict.fromkeys(problems))
 
@@ -196,10 +196,10 @@ def _dynamic_in_operation(doc: dict, path: str, method: str, item: dict, op: dic
         parts, node = stack.pop()
         yield from _find_dynamic(node, parts)
         refs: set[str] = set()
-        _collect_refs(node, refs)
+        collect_refs(node, refs)
         for ref in sorted(refs - seen):
             seen.add(ref)
-            target = _pointer_get(doc, ref)
+            target = pointer_get(doc, ref)
             if target is not None:
                 stack.append((tuple(ref[2:].split("/")), target))
 
@@ -221,10 +221,10 @@ def check_dropdown_parameters(spec: dict, names: Iterable[str] = DROPDOWN_PARAME
     doc = spec
     problems: list[str] = []
     for path, method, op, item in iter_operations(doc):
-        if _is_excluded(op) or op.get("x-ms-visibility") == "internal":
+        if is_excluded(op) or op.get("x-ms-visibility") == "internal":
             continue
-        label = _op_label(path, method, op)
-        for param in _operation_parameters(doc, item, op):
+        label = operation_label(path, method, op)
+        for param in operation_parameters(doc, item, op):
             if param.get("x-ms-visibility") == "internal":
                 continue
             name, location = str(param.get("name")), param.get("in")

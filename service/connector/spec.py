@@ -73,17 +73,17 @@ DROPDOWN_PARAMETER_NAMES = ("automationId", "campaignId", "triggerId", "audience
 DYNAMIC_EXTENSIONS = ("x-ms-dynamic-values", "x-ms-dynamic-list", "x-ms-dynamic-schema", "x-ms-dynamic-properties")
 DROPDOWN_EXTENSIONS = ("x-ms-dynamic-values", "x-ms-dynamic-list")
 
-_REF_RE = re.compile(r"^#/(definitions|parameters|responses)/[^/]+$")
-_HOST_RE = re.compile(r"^[^{}/ :\\]+(?::\d+)?$")
-_PASCAL_RE = re.compile(r"^[A-Z][a-z0-9]+(?:[A-Z][a-z0-9]*)*$")
-_COLOR_RE = re.compile(r"^#[0-9a-fA-F]{6}$")
-_CONN_PARAM_RE = re.compile(r"@connectionParameters\('([^']*)'")
-_PATH_TEMPLATE_RE = re.compile(r"{([^{}]+)}")
+REF_RE = re.compile(r"^#/(definitions|parameters|responses)/[^/]+$")
+HOST_RE = re.compile(r"^[^{}/ :\\]+(?::\d+)?$")
+PASCAL_RE = re.compile(r"^[A-Z][a-z0-9]+(?:[A-Z][a-z0-9]*)*$")
+COLOR_RE = re.compile(r"^#[0-9a-fA-F]{6}$")
+CONNECTION_PARAMETER_RE = re.compile(r"@connectionParameters\('([^']*)'")
+PATH_TEMPLATE_RE = re.compile(r"{([^{}]+)}")
 # Keys whose value maps names to objects: their own keys are names, not keywords (never stripped).
-_NAME_MAPS = frozenset({"paths", "definitions", "parameters", "responses", "securityDefinitions", "properties",
+NAME_MAPS = frozenset({"paths", "definitions", "parameters", "responses", "securityDefinitions", "properties",
                         "headers", "scopes", "patternProperties"})
 # Keys whose value is data (examples, defaults): copied verbatim, never walked.
-_DATA_KEYS = frozenset({"example", "examples", "default", "enum"})
+DATA_KEYS = frozenset({"example", "examples", "default", "enum"})
 
 
 class ConnectorError(ValueError):
@@ -162,7 +162,7 @@ def iter_operations(doc: dict) -> Iterator[tuple[str, str, dict, dict]]:
                 yield path, method, op, item
 
 
-def _pointer_get(doc: dict, ref: str) -> Any:
+def pointer_get(doc: dict, ref: str) -> Any:
     if not isinstance(ref, str) or not ref.startswith("#/"):
         return None
     node: Any = doc
@@ -185,21 +185,21 @@ def resolve(doc: dict, node: Any) -> Any:
         if ref in seen:
             return None
         seen.add(ref)
-        node = _pointer_get(doc, ref)
+        node = pointer_get(doc, ref)
     return node
 
 
-def _op_label(path: str, method: str, op: dict) -> str:
+def operation_label(path: str, method: str, op: dict) -> str:
     opid = op.get("operationId")
     return f"{method.upper()} {path}" + (f" ({opid})" if opid else "")
 
 
-def _loc(doc: dict, parts: tuple) -> str:
+def location_of(doc: dict, parts: tuple) -> str:
     """Readable location: ``POST /x (OpId): parameters[0]/schema`` or ``definitions/Foo/properties/bar``."""
     prefix, rest = "", list(parts)
     if len(rest) >= 3 and rest[0] == "paths" and rest[2] in HTTP_METHODS:
         op = (doc.get("paths") or {}).get(rest[1], {}).get(rest[2], {})
-        prefix, rest = _op_label(rest[1], rest[2], op if isinstance(op, dict) else {}), rest[3:]
+        prefix, rest = operation_label(rest[1], rest[2], op if isinstance(op, dict) else {}), rest[3:]
     elif len(rest) >= 2 and rest[0] == "paths":
         prefix, rest = f"paths {rest[1]}", rest[2:]
     out = ""
@@ -208,11 +208,11 @@ def _loc(doc: dict, parts: tuple) -> str:
     return f"{prefix}: {out}" if prefix and out else (prefix or out or "/")
 
 
-def _is_excluded(op: dict) -> bool:
+def is_excluded(op: dict) -> bool:
     return op.get(EXCLUDE_KEY) is True
 
 
-def _operation_parameters(doc: dict, item: dict, op: dict) -> list[dict]:
+def operation_parameters(doc: dict, item: dict, op: dict) -> list[dict]:
     """Effective parameters (path-item ones overridden by operation ones with the same name+in), resolved."""
     merged: dict[tuple, dict] = {}
     for source in (item.get("parameters") or [], op.get("parameters") or []):
@@ -223,7 +223,7 @@ def _operation_parameters(doc: dict, item: dict, op: dict) -> list[dict]:
     return list(merged.values())
 
 
-def _success_schema(doc: dict, op: dict) -> dict | None:
+def success_schema(doc: dict, op: dict) -> dict | None:
     """The schema of the first 2xx response that has one (200 first), resolved."""
     responses = op.get("responses") or {}
     for code in sorted(k for k in responses if str(k).startswith("2") and len(str(k)) == 3):
@@ -233,24 +233,24 @@ def _success_schema(doc: dict, op: dict) -> dict | None:
     return None
 
 
-def _collect_refs(node: Any, into: set[str]) -> None:
+def collect_refs(node: Any, into: set[str]) -> None:
     if isinstance(node, dict):
         ref = node.get("$ref")
         if isinstance(ref, str):
             into.add(ref)
         for k, v in node.items():
-            if k not in _DATA_KEYS:
-                _collect_refs(v, into)
+            if k not in DATA_KEYS:
+                collect_refs(v, into)
     elif isinstance(node, list):
         for v in node:
-            _collect_refs(v, into)
+            collect_refs(v, into)
 
 
 def normalize_host(host: str) -> str:
     """``https://api.example.com/`` -> ``api.example.com``; rejects paths, braces and spaces."""
     value = (host or "").strip()
     value = re.sub(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", "", value).rstrip("/")
-    if not value or not _HOST_RE.match(value):
+    if not value or not HOST_RE.match(value):
         raise ConnectorError(f"invalid host {host!r}: give a host name (and optional :port), without a path")
     return value
 

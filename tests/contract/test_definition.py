@@ -167,7 +167,7 @@ def test_unused_definitions_are_dropped_and_used_ones_kept():
 
 def test_the_real_definition_has_no_unused_definition(spec, definition):
     found: set[str] = set()
-    connector._collect_refs(definition, found)
+    connector.collect_refs(definition, found)
     for name in definition.get("definitions", {}):
         assert f"#/definitions/{name}" in found, name
 
