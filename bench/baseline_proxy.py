@@ -1,7 +1,7 @@
 """The naive baseline: Flask + requests, forwards StartAutomation to Spotler's trigger call, nothing else.
 
 No validation, no ledger, no idempotency, no contact resolution: one OAuth 1.0a-signed POST (HMAC-SHA1 header,
-like ours) per call. Served by bench/common.py as ``gunicorn bench.baseline_proxy:app -k gthread -w 2 --threads 32``.
+like ours) per call. Served by bench/processes.py as ``gunicorn bench.baseline_proxy:app -k gthread -w 2 --threads 32``.
 """
 
 import os

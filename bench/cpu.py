@@ -34,7 +34,9 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from bench.common import report, API_KEY, Stack, closed_loop, machine_info, md_table
+from bench.load import closed_loop
+from bench.processes import API_KEY, Stack
+from bench.report import machine_info, md_table, report
 from bench.overhead import start_call
 from bench.throughput import cpu_seconds
 

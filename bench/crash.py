@@ -37,7 +37,8 @@ from typing import Any
 
 import httpx
 
-from bench.common import API_KEY, PYTHON, ROOT, Stack, _clean_env, machine_info, md_table
+from bench.processes import API_KEY, PYTHON, ROOT, Stack, clean_env
+from bench.report import machine_info, md_table
 from bench.faults import Logical, drive, expected_key, ledger_rows, make_call
 
 
@@ -61,7 +62,7 @@ def busiest_worker(server) -> int:
 
 def recover(db_path: str) -> str:
     out = subprocess.run([PYTHON, "-m", "service.db", "recover"], cwd=ROOT, capture_output=True, text=True,
-                         timeout=60, env=_clean_env(DATABASE_URL=f"sqlite:///{db_path}", LEDGER_HASH_KEY=LEDGER_KEY))
+                         timeout=60, env=clean_env(DATABASE_URL=f"sqlite:///{db_path}", LEDGER_HASH_KEY=LEDGER_KEY))
     if out.returncode != 0:
         raise RuntimeError(f"service.db recover failed: {out.stderr[-2000:]}")
     return (out.stdout + out.stderr).strip()

@@ -24,7 +24,7 @@ import tempfile
 import time
 import uuid
 
-from bench.common import machine_info, md_table
+from bench.report import machine_info, md_table
 from service.app import create_app
 from service.config import Settings
 from service.microsoft.config import MicrosoftSettings

@@ -35,7 +35,9 @@ from typing import Any
 
 import httpx
 
-from bench.common import API_KEY, RawConnection, Server, Simulator, Stack, TransportError, machine_info, md_table
+from bench.load import RawConnection, TransportError
+from bench.processes import API_KEY, Server, Simulator, Stack
+from bench.report import machine_info, md_table
 from service.actions.idempotency import derive_key
 from service.api.security import caller_for_api_key
 from service.sandbox.spotler import DEMO

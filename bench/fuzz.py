@@ -37,7 +37,8 @@ import time
 from pathlib import Path
 
 from bench import hostile
-from bench.common import API_KEY, ROOT, Stack, _clean_env, machine_info
+from bench.processes import API_KEY, ROOT, Stack, clean_env
+from bench.report import machine_info
 
 CHECKS = ("not_a_server_error,status_code_conformance,response_schema_conformance,response_headers_conformance,"
           "negative_data_rejection,ignored_auth,use_after_free,ensure_resource_availability,"
@@ -63,7 +64,7 @@ def run(max_examples: int = 100, phases: str = "examples,coverage,fuzzing,statef
             cmd += ["--max-time", str(int(max_time))]
         t0 = time.perf_counter()
         proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=3600,
-                              env=_clean_env(SCHEMATHESIS_HOOKS="bench.fuzz_hooks", NO_COLOR="1"))
+                              env=clean_env(SCHEMATHESIS_HOOKS="bench.fuzz_hooks", NO_COLOR="1"))
         elapsed = time.perf_counter() - t0
         report = json.loads(json_path.read_text()) if json_path.exists() else {}
         hostile_report = None

@@ -23,7 +23,7 @@ import httpx
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bench.common import API_KEY
+from bench.processes import API_KEY
 
 WELCOME = "5b0f3c1e-8a4d-4c57-9b8e-0d6f2a1c7e01"
 

@@ -23,7 +23,9 @@ import argparse
 import threading
 import uuid
 
-from bench.common import report, API_KEY, Stack, closed_loop, connections_per_worker, machine_info, md_table, threaded_loop
+from bench.load import closed_loop, threaded_loop
+from bench.processes import API_KEY, Stack, connections_per_worker
+from bench.report import machine_info, md_table, report
 from service.providers.base import ContactRef
 from service.providers.spotler import SpotlerConfig, SpotlerProvider
 from service.sandbox.launch import SANDBOX_CREDENTIALS

@@ -27,7 +27,7 @@ import uuid
 from collections import defaultdict
 
 
-from bench.common import Stack
+from bench.processes import Stack
 from service.api.wsgi_bridge import BufferedWSGIBridge
 from service.app import create_app
 from service.config import Settings

@@ -22,7 +22,8 @@ import threading
 from collections import Counter
 from pathlib import Path
 
-from bench.common import Stack, closed_loop
+from bench.load import closed_loop
+from bench.processes import Stack
 from bench.cpu import DROPDOWNS, TRIGGERS, get_call, poll_call
 from bench.overhead import start_call
 

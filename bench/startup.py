@@ -29,7 +29,8 @@ import subprocess
 import sys
 import tempfile
 
-from bench.common import PYTHON, ROOT, Stack, _clean_env, machine_info, md_table
+from bench.processes import PYTHON, ROOT, Stack, clean_env
+from bench.report import machine_info, md_table
 
 #: the child program of the no-I/O proof; prints a JSON line {"events": [...], "hook_works": bool}
 PROBE = r'''
@@ -83,7 +84,7 @@ print(json.dumps({"import_s": t1 - t0, "create_app_s": t2 - t1, "first_request_s
 
 def run_probe(extra_env: dict | None = None) -> dict:
     out = subprocess.run([PYTHON, "-c", PROBE], cwd=ROOT, capture_output=True, text=True, timeout=120,
-                         env=_clean_env(**PROBE_ENV, **(extra_env or {})))
+                         env=clean_env(**PROBE_ENV, **(extra_env or {})))
     result = {"returncode": out.returncode, "stderr": out.stderr[-2000:]}
     for line in out.stdout.splitlines()[::-1]:
         if line.startswith("{") and '"events"' in line:
@@ -100,7 +101,7 @@ def timings(runs: int) -> list[dict]:
         sim = st.sim()
         for _ in range(runs):
             with tempfile.TemporaryDirectory() as tmp:
-                env = _clean_env(SANDBOX_UPSTREAM_URL=sim.url, DATABASE_URL=f"sqlite:///{tmp}/ledger.db",
+                env = clean_env(SANDBOX_UPSTREAM_URL=sim.url, DATABASE_URL=f"sqlite:///{tmp}/ledger.db",
                                  LOG_LEVEL="WARNING")
                 res = subprocess.run([PYTHON, "-W", "ignore", "-c", _TIMING, sim.url, DEMO.automations["welcome"],
                                       DEMO.contacts["jan"]], cwd=ROOT, capture_output=True, text=True, timeout=120,

@@ -29,20 +29,17 @@ import os
 import threading
 import time
 
-from bench.common import (
+from bench.load import closed_loop, threaded_loop
+from bench.processes import (
     RssSampler,
     Stack,
     children,
-    closed_loop,
     connections_per_worker,
-    machine_info,
-    md_table,
-    report,
     rss_mb,
     temp_postgres_database,
-    threaded_loop,
     worker_pids,
 )
+from bench.report import machine_info, md_table, report
 from bench.overhead import CONTACTS, WELCOME, provider_for, start_call
 
 

@@ -32,7 +32,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from bench.common import API_KEY, Stack, machine_info, md_table
+from bench.processes import API_KEY, Stack
+from bench.report import machine_info, md_table
 
 HEADERS = {"X-API-Key": API_KEY}
 

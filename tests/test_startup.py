@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import subprocess
 
-from bench.common import PYTHON, ROOT, _clean_env
+from bench.processes import PYTHON, ROOT, clean_env
 from bench.startup import PROBE, PROBE_ENV, run_probe
 
 
@@ -20,6 +20,6 @@ def test_import_of_service_asgi_does_no_io():
 def test_probe_fails_when_something_connects_at_import():
     source = PROBE.replace("import service.asgi", "import sqlite3; sqlite3.connect(':memory:'); import service.asgi")
     out = subprocess.run([PYTHON, "-c", source], cwd=ROOT, capture_output=True, text=True, timeout=120,
-                         env=_clean_env(**PROBE_ENV))
+                         env=clean_env(**PROBE_ENV))
     assert out.returncode != 0
     assert "I/O at import time: sqlite3.connect" in out.stderr
