@@ -50,6 +50,8 @@ INTERACTION_KINDS = ("opened", "clicked", "bounced", "sent")
 DAY_MS = 86_400_000
 
 FEED_ROUTES: list[tuple[str, str, list[str]]] = [
+    ("/contact/updates/list", "updates", ["GET"]),
+    ("/contact/bounces/list", "bounces", ["GET"]),
     ("/mailing", "mailing_list", ["GET"]),
     ("/mailing/<mid>", "mailing_get", ["GET"]),
     ("/mailing-interaction/<kind>", "interactions", ["GET"]),

@@ -1,4 +1,4 @@
-"""Small wire helpers shared by the Spotler simulator's modules: JSON answers and ISO 8601 query dates."""
+"""Small wire helpers shared by the Spotler simulator's modules: its error, JSON answers and ISO 8601 query dates."""
 
 from __future__ import annotations
 
@@ -7,6 +7,17 @@ import json
 from typing import Any
 
 from werkzeug.wrappers import Response
+
+
+class SimError(Exception):
+    """A Spotler error answer: ``status`` and the body ``{errorType, message, ...}`` (no body without a type)."""
+
+    def __init__(self, status: int, error_type: str | None, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.status = status
+        self.body: dict[str, Any] | None = (
+            {"errorType": error_type, "message": message, **extra} if error_type is not None else extra or None
+        )
 
 
 def json_response(status: int, payload: Any) -> Response:
