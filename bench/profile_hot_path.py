@@ -28,7 +28,7 @@ from collections import defaultdict
 
 
 from bench.processes import Stack
-from service.api.wsgi_bridge import BufferedWSGIBridge
+from service.api.connexion_patches import install_bridge
 from service.app import create_app
 from service.config import Settings
 from service.sandbox.spotler import DEMO
@@ -100,8 +100,7 @@ def profile(calls: int, threads: int) -> tuple[pstats.Stats, float, int]:
         with app.test_client() as client:
             run_callers(client, max(20, threads * 5))  # warm-up, not profiled: lazy provider, ledger, caches
             # fresh thread bridge (what create_app installs), so that its pool threads start under the profiler
-            app._middleware_app.asgi_app = BufferedWSGIBridge(app.app.wsgi_app, workers=settings.flask_threads,
-                                                             deadline_seconds=settings.sync_deadline_seconds)
+            install_bridge(app, settings)
             threading.setprofile(start_profiling)
             try:
                 t0 = time.perf_counter()

@@ -13,15 +13,13 @@ from connexion.middleware import MiddlewarePosition
 from connexion.options import SwaggerUIOptions
 
 from service import __version__
-from service.api import errors
+from service.api import connexion_patches, errors
 from service.api.capability import require_capability
 from service.api.jsonbody import ServiceJsonifier
 from service.api.middleware import RequestContextMiddleware, ServedSpecMiddleware
 from service.api.resolver import ControllerResolver
-from service.api.fast_paths import install_fast_paths
 from service.api.hooks import start_relay
 from service.api.validation import validator_map
-from service.api.wsgi_bridge import BufferedWSGIBridge
 from service.boot import settings_or_exit
 from service.config import SANDBOX_API_KEY, Settings
 from service.logs import configure_logging
@@ -57,7 +55,6 @@ def create_app(settings: Settings | None = None) -> connexion.FlaskApp:
     else:
         check_platform_settings(settings)  # fail fast on a bad platform variable (no network): ConfigError
     configure_logging(settings.log_level)
-    install_fast_paths()
     runtime = Runtime(settings)
 
     @contextlib.asynccontextmanager
@@ -83,16 +80,13 @@ def create_app(settings: Settings | None = None) -> connexion.FlaskApp:
     flask_app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     flask_app.before_request(require_capability)
     flask_app.before_request(start_relay)
-    # Connexion 3.3 runs Flask handlers through a2wsgi, in a fixed 10-thread pool, with a thread hop per body
-    # read and per answer chunk. Ours: one pool call per request (service.api.wsgi_bridge), FLASK_THREADS threads
-    # (our handlers block on upstream calls). Private attribute: connexion is pinned and tests cover it.
-    app._middleware_app.asgi_app = BufferedWSGIBridge(flask_app.wsgi_app, workers=settings.flask_threads,
-                                                     deadline_seconds=settings.sync_deadline_seconds)
+    # Connexion's per-request work done once, and our WSGI bridge: checked against the installed Connexion
+    patches = connexion_patches.install(app, settings)
     app.runtime = runtime  # for tests and tooling
 
     log.info("service configured", extra={
         "version": __version__, "provider": settings.provider, "mode": settings.mode,
-        "flaskThreads": settings.flask_threads,
+        "flaskThreads": settings.flask_threads, "connexionPatches": list(patches),
         "entraIdAndDataverse": settings.microsoft.mode(settings.sandbox),
     })
     if settings.sandbox:

@@ -208,6 +208,10 @@ class Settings:
         doc="Largest accepted request body, in bytes (413 above).")
     validate_responses: bool = setting(
         "VALIDATE_RESPONSES", False, doc="Check every response against openapi.yaml (tests turn it on).")
+    connexion_patches: bool = setting(
+        "CONNEXION_PATCHES", True,
+        doc="Connexion's per-request work done once and the service's WSGI bridge (service/api/connexion_patches.py;"
+            " applied only on the Connexion version they were tested with). false: stock Connexion, more slowly.")
     list_cache_seconds: float = setting(
         "LIST_CACHE_SECONDS", 30.0, range=(0, 3600),
         doc="Seconds that dropdown lists (automations, fields, tags, ...) are cached per worker.")

@@ -7,13 +7,10 @@ API key, ``aad:<tenant id>:<object id>`` for an Entra ID token. Neither the key 
 
 from __future__ import annotations
 
-import functools
 import hmac
 from typing import Any
 
 from connexion.exceptions import OAuthProblem
-from connexion.security import AbstractSecurityHandler
-from connexion.utils import inspect_function_arguments
 
 from service.microsoft.errors import KeysUnavailable, TokenRejected
 from service.privacy import api_key_id
@@ -76,16 +73,3 @@ def check_entra_token(token: str, required_scopes=None, request=None) -> dict[st
         raise KeysProblem(exc.message) from None
     return {"sub": caller.caller_id, "kind": caller.kind, "tid": caller.tenant_id, "oid": caller.object_id,
             "scope": ""}
-
-
-@functools.cache
-def _accepts_kwarg(func, keyword: str) -> bool:
-    """Connexion's ``AbstractSecurityHandler._accepts_kwarg``, answered once per (function, keyword): Connexion
-    3.3 inspects the security function's signature twice on every request (``inspect.signature``)."""
-    arguments, has_kwargs = inspect_function_arguments(func)
-    return has_kwargs or keyword in arguments
-
-
-def install_security_fast_path() -> None:
-    """Called by create_app (connexion is pinned; tests cover both security schemes)."""
-    AbstractSecurityHandler._accepts_kwarg = staticmethod(_accepts_kwarg)
