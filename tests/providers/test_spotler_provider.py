@@ -306,3 +306,18 @@ def test_custom_route_and_body_are_used(make_spotler_provider, spotler_sim):
                               score_mode_case="lower")
     piet = Contact(external_id=PIET)
     assert p.set_score(piet, "loyal", 4, "increase") == 4  # the simulator upper-cases the mode itself
+
+
+def test_lookups_run_on_threads_the_provider_made_once(spotler):
+    """Issue #21: each find_contacts / lookup_emails made (and joined) a new thread pool."""
+    def lookup_threads() -> set[threading.Thread]:
+        return {t for t in threading.enumerate() if t.name.startswith(("spotler-lookup", "spotler-email-lookup"))}
+
+    spotler.lookup_emails([JAN, PIET, ANNA])
+    spotler.find_contacts([ContactRef(email=DEMO.emails[k]) for k in ("jan", "piet")])
+    first = lookup_threads()
+    assert first  # still there after the calls: ready for the next one
+    assert spotler.lookup_emails([JAN, PIET, ANNA]) == {i: spotler.find_contact(ContactRef(external_id=i)).email
+                                                       for i in (JAN, PIET, ANNA)}
+    assert [c.external_id for c in spotler.find_contacts([ContactRef(email=DEMO.emails["jan"])])] == [JAN]
+    assert lookup_threads() <= first  # the same threads, none made for the second calls

@@ -110,8 +110,16 @@ class SpotlerProvider(Provider):
         self._props_lock = threading.Lock()
         self._props: list[dict] | None = None
         self._props_at = 0.0
+        # the lookups' threads, made once per provider (a pool starts its threads on first use and keeps them)
+        self._contact_lookups = ThreadPoolExecutor(max_workers=self.lookup_threads,
+                                                   thread_name_prefix="spotler-lookup")
+        self._email_lookups = ThreadPoolExecutor(
+            max_workers=max(1, min(self.email_lookup_threads, config.pool_maxsize)),
+            thread_name_prefix="spotler-email-lookup")
 
     def close(self) -> None:
+        self._contact_lookups.shutdown(wait=False)
+        self._email_lookups.shutdown(wait=False)
         self.client.close()
 
     # -- connection ---------------------------------------------------------------------------------------
@@ -200,7 +208,7 @@ class SpotlerProvider(Provider):
             return self._to_contact(raw) if raw else None
         raise errors.InvalidInput("Give the contact's email or externalId.", code="CONTACT_REFERENCE_MISSING")
 
-    #: parallel e-mail searches in find_contacts (Spotler has no bulk lookup by e-mail)
+    #: parallel e-mail searches in find_contacts (Spotler has no bulk lookup by e-mail), on the provider's threads
     lookup_threads = 16
 
     def find_contacts(self, refs: list[ContactRef]) -> list[Contact | None]:
@@ -209,11 +217,9 @@ class SpotlerProvider(Provider):
         E-mail refs are searched, ``lookup_threads`` at a time."""
         out: list[Contact | None] = [Contact(external_id=r.external_id) if r.external_id else None for r in refs]
         todo = [i for i, r in enumerate(refs) if not r.external_id]
-        if todo:
-            with ThreadPoolExecutor(max_workers=min(self.lookup_threads, len(todo)),
-                                    thread_name_prefix="spotler-lookup") as pool:
-                for i, contact in zip(todo, pool.map(lambda i: self.find_contact(refs[i]), todo), strict=True):
-                    out[i] = contact
+        for i, contact in zip(todo, self._contact_lookups.map(lambda i: self.find_contact(refs[i]), todo),
+                              strict=True):
+            out[i] = contact
         return out
 
     def upsert_contact(self, ref: ContactRef, properties: dict[str, Any], *, purge: bool = False) -> Contact:
@@ -493,7 +499,8 @@ class SpotlerProvider(Provider):
         types = {p["name"]: p["type"] for p in self._properties()}
         return {k: _normalise_value(types.get(k), v) for k, v in event.properties.items()}
 
-    #: parallel contact reads in lookup_emails (opens and clicks name only the contact's id)
+    #: parallel contact reads in lookup_emails (opens and clicks name only the contact's id), at most the HTTP
+    #: pool, on the provider's threads
     email_lookup_threads = 32
 
     def lookup_emails(self, external_ids) -> dict[str, str | None]:
@@ -510,9 +517,7 @@ class SpotlerProvider(Provider):
                 return None
             return email if isinstance(email, str) and email else None
 
-        threads = max(1, min(self.email_lookup_threads, self.config.pool_maxsize, len(ids)))
-        with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="spotler-lookup") as pool:
-            return dict(zip(ids, pool.map(one, ids), strict=True))
+        return dict(zip(ids, self._email_lookups.map(one, ids), strict=True))
 
 
 # ---------------------------------------------------------------------------------------------------------
