@@ -26,7 +26,7 @@ from urllib.parse import urlsplit, urlunsplit
 from dotenv import dotenv_values
 
 from service.microsoft.config import MicrosoftConfigError, MicrosoftSettings
-from service.settings_schema import Variable, read, setting, variables
+from service.settings_schema import Variable, comma_separated, read, setting, variables
 
 PROVIDERS = ("spotler", "piggy", "spoki")
 
@@ -99,10 +99,6 @@ class ConfigError(Exception):
         return cls(" ".join(str(p) for p in problems), variable=problems[0].variable)
 
 
-def _csv(value: str) -> tuple[str, ...]:
-    return tuple(p.strip() for p in value.split(",") if p.strip())
-
-
 def _database_url(value: str) -> bool:
     """``sqlite:///path`` or a PostgreSQL URL (``postgresql+psycopg://``, ``postgresql://``, ``postgres://``)."""
     from sqlalchemy.engine import make_url
@@ -127,7 +123,7 @@ _HOST_PATTERN = re.compile(r"^(\*\.)?[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?(?
 
 
 def _seconds(text: str) -> tuple[float, ...]:
-    return tuple(float(p) for p in _csv(text))
+    return tuple(float(p) for p in comma_separated(text))
 
 
 def _retry_schedule(steps: tuple[float, ...]) -> bool:
@@ -164,7 +160,7 @@ class Settings:
         "PROVIDER", "spotler", choices=PROVIDERS, section="the service",
         doc="Which marketing platform this deployment drives: spotler | piggy | spoki")
     api_keys: tuple[str, ...] = setting(
-        "API_KEYS", (), parse=_csv, secret=True,
+        "API_KEYS", (), parse=comma_separated, secret=True,
         doc='Comma-separated API keys the Power Platform connection (header X-API-Key) may use. Required in live '
             'mode (16+ characters each). Empty in sandbox mode: the key "sandbox" is accepted.')
     database_url: str = setting(
@@ -224,7 +220,7 @@ class Settings:
     #: polling triggers: the secrets that sign trigger states (oldest first; the last one signs)
     trigger_state_secrets: tuple[str, ...] = setting(
         "TRIGGER_STATE_SECRET", (DEV_TRIGGER_STATE_SECRET,), example="", secret=True,
-        parse=lambda text: _csv(text) or (DEV_TRIGGER_STATE_SECRET,),
+        parse=lambda text: comma_separated(text) or (DEV_TRIGGER_STATE_SECRET,),
         doc="Polling triggers. TRIGGER_STATE_SECRET signs the state in each trigger's polling URL: required in live "
             "mode (32+ random characters). To rotate it, append the new secret after a comma (the last one signs, "
             "every one is accepted), and remove the old one once running flows have polled again.")
@@ -255,7 +251,7 @@ class Settings:
             "wins.")
     callback_allowed_hosts: tuple[str, ...] = setting(
         "CALLBACK_ALLOWED_HOSTS", ("*.logic.azure.com", "*.logic.azure.us", "*.logic.azure.cn"),
-        parse=lambda text: tuple(h.lower() for h in _csv(text)), check=_host_patterns,
+        parse=lambda text: tuple(h.lower() for h in comma_separated(text)), check=_host_patterns,
         allowed="comma-separated host names or *.domain patterns",
         doc="The only hosts a flow's callback URL may name (host names, or *.domain). Power Automate's are the "
             "default; sandbox mode also allows 127.0.0.1 and localhost.")

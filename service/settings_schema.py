@@ -68,6 +68,11 @@ def _finite(raw: str) -> float:
     return value
 
 
+def comma_separated(text: str) -> tuple[str, ...]:
+    """``"a, b,,c"`` -> ``("a", "b", "c")``: the parser of the list settings."""
+    return tuple(p.strip() for p in text.split(",") if p.strip())
+
+
 def _shown(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"

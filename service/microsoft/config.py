@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from service.settings_schema import setting
+from service.settings_schema import comma_separated, setting
 
 GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 DEFAULT_AUTHORITY_HOST = "https://login.microsoftonline.com"
@@ -32,10 +32,6 @@ _NAME_ALLOWED = "letters, digits, _ . and - (1 to 120 characters)"
 
 class MicrosoftConfigError(ValueError):
     """A Microsoft setting is missing or invalid; the message names the variable."""
-
-
-def _csv(value: str) -> tuple[str, ...]:
-    return tuple(p.strip() for p in value.split(",") if p.strip())
 
 
 def _https(name: str, value: str) -> str:
@@ -61,7 +57,7 @@ class MicrosoftSettings:
             "API keys).")
     client_id: str = setting("ENTRA_CLIENT_ID", "", parse=str.strip)
     allowed_tenants: tuple[str, ...] = setting(
-        "ENTRA_ALLOWED_TENANTS", (), parse=_csv,
+        "ENTRA_ALLOWED_TENANTS", (), parse=comma_separated,
         doc="Other tenants whose users may call (comma-separated tenant ids); the app's own tenant is always "
             "allowed.")
     app_id_uri: str = setting(
