@@ -32,7 +32,9 @@ import functools
 import logging
 import typing as t
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 
+import connexion
 from connexion.apps.flask import FlaskOperation
 from connexion.decorators import FlaskDecorator
 from connexion.security import AbstractSecurityHandler
@@ -41,8 +43,6 @@ from connexion.utils import inspect_function_arguments
 from service.api.wsgi_bridge import BufferedWSGIBridge
 
 if t.TYPE_CHECKING:
-    import connexion
-
     from service.config import Settings
 
 log = logging.getLogger("service")
@@ -60,7 +60,12 @@ class NotApplicable(Exception):
 
 
 def installed_version() -> str:
-    try:
+    """The installed Connexion's version: from its ``connexion-<version>.dist-info`` folder next to the package
+    (a directory listing: ``importlib.metadata`` scans every distribution on the path, 15-40 ms at start)."""
+    site = Path(connexion.__file__).resolve().parent.parent
+    for info in site.glob("connexion-*.dist-info"):
+        return info.name[len("connexion-"):-len(".dist-info")]
+    try:  # another layout (an editable install): ask importlib.metadata
         return version("connexion")
     except PackageNotFoundError:  # pragma: no cover - connexion is a dependency
         return "unknown"
