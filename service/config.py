@@ -1,12 +1,15 @@
 """Settings: read from the environment once, validated, with errors that name the variable.
 
-``Settings.from_env()`` is called by ``create_app()`` (never at import time). Every variable is documented
-in ``.env.example``. Mode:
+``Settings.from_env()`` is called by ``create_app()`` (never at import time). Each setting is declared once,
+as a field of :class:`Settings` (or :class:`~service.microsoft.config.MicrosoftSettings`) that carries its
+variable, default, accepted values and comment (:mod:`service.settings_schema`); ``.env.example`` is written
+from those declarations (``python -m service.env_example``). Mode:
 
 * **sandbox** - no credentials for the chosen platform are set: the service talks to the in-repo simulator
   of that platform (``service/sandbox``) on SQLite, and accepts the API key ``sandbox`` when ``API_KEYS`` is
   empty. ``/health`` and the startup log say so.
-* **live** - the platform's credentials are set: ``API_KEYS`` is required.
+* **live** - the platform's credentials are set (:data:`LIVE_CREDENTIALS`): ``API_KEYS`` (or Entra ID),
+  ``LEDGER_HASH_KEY`` and ``TRIGGER_STATE_SECRET`` are required; one error names every one that is missing.
 
 Where the values come from: the process environment, then the file ``.env`` in the working directory (or the
 file named by ``ENV_FILE``) for every variable the environment does not set (python-dotenv; the same
