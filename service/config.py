@@ -3,7 +3,7 @@
 ``Settings.from_env()`` is called by ``create_app()`` (never at import time). Each setting is declared once,
 as a field of :class:`Settings` (or :class:`~service.microsoft.config.MicrosoftSettings`) that carries its
 variable, default, accepted values and comment (:mod:`service.settings_schema`); ``.env.example`` is written
-from those declarations (``python -m service.env_example``). Mode:
+from those declarations (``.venv/bin/python -m service.env_example``). Mode:
 
 * **sandbox** - no credentials for the chosen platform are set: the service talks to the in-repo simulator
   of that platform (``service/sandbox``) on SQLite, and accepts the API key ``sandbox`` when ``API_KEYS`` is
@@ -157,7 +157,7 @@ _SECRET_ALLOWED = "a random secret of 32+ characters"
 @dataclass(frozen=True)
 class Settings:
     """Every setting of the service, each declared once: its variable, default, accepted values and the
-    comment ``.env.example`` shows (``python -m service.env_example`` writes that file from here)."""
+    comment ``.env.example`` shows (``.venv/bin/python -m service.env_example`` writes it from here)."""
 
     provider: str = setting(
         "PROVIDER", "spotler", choices=PROVIDERS, section="the service",

@@ -30,11 +30,11 @@ HEADER = """\
 # Quote a value that holds spaces, braces or quotes in single quotes, as below (JSON templates, routes).
 # In production set the variables in the platform's config.
 # Leave a platform's credentials empty to run in SANDBOX mode against the built-in simulator.
-# Written by `python -m service.env_example` from the settings' declarations: edit those, not this file."""
+# Written from the settings' declarations by `.venv/bin/python -m service.env_example`: edit those."""
 
 #: variables read by a tool, not by the service: (name, comment)
 TOOL_VARIABLES = (
-    ("ENTRA_CONNECTOR_CLIENT_ID", "Connector build only (python -m service.connector build): the connector's own "
+    ("ENTRA_CONNECTOR_CLIENT_ID", "Connector build only (.venv/bin/python -m service.connector build): the connector's own "
                                   "app registration (client) id."),
 )
 
