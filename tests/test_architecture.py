@@ -81,3 +81,16 @@ def test_module_level_context_vars_only_in_the_request_layers():
             if isinstance(value, ast.Call) and ast.unparse(value.func).split(".")[-1] == "ContextVar":
                 wrong.append(f"{rel}:{node.lineno}")
     assert wrong == []
+
+
+MAX_LINES = 600  # the developers' guide: no file over ~600 lines in service/ (outside service/sandbox/) and bench/
+
+
+def test_no_file_over_600_lines_outside_the_simulators():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    files = [p for folder in ("service", "bench") for p in (root / folder).rglob("*.py")
+             if "sandbox" not in p.relative_to(root).parts]
+    long = {str(p.relative_to(root)): n for p in files if (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_LINES}
+    assert len(files) > 100 and long == {}
