@@ -168,6 +168,8 @@ def test_ctrl_c_stops_everything_quietly(tmp_path):
     everything stops, nothing warns, nothing is left."""
     proc, log = _start_web(tmp_path, _free_port())
     try:
+        # both workers serving (a worker still booting has no handler yet: SIGINT kills it, and the master says so)
+        _wait_for(lambda: log.read_text().count("Application startup complete.") >= 2, "a worker did not start")
         os.killpg(proc.pid, signal.SIGINT)
         assert proc.wait(DEADLINE_S) == 0
     finally:
