@@ -58,7 +58,7 @@ def run(max_examples: int = 100, phases: str = "examples,coverage,fuzzing,statef
         json_path = out_dir / "schemathesis.json"
         cmd = [SCHEMATHESIS, "--config-file", str(CONFIG), "run", svc.base_url + "/swagger.json", "--url", svc.base_url,
                "-H", f"X-API-Key: {API_KEY}", "--checks", CHECKS, "--phases", phases, "-n", str(max_examples),
-               "--seed", str(seed), "--workers", "1", "--request-timeout", "60", "--no-shrink",
+               "--seed", str(seed), "--generation-database", "none", "--workers", "1", "--request-timeout", "60", "--no-shrink",
                "--suppress-health-check", "all", "--report", "json", "--report-json-path", str(json_path)]
         if max_time:
             cmd += ["--max-time", str(int(max_time))]
