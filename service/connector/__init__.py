@@ -3,13 +3,16 @@
 Commands::
 
     python -m service.connector build [--host HOST] [--out connector-definition] [--spec openapi.yaml]
-                                      [--entra-client-id ID --entra-resource api://...]
+                                      [--entra-client-id ID --entra-resource api://...] [--hosted-publisher-key]
     python -m service.connector check [--out connector-definition] [--spec openapi.yaml]
     python -m service.connector release [--out connector-definition] [--spec openapi.yaml]
 
 ``build`` writes ``apiDefinition.swagger.json``, ``apiProperties.json``, ``icon.png`` and ``readme.md``. When
-the spec declares an OAuth 2.0 scheme besides the API key, the connection offers two types
-(``connectionParameterSets``): API key, and Microsoft Entra ID (identity provider ``aad``).
+the spec declares an OAuth 2.0 scheme besides the API key, the connection offers its types
+(``connectionParameterSets``): API key, and Microsoft Entra ID (identity provider ``aad``), for an instance of
+one's own; and the hosted types on the publisher's deployment at ``--host`` (the maker's platform account, alone
+or with the Entra ID sign-in), forwarded as ``X-Platform``/``X-Platform-Key``/``X-Platform-Secret`` by ``setheader``
+policies (``build --hosted-publisher-key``: the hosted type also asks for the publisher's API key; docs/hosted.md).
 ``check`` runs every rule (certification rules on the source spec and on the generated definition, the
 official JSON schemas, dynamic references, dropdown coverage, the apiProperties rules) and verifies that the
 checked-in folder is what the generator produces, and that the definition is compatible with the last

@@ -36,6 +36,9 @@ def main(argv: list[str] | None = None) -> int:
     build.add_argument("--entra-resource", default=None,
                        help="the service's Application ID URI, e.g. api://<service app id> (default: "
                             "$ENTRA_APP_ID_URI or api://$ENTRA_CLIENT_ID, else a placeholder)")
+    build.add_argument("--hosted-publisher-key", action="store_true",
+                       help="the hosted connection type also asks for the publisher's API key (X-API-Key; the "
+                            "service's API_KEYS in hosted mode); default: the platform account alone")
     check = sub.add_parser("check", help="check the rules; exit 1 with the list of violations")
     check.add_argument("--out", default=str(OUT_DIR),
                        help="connector folder to compare (default: connector-definition)")
@@ -50,7 +53,8 @@ def main(argv: list[str] | None = None) -> int:
             spec = load_spec(args.spec)
             env = default_entra()
             entra = EntraConnection(args.entra_client_id or env.client_id, args.entra_resource or env.resource)
-            for path in write_all(args.out, args.host or default_host(), spec=spec, entra=entra):
+            for path in write_all(args.out, args.host or default_host(), spec=spec, entra=entra,
+                                  hosted_publisher_key=args.hosted_publisher_key):
                 print(f"wrote {path}")
             problems = check_rules(spec)
             if problems:

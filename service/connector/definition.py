@@ -16,8 +16,15 @@ from service.connector.spec import (
     ENTRA_SCOPE,
     ENTRA_SET,
     HOST_PARAMETER,
+    HOSTED_ENTRA_SET,
+    HOSTED_HEADERS,
+    HOSTED_PLATFORMS,
+    HOSTED_SET,
     HTTP_METHODS,
     NAME_MAPS,
+    PLATFORM_KEY_PARAMETER,
+    PLATFORM_PARAMETER,
+    PLATFORM_SECRET_PARAMETER,
     PUBLISHER,
     STACK_OWNER,
     TEST_CONNECTION_OPERATION,
@@ -203,15 +210,131 @@ def _token_parameter(entra: EntraConnection) -> dict:
     }
 
 
+def _hosted_host_parameter(host: str | None) -> dict:
+    """A hosted connection calls the publisher's one deployment: its host is fixed (a dropdown of one entry,
+    pre-selected), so the dynamichosturl policy routes every connection type the same way."""
+    fixed = normalize_host(host or DEFAULT_HOST)
+    return {
+        "type": "string",
+        "uiDefinition": {
+            "displayName": "Hosted service",
+            "description": f"The publisher's hosted Marketing Actions service ({fixed}).",
+            "tooltip": "The hosted Marketing Actions service this connection calls",
+            "constraints": {"tabIndex": 1, "clearText": True, "required": "true",
+                            "allowedValues": [{"text": fixed, "value": fixed}]},
+        },
+        "defaultValue": fixed,
+    }
+
+
+def _platform_parameters() -> dict:
+    """The platform account a hosted connection brings: platform (dropdown), key and secret (securestring).
+    Every parameter of a connection type must be required (multi-auth docs), so Piggy and Spoki makers fill the
+    secret with a dash: the service ignores ``X-Platform-Secret`` for them."""
+    return {
+        PLATFORM_PARAMETER: {
+            "type": "string",
+            "uiDefinition": {
+                "displayName": "Marketing platform",
+                "description": "The marketing platform of your account: Spotler Mail+, Piggy (Leat) or Spoki.",
+                "tooltip": "Choose the platform your account is on",
+                "constraints": {"tabIndex": 2, "clearText": True, "required": "true",
+                                "allowedValues": [{"text": text, "value": value} for value, text in HOSTED_PLATFORMS]},
+            },
+        },
+        PLATFORM_KEY_PARAMETER: {
+            "type": "securestring",
+            "uiDefinition": {
+                "displayName": "Platform key",
+                "description": "Spotler Mail+: the consumer key of a REST API key pair made for this connection; "
+                               "Piggy: a personal access token; Spoki: the API key.",
+                "tooltip": "The key of your platform account",
+                "constraints": {"tabIndex": 3, "clearText": False, "required": "true"},
+            },
+        },
+        PLATFORM_SECRET_PARAMETER: {
+            "type": "securestring",
+            "uiDefinition": {
+                "displayName": "Platform secret",
+                "description": "Spotler Mail+: the consumer secret of that key pair. Piggy and Spoki have no "
+                               "secret: enter a dash (-).",
+                "tooltip": "Spotler's consumer secret, or - for Piggy and Spoki",
+                "constraints": {"tabIndex": 4, "clearText": False, "required": "true"},
+            },
+        },
+    }
+
+
+def _publisher_key_parameter() -> dict:
+    param = _api_key_parameter()
+    param["uiDefinition"] = {
+        "displayName": "Publisher key",
+        "description": "The key the publisher of the hosted service gave you, sent as the X-API-Key header.",
+        "tooltip": "Provide the publisher's key",
+        "constraints": {"tabIndex": 5, "clearText": False, "required": "true"},
+    }
+    return param
+
+
+def _hosted_sets(host: str | None, entra: EntraConnection, publisher_key: bool) -> list[dict]:
+    """The hosted connection types: the platform account alone (with the publisher's key when it asks for one),
+    and the platform account plus the Entra ID sign-in (docs/hosted.md: why both fit in one type)."""
+    keyed = {HOST_PARAMETER: _hosted_host_parameter(host), **_platform_parameters()}
+    if publisher_key:
+        keyed[API_KEY_PARAMETER] = _publisher_key_parameter()
+    return [
+        {
+            "name": HOSTED_SET,
+            "uiDefinition": {"displayName": "Hosted: platform account",
+                             "description": "Your own Spotler Mail+, Piggy or Spoki account, on the publisher's "
+                                            "hosted service."},
+            "metadata": {"allowSharing": False},
+            "parameters": keyed,
+        },
+        {
+            "name": HOSTED_ENTRA_SET,
+            "uiDefinition": {"displayName": "Hosted: platform account and Microsoft Entra ID",
+                             "description": "Your own platform account on the publisher's hosted service, and "
+                                            "sign in with your work account (Microsoft Entra ID)."},
+            "metadata": {"allowSharing": False},
+            "parameters": {HOST_PARAMETER: _hosted_host_parameter(host), **_platform_parameters(),
+                           TOKEN_PARAMETER: _token_parameter(entra)},
+        },
+    ]
+
+
+def _header_policies() -> list[dict]:
+    """``setheader`` per platform header, on every operation. ``override``: a header a flow sets itself never
+    replaces the connection's. The default ``''`` is what the single-mode types (which lack these parameters)
+    send: the service treats an empty platform header as absent."""
+    return [
+        {
+            "templateId": "setheader",
+            "title": f"Forward {header} (hosted connections)",
+            "parameters": {
+                "x-ms-apimTemplateParameter.name": header,
+                "x-ms-apimTemplateParameter.value": f"@connectionParameters('{param}','')",
+                "x-ms-apimTemplateParameter.existsAction": "override",
+                "x-ms-apimTemplate-policySection": "Request",
+            },
+        }
+        for param, header in HOSTED_HEADERS.items()
+    ]
+
+
 def build_properties(host: str | None = None, base_path: str = "/", security_definitions: Any = None,
-                     entra: EntraConnection | None = None, *, triggers: bool = False) -> dict:
+                     entra: EntraConnection | None = None, *, triggers: bool = False,
+                     hosted_publisher_key: bool = False) -> dict:
     """``apiProperties.json``: the connection parameters, instance host parameter (dynamichosturl policy),
     brand colour, publisher, stack owner, capabilities (``triggers`` too when the definition has any). ``host``
     pre-fills the host parameter.
 
     When ``security_definitions`` (the definition's) has an OAuth 2.0 scheme besides the API key, the
-    connection offers two types through ``connectionParameterSets``: API key, and Microsoft Entra ID (``entra``:
-    the connector's app and the service's app id URI). Otherwise ``connectionParameters`` holds the API key."""
+    connection offers its types through ``connectionParameterSets``: API key, and Microsoft Entra ID (``entra``:
+    the connector's app and the service's app id URI), for an instance of one's own; and the two hosted types
+    (the maker's platform account, alone or with the Entra ID sign-in) on the publisher's deployment at ``host``,
+    forwarded by ``setheader`` policies (``hosted_publisher_key``: the hosted type also asks for the publisher's
+    API key). Otherwise ``connectionParameters`` holds the API key (no hosted types)."""
     props: dict = {}
     if has_entra_scheme(security_definitions):
         entra = entra or EntraConnection()
@@ -233,6 +356,7 @@ def build_properties(host: str | None = None, base_path: str = "/", security_def
                     "metadata": {"allowSharing": False},
                     "parameters": {HOST_PARAMETER: _host_parameter(host), TOKEN_PARAMETER: _token_parameter(entra)},
                 },
+                *_hosted_sets(host, entra, hosted_publisher_key),
             ],
         }
     else:
@@ -246,7 +370,8 @@ def build_properties(host: str | None = None, base_path: str = "/", security_def
                 "templateId": "dynamichosturl",
                 "title": "Route to the instance host",
                 "parameters": {"x-ms-apimTemplateParameter.urlTemplate": _host_url_template(base_path)},
-            }
+            },
+            *(_header_policies() if "connectionParameterSets" in props else []),
         ],
         "publisher": PUBLISHER,
         "stackOwner": STACK_OWNER,

@@ -31,6 +31,7 @@ from service.connector.spec import (
     default_host,
     load_spec,
     recorded_entra,
+    recorded_publisher_key,
 )
 
 
@@ -38,30 +39,35 @@ def _dump_json(data: dict) -> bytes:
     return (json.dumps(data, indent=2, ensure_ascii=True) + "\n").encode("ascii")
 
 
-def _properties(definition: dict, entra: EntraConnection | None) -> dict:
+def _properties(definition: dict, entra: EntraConnection | None, publisher_key: bool = False) -> dict:
     return build_properties(definition["host"], definition.get("basePath", "/"),
-                            definition.get("securityDefinitions"), entra, triggers=has_triggers(definition))
+                            definition.get("securityDefinitions"), entra, triggers=has_triggers(definition),
+                            hosted_publisher_key=publisher_key)
 
 
-def _recorded(out: Path) -> tuple[str, EntraConnection]:
-    """The host and the Entra ID values the checked-in folder was built with."""
-    host, entra = default_host(), EntraConnection()
+def _recorded(out: Path) -> tuple[str, EntraConnection, bool]:
+    """The host, the Entra ID values and the hosted publisher key choice the checked-in folder was built with."""
+    host, entra, publisher_key = default_host(), EntraConnection(), False
     try:
         host = json.loads((out / DEFINITION_FILE).read_text(encoding="utf-8")).get("host") or host
     except (OSError, ValueError):
         pass
     try:
-        entra = recorded_entra(json.loads((out / PROPERTIES_FILE).read_text(encoding="utf-8"))) or entra
+        properties = json.loads((out / PROPERTIES_FILE).read_text(encoding="utf-8"))
+        entra = recorded_entra(properties) or entra
+        publisher_key = recorded_publisher_key(properties)
     except (OSError, ValueError):
         pass
-    return host, entra
+    return host, entra, publisher_key
 
 
-def render_files(spec: dict, host: str, entra: EntraConnection | None = None) -> dict[str, bytes]:
+def render_files(spec: dict, host: str, entra: EntraConnection | None = None,
+                 hosted_publisher_key: bool = False) -> dict[str, bytes]:
     """Every file of the connector folder, as bytes, keyed by file name. ``entra``: the Entra ID connection's
-    app ids (placeholders when None)."""
+    app ids (placeholders when None); ``hosted_publisher_key``: the hosted connection asks for the publisher's
+    API key too."""
     definition = build_definition(spec, host)
-    properties = _properties(definition, entra)
+    properties = _properties(definition, entra, hosted_publisher_key)
     return {
         DEFINITION_FILE: _dump_json(definition),
         PROPERTIES_FILE: _dump_json(properties),
@@ -71,14 +77,16 @@ def render_files(spec: dict, host: str, entra: EntraConnection | None = None) ->
 
 
 def write_all(out_dir: str | os.PathLike = OUT_DIR, host: str | None = None,
-              spec: dict | None = None, entra: EntraConnection | None = None) -> list[Path]:
+              spec: dict | None = None, entra: EntraConnection | None = None,
+              hosted_publisher_key: bool = False) -> list[Path]:
     """Generate the connector folder; returns the written paths. ``entra`` defaults to the environment
     (``ENTRA_CONNECTOR_CLIENT_ID``, ``ENTRA_APP_ID_URI``/``ENTRA_CLIENT_ID``), else placeholders."""
     spec = spec if spec is not None else load_spec()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written = []
-    for name, data in render_files(spec, host or default_host(), entra or default_entra()).items():
+    for name, data in render_files(spec, host or default_host(), entra or default_entra(),
+                                   hosted_publisher_key).items():
         target = out / name
         target.write_bytes(data)
         written.append(target)
@@ -95,8 +103,8 @@ def check_output_current(out_dir: str | os.PathLike = OUT_DIR, spec: dict | None
         return [f"{current} is missing: {hint}"]
     try:
         json.loads(current.read_text(encoding="utf-8"))
-        host, entra = _recorded(out)
-        expected = render_files(spec if spec is not None else load_spec(), host, entra)
+        host, entra, publisher_key = _recorded(out)
+        expected = render_files(spec if spec is not None else load_spec(), host, entra, publisher_key)
     except (ValueError, ConnectorError) as exc:
         return [f"{current}: cannot compare ({exc}): {hint}"]
     problems = []
@@ -117,9 +125,9 @@ def check_all(spec_path: str | os.PathLike = SPEC_PATH, out_dir: str | os.PathLi
     problems = [f"openapi.yaml: {p}" for p in check_rules(spec)]
     problems += [f"openapi.yaml: {p}" for p in check_dynamic_references(spec)]
     problems += [f"openapi.yaml: {p}" for p in check_dropdown_parameters(spec)]
-    host, entra = _recorded(out)
+    host, entra, publisher_key = _recorded(out)
     definition = build_definition(spec, host)
-    properties = _properties(definition, entra)
+    properties = _properties(definition, entra, publisher_key)
     problems += [f"{DEFINITION_FILE}: {p}" for p in check_rules(definition)]
     problems += [f"{DEFINITION_FILE}: {p}" for p in check_connector_definition(definition)]
     problems += [f"{PROPERTIES_FILE}: {p}" for p in check_properties(properties, definition)]

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from service.connector.spec import DEFINITION_FILE, ICON_FILE, PROPERTIES_FILE, PUBLISHER, iter_operations
+from service.connector.spec import (
+    DEFINITION_FILE,
+    HOSTED_SET,
+    ICON_FILE,
+    PROPERTIES_FILE,
+    PUBLISHER,
+    iter_operations,
+)
 
 
 def _md(text: str) -> str:
@@ -14,6 +21,8 @@ def build_readme(definition: dict, properties: dict) -> str:
     info = definition.get("info") or {}
     props = properties.get("properties") or {}
     entra = "connectionParameterSets" in props
+    hosted = entra and any(isinstance(v, dict) and v.get("name") == HOSTED_SET
+                           for v in (props["connectionParameterSets"].get("values") or []))
     title = info.get("title", "Marketing Actions")
     visible, helpers, triggers = [], [], []
     for _, _, op, _ in iter_operations(definition):
@@ -36,6 +45,9 @@ def build_readme(definition: dict, properties: dict) -> str:
         *(["- For Microsoft Entra ID connections: two app registrations in your tenant (the service's API and this "
            "connector's client) and, for notes on Dataverse timelines, the service's app as an application user "
            "in Dataverse. See docs/entra-id.md in the repository."] if entra else []),
+        *(["- For a hosted connection (the publisher's shared service): only your own platform account's key "
+           "(Spotler Mail+: a REST API key and secret made for this connection; Piggy: a personal access token; "
+           "Spoki: the API key). See docs/hosted.md in the repository."] if hosted else []),
         "",
         "## Supported Operations",
         "The connector supports the following operations:",
@@ -61,9 +73,16 @@ def build_readme(definition: dict, properties: dict) -> str:
         *(["With a **Microsoft Entra ID** connection there is no key to share: makers sign in with their work "
            "account, the instance records who called each action, and notes on Dataverse "
            "timelines are written on their behalf.", ""] if entra else []),
+        *(["With a **hosted** connection the maker brings the platform account: the connection forwards the "
+           "platform, key and secret to the publisher's service in the `X-Platform`, `X-Platform-Key` and "
+           "`X-Platform-Secret` headers; the service keeps them only while a job it accepted still needs them "
+           "(encrypted), and each account sees only its own jobs and data.", ""] if hosted else []),
         "## Getting Started",
         ("1. Create a connection: choose *API key* (enter the host name of your instance, without `https://`, and "
-         "your API key) or *Microsoft Entra ID* (enter the host name and sign in). " if entra else
+         "your API key) or *Microsoft Entra ID* (enter the host name and sign in)"
+         + ("; on the publisher's hosted service, choose *Hosted: platform account* (pick the platform, enter its "
+            "key and secret; a dash as secret for Piggy and Spoki), with or without the Entra ID sign-in"
+            if hosted else "") + ". " if entra else
          "1. Create a connection: enter the host name of your instance (without `https://`) and your API key. ")
         + "The connection test calls the *Test the connection* operation.",
         "2. Add an action such as *Get platform capabilities* to see which actions your platform supports.",

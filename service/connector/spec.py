@@ -40,6 +40,15 @@ HOST_PARAMETER = "hostName"
 #: the Entra ID connection: an ``oauthSetting`` parameter named ``token`` (paconn --secret fills it)
 TOKEN_PARAMETER = "token"
 API_KEY_SET, ENTRA_SET = "apiKey", "entraId"
+#: the hosted connection types (one shared deployment of the publisher, issue 22): the maker brings the platform
+#: account; the connector forwards it in headers with setheader policies
+HOSTED_SET, HOSTED_ENTRA_SET = "hosted", "hostedEntraId"
+PLATFORM_PARAMETER, PLATFORM_KEY_PARAMETER, PLATFORM_SECRET_PARAMETER = "platform", "platformKey", "platformSecret"
+#: connection parameter -> the request header its setheader policy sets
+HOSTED_HEADERS = {PLATFORM_PARAMETER: "X-Platform", PLATFORM_KEY_PARAMETER: "X-Platform-Key",
+                  PLATFORM_SECRET_PARAMETER: "X-Platform-Secret"}
+#: the platforms a hosted connection offers (value, what the maker sees)
+HOSTED_PLATFORMS = (("spotler", "Spotler Mail+"), ("piggy", "Piggy (Leat)"), ("spoki", "Spoki"))
 ENTRA_LOGIN_URI = "https://login.microsoftonline.com"
 ENTRA_SCOPE = "access_as_user"
 #: per-connector redirect URIs are mandatory for OAuth connectors since February 2024 (learn.microsoft.com,
@@ -78,6 +87,8 @@ HOST_RE = re.compile(r"^[^{}/ :\\]+(?::\d+)?$")
 PASCAL_RE = re.compile(r"^[A-Z][a-z0-9]+(?:[A-Z][a-z0-9]*)*$")
 COLOR_RE = re.compile(r"^#[0-9a-fA-F]{6}$")
 CONNECTION_PARAMETER_RE = re.compile(r"@connectionParameters\('([^']*)'")
+#: a reference and its optional default: ``@connectionParameters('name')`` or ``@connectionParameters('name', '')``
+CONNECTION_PARAMETER_CALL_RE = re.compile(r"@connectionParameters\('([^']*)'(\s*,\s*'[^']*')?\s*\)")
 PATH_TEMPLATE_RE = re.compile(r"{([^{}]+)}")
 # Keys whose value maps names to objects: their own keys are names, not keywords (never stripped).
 NAME_MAPS = frozenset({"paths", "definitions", "parameters", "responses", "securityDefinitions", "properties",
@@ -287,3 +298,13 @@ def recorded_entra(properties: Any) -> EntraConnection | None:
             return EntraConnection(str(settings.get("clientId") or ENTRA_CLIENT_ID_PLACEHOLDER),
                                    str(resource or ENTRA_RESOURCE_PLACEHOLDER))
     return None
+
+
+def recorded_publisher_key(properties: Any) -> bool:
+    """True when a generated ``apiProperties.json``'s hosted connection type asks for the publisher's API key."""
+    props = properties.get("properties") if isinstance(properties, dict) else None
+    sets = (props or {}).get("connectionParameterSets") or {}
+    for value in sets.get("values") or [] if isinstance(sets, dict) else []:
+        if isinstance(value, dict) and value.get("name") == HOSTED_SET:
+            return API_KEY_PARAMETER in (value.get("parameters") or {})
+    return False

@@ -1,5 +1,5 @@
-"""The two connection types (API key | Microsoft Entra ID): what the generator writes, and that the rules and the
-schema checks catch each violation."""
+"""The single-mode connection types (API key | Microsoft Entra ID; the hosted ones: test_hosted_connection.py):
+what the generator writes, and that the rules and the schema checks catch each violation."""
 
 from __future__ import annotations
 
@@ -78,7 +78,8 @@ CASES = {
     "host missing in a type": (lambda p: sets(p)["entraId"]["parameters"].pop("hostName"),
                                "@connectionParameters('hostName') is not a connection parameter"),
     "no api key type": (lambda p: p["properties"]["connectionParameterSets"]["values"].pop(0), "api_key"),
-    "one type only": (lambda p: p["properties"]["connectionParameterSets"]["values"].pop(1), "at least two"),
+    "one type only": (lambda p: p["properties"]["connectionParameterSets"].__setitem__(
+        "values", p["properties"]["connectionParameterSets"]["values"][:1]), "at least two"),
     "duplicate names": (lambda p: sets(p)["entraId"].__setitem__("name", "apiKey"), "unique name"),
     "both forms": (lambda p: p["properties"].__setitem__("connectionParameters", {}), "not both"),
 }

@@ -10,6 +10,7 @@ from service.connector.rules.triggers import has_triggers
 from service.connector.spec import (
     API_KEY_PARAMETER,
     COLOR_RE,
+    CONNECTION_PARAMETER_CALL_RE,
     CONNECTION_PARAMETER_RE,
     ENTRA_REDIRECT_MODE,
     FORBIDDEN_BRAND_COLORS,
@@ -151,12 +152,16 @@ def check_properties(properties: dict, definition: dict | None = None) -> list[s
             problems.append(f"{where}: parameters are required")
             continue
         for value in parameters.values():
+            defaults = dict(CONNECTION_PARAMETER_CALL_RE.findall(value)) if isinstance(value, str) else {}
             for ref in CONNECTION_PARAMETER_RE.findall(value) if isinstance(value, str) else []:
                 missing = [loc for loc, params in groups if ref not in params]
-                if missing or not groups:
+                # a type may lack it when the reference has a default ('name', ''), as in Microsoft's
+                # CognitiveServicesQuestionAnswering (its API key header on its Entra ID type: tenancy.md §1a)
+                if not groups or len(missing) == len(groups) or (missing and not defaults.get(ref)):
                     problems.append(f"{where}: @connectionParameters('{ref}') is not a connection parameter"
                                     + (f" of {', '.join(missing)}" if len(groups) > 1 else ""))
-                elif any(params[ref].get("type") not in ("string", "securestring") for _, params in groups):
+                elif any(params[ref].get("type") not in ("string", "securestring") for _, params in groups
+                         if ref in params):
                     problems.append(f"{where}: connection parameter {ref} must be a string")
         template = parameters.get("x-ms-apimTemplateParameter.urlTemplate")
         if str(policy.get("templateId", "")).lower() == "dynamichosturl":
