@@ -124,6 +124,12 @@ class Runtime:
 
         return demo_contacts(self.settings.provider)
 
+    def sandbox_accounts(self) -> list[dict]:
+        """Hosted sandbox only: every demo account of the three platform simulators, with its credentials."""
+        from service.sandbox.launch import sandbox_accounts
+
+        return sandbox_accounts()
+
     @property
     def provider(self):
         if self._provider is None:

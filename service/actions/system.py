@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 
@@ -44,13 +45,34 @@ def capabilities(platform: Platform, s: Settings) -> dict:
     return {"provider": s.provider, "mode": s.mode, "operations": ops}
 
 
-def sandbox_data(platform: Platform, s: Settings, contacts: Callable[[], list[dict[str, str]]]) -> dict:
-    """Sandbox mode only: the demo account the simulator starts with (``contacts()``), and the automations and
-    audiences the platform lists now (the dropdowns' ids, what the actions take). 404 in live mode."""
+def tenancy(s: Settings) -> str:
+    """``single`` (the default) or ``hosted``: the settings' ``tenancy`` once it is declared there, else the
+    ``TENANCY`` environment variable (a stand-in until the hosted mode's setting lands)."""
+    return str(getattr(s, "tenancy", None) or os.environ.get("TENANCY") or "single").strip().lower()
+
+
+def hosted_sandbox_data(s: Settings, accounts: Callable[[], list[dict]]) -> dict:
+    """Hosted sandbox mode: every demo account of the three platform simulators (``accounts()``), with the
+    credentials a hosted connection sends, and its demo contacts. 404 in live mode."""
+    _require_sandbox(s)
+    out: dict = {"mode": s.mode, "tenancy": "hosted"}
+    if not s.api_keys:  # as in single mode: the key sandbox mode accepts
+        out["apiKey"] = s.accepted_api_keys[0]
+    out["accounts"] = accounts()
+    return out
+
+
+def _require_sandbox(s: Settings) -> None:
     if not s.sandbox:
         raise ActionError(404, "NOT_SANDBOX_MODE",
                           "This service runs in live mode against the real platform: there is no sandbox data. "
                           "Use List automations and List audiences to see the platform's own.")
+
+
+def sandbox_data(platform: Platform, s: Settings, contacts: Callable[[], list[dict[str, str]]]) -> dict:
+    """Sandbox mode only: the demo account the simulator starts with (``contacts()``), and the automations and
+    audiences the platform lists now (the dropdowns' ids, what the actions take). 404 in live mode."""
+    _require_sandbox(s)
     from service.actions.audiences import audiences
     from service.actions.automations import _automation_info, automations
 

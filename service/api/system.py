@@ -21,4 +21,6 @@ def get_capabilities(user=None):
 
 def get_sandbox_data():
     rt = current_runtime()
+    if actions.tenancy(rt.settings) == "hosted":  # no platform of its own: the demo accounts of all three
+        return actions.hosted_sandbox_data(rt.settings, rt.sandbox_accounts), 200
     return actions.sandbox_data(request_platform(), rt.settings, rt.sandbox_contacts), 200

@@ -237,6 +237,33 @@ def demo_contacts(provider: str) -> list[dict[str, str]]:
     return importlib.import_module(f"service.sandbox.{provider}.demo").demo_contacts()
 
 
+#: platform -> the credential fields a hosted connection sends as X-Platform-Key and X-Platform-Secret
+_KEY_FIELDS = {"spotler": ("consumer_key", "consumer_secret"), "piggy": ("token", None), "spoki": ("api_key", None)}
+
+
+def sandbox_accounts() -> list[dict]:
+    """Every demo account of every platform simulator, as hosted sandbox mode lists them (``GET /sandbox``):
+    platform, name, ``key`` and ``secret`` (what the connection's X-Platform-Key / X-Platform-Secret carry; no
+    secret for Piggy and Spoki) and the account's demo contacts."""
+    out = []
+    for platform, accounts in SANDBOX_ACCOUNTS.items():
+        key_field, secret_field = _KEY_FIELDS[platform]
+        for index, entry in enumerate(accounts):
+            item = {"platform": platform, "name": entry["name"], "key": entry[key_field]}
+            if secret_field:
+                item["secret"] = entry[secret_field]
+            item["contacts"] = account_contacts(platform, index)
+            out.append(item)
+    return out
+
+
+def account_contacts(provider: str, index: int) -> list[dict[str, str]]:
+    """The contacts of a platform's demo account ``index`` of ``SANDBOX_ACCOUNTS`` (0: the historical one)."""
+    if index == 0:
+        return demo_contacts(provider)
+    return importlib.import_module(f"service.sandbox.{provider}.demo_second").demo_contacts()
+
+
 def start_in_process(provider: str) -> RunningSimulator:
     """Serve the provider's simulator, with every demo account of ``SANDBOX_ACCOUNTS[provider]``, on 127.0.0.1
     (ephemeral port) from a background thread; ``.simulator`` is the first account's, ``.accounts`` all."""

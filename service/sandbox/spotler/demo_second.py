@@ -80,3 +80,10 @@ def seed() -> dict[str, Any]:
              "sentCount": 300, "trendReportId": 11},
         ],
     }
+
+
+def demo_contacts() -> list[dict[str, str]]:
+    """The seeded contacts as hosted sandbox mode shows them (``GET /sandbox``): e-mail, externalId, name."""
+    return [{"email": c["email"], "externalId": c["externalId"],
+             "name": " ".join(p for p in (c["props"].get("firstName"), c["props"].get("lastName")) if p)}
+            for c in seed()["contacts"]]
