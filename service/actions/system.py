@@ -55,11 +55,9 @@ def hosted_sandbox_data(s: Settings, accounts: Callable[[], list[dict]]) -> dict
     """Hosted sandbox mode: every demo account of the three platform simulators (``accounts()``), with the
     credentials a hosted connection sends, and its demo contacts. 404 in live mode."""
     _require_sandbox(s)
-    out: dict = {"mode": s.mode, "tenancy": "hosted"}
-    if not s.api_keys:  # as in single mode: the key sandbox mode accepts
-        out["apiKey"] = s.accepted_api_keys[0]
-    out["accounts"] = accounts()
-    return out
+    # no apiKey: in hosted mode the platform account in the headers is the credential (API_KEYS, the publisher's
+    # optional key, is the operator's to hand out)
+    return {"mode": s.mode, "tenancy": "hosted", "accounts": accounts()}
 
 
 def _require_sandbox(s: Settings) -> None:

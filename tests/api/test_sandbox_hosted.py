@@ -36,7 +36,7 @@ def test_hosted_sandbox_lists_every_demo_account(make_client, settings, monkeypa
     assert r.status_code == 200, r.text
     data = r.json()
     assert (data["mode"], data["tenancy"]) == ("sandbox", "hosted")
-    assert "provider" not in data and "automations" not in data
+    assert "provider" not in data and "automations" not in data and "apiKey" not in data
     accounts = data["accounts"]
     by_platform: dict[str, list[dict]] = {}
     for account in accounts:
