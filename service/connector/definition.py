@@ -235,7 +235,7 @@ def _platform_parameters() -> dict:
         PLATFORM_PARAMETER: {
             "type": "string",
             "uiDefinition": {
-                "displayName": "Marketing platform",
+                "displayName": "Platform",
                 "description": "The marketing platform of your account: Spotler Mail+, Piggy (Leat) or Spoki.",
                 "tooltip": "Choose the platform your account is on",
                 "constraints": {"tabIndex": 2, "clearText": True, "required": "true",
