@@ -155,3 +155,34 @@ def build_provider(settings: Settings, *, sandbox_url: str | None = None) -> Pro
     module_name, _, provider_cls_name, _ = _PLATFORMS[settings.provider]
     provider_cls = getattr(importlib.import_module(module_name), provider_cls_name)
     return provider_cls(provider_config(settings, sandbox_url=sandbox_url))
+
+
+#: hosted mode: the config fields a connection's (key, secret) fill, by platform
+_CONNECTION_FIELDS = {"spotler": ("consumer_key", "consumer_secret"), "piggy": ("api_token", None),
+                      "spoki": ("api_key", None)}
+#: config fields that hold an account's credentials (never taken from the environment in hosted mode)
+_CREDENTIAL_FIELDS = frozenset({"consumer_key", "consumer_secret", "api_token", "client_id", "client_secret",
+                                "api_key"})
+
+
+def build_provider_for(settings: Settings, platform: str, key: str, secret: str | None = None, *,
+                       sandbox_url: str | None = None) -> Provider:
+    """Hosted mode: a provider for one account of ``platform`` (the connection's ``key`` and ``secret``), with the
+    environment's ``<PLATFORM>_*`` tuning (timeouts, retries) and, in sandbox mode, the simulator's URL. A value
+    the platform's config refuses is a ValueError naming the config field (no credential in it)."""
+    module_name, config_cls_name, provider_cls_name, _ = _PLATFORMS[platform]
+    module = importlib.import_module(module_name)
+    config_cls = getattr(module, config_cls_name)
+    values = {k: v for k, v in _values_from_env(settings, config_cls, platform.upper() + "_",
+                                                 shared=SHARED_SETTINGS).items() if k not in _CREDENTIAL_FIELDS}
+    key_field, secret_field = _CONNECTION_FIELDS[platform]
+    values[key_field] = key
+    if secret_field:
+        values[secret_field] = secret
+    if sandbox_url:
+        values["base_url"] = sandbox_url
+    try:
+        config = config_cls(**values)
+    except ConfigValueError as exc:
+        raise ValueError(f"invalid {exc.field}: {exc.allowed}") from None
+    return getattr(module, provider_cls_name)(config)
