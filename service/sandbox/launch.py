@@ -21,12 +21,28 @@ from typing import Any, Callable
 
 from service.sandbox.commands import python_command
 
-#: well-known, non-secret credentials of the sandbox account (the simulator checks them like the real API)
-SANDBOX_CREDENTIALS = {
-    "spotler": {"consumer_key": "sandbox-consumer-key", "consumer_secret": "sandbox-consumer-secret"},
-    "piggy": {"token": "sandbox-piggy-token"},
-    "spoki": {"api_key": "sandbox-spoki-key"},
+#: the demo accounts of each platform simulator: well-known, non-secret credentials (the simulators check them
+#: like the real APIs) and a name. The first account of each platform is the historical sandbox account (single
+#: mode uses it); the others have other data (``demo_second`` of each simulator), for hosted mode and its tests.
+SANDBOX_ACCOUNTS: dict[str, list[dict[str, str]]] = {
+    "spotler": [
+        {"name": "Demo shop", "consumer_key": "sandbox-consumer-key", "consumer_secret": "sandbox-consumer-secret"},
+        {"name": "Second shop", "consumer_key": "sandbox-consumer-key-2",
+         "consumer_secret": "sandbox-consumer-secret-2"},
+    ],
+    "piggy": [
+        {"name": "Demo loyalty", "token": "sandbox-piggy-token"},
+        {"name": "Second loyalty", "token": "sandbox-piggy-token-2"},
+    ],
+    "spoki": [
+        {"name": "Demo WhatsApp", "api_key": "sandbox-spoki-key"},
+        {"name": "Second studio", "api_key": "sandbox-spoki-key-2"},
+    ],
 }
+
+#: the credentials of each platform's first (historical) sandbox account
+SANDBOX_CREDENTIALS = {provider: {k: v for k, v in accounts[0].items() if k != "name"}
+                       for provider, accounts in SANDBOX_ACCOUNTS.items()}
 
 _CLI_ARGS = {
     "spotler": ["--consumer-key", SANDBOX_CREDENTIALS["spotler"]["consumer_key"],
@@ -41,20 +57,30 @@ class RunningSimulator:
     url: str
     stop: Callable[[], None]
     pid: int | None = None
-    #: the in-memory simulator object (in-process only), for tests to inspect and control
+    #: the in-memory simulator object (in-process only), for tests to inspect and control: the first account's
     simulator: Any = None
+    #: account name -> its in-memory simulator (in-process only; every account of SANDBOX_ACCOUNTS)
+    accounts: dict[str, Any] = field(default_factory=dict)
 
 
 def serve_in_thread(app, simulator=None, base_path: str = "") -> RunningSimulator:
-    """Serve a simulator's WSGI ``app`` on 127.0.0.1 (ephemeral port) from a daemon thread."""
+    """Serve a simulator's WSGI ``app`` on 127.0.0.1 (ephemeral port) from a daemon thread. An
+    :class:`~service.sandbox.accounts.AccountDispatcher` ``app`` fills ``accounts`` (and ``simulator``, if not
+    given, with its first account's)."""
+    from service.sandbox.accounts import AccountDispatcher
     from service.sandbox.server import SimulatorServer
 
+    accounts = {}
+    if isinstance(app, AccountDispatcher):
+        accounts = {a.name: a.simulator for a in app.accounts}
+        simulator = simulator if simulator is not None else app.first.simulator
     server = SimulatorServer(app).start()
-    return RunningSimulator(url=server.url + base_path, stop=server.stop, simulator=simulator)
+    return RunningSimulator(url=server.url + base_path, stop=server.stop, simulator=simulator, accounts=accounts)
 
 
 def start_process(provider: str, extra_args: list[str] | None = None, timeout: float = 20.0) -> RunningSimulator:
-    """Run ``python -m service.sandbox.<provider> --port 0 --exit-with-parent`` and read its URL from its
+    """Run ``python -m service.sandbox.<provider> --port 0 --exit-with-parent`` (every demo account of
+    ``SANDBOX_ACCOUNTS[provider]``; ``--accounts first`` in ``extra_args``: the first alone) and read its URL from its
     first output lines (printed once it listens). Raises RuntimeError, with no process left, when it does not
     print one within ``timeout`` seconds."""
     cmd = [sys.executable, "-m", f"service.sandbox.{provider}", "--port", "0", "--exit-with-parent",
@@ -212,6 +238,7 @@ def demo_contacts(provider: str) -> list[dict[str, str]]:
 
 
 def start_in_process(provider: str) -> RunningSimulator:
-    """Serve the provider's simulator on 127.0.0.1 (ephemeral port) from a background thread."""
+    """Serve the provider's simulator, with every demo account of ``SANDBOX_ACCOUNTS[provider]``, on 127.0.0.1
+    (ephemeral port) from a background thread; ``.simulator`` is the first account's, ``.accounts`` all."""
     module = importlib.import_module(f"service.sandbox.{provider}")
     return module.start_sandbox(**SANDBOX_CREDENTIALS[provider])

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from service.sandbox.piggy import build, demo
+from service.sandbox.piggy import accounts_app, demo
 from service.sandbox.server import SimulatorServer
 
 
@@ -21,12 +21,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--client-id", default=demo.DEMO_CLIENT_ID, help="OAuth client id accepted by /oauth/token")
     parser.add_argument("--client-secret", default=demo.DEMO_CLIENT_SECRET, help="secret of that OAuth client")
     parser.add_argument("--token-ttl", type=int, default=3600, help="lifetime of OAuth tokens in seconds")
+    parser.add_argument("--accounts", choices=("all", "first"), default="all",
+                        help="serve every demo account of SANDBOX_ACCOUNTS (the first with --token) or the first alone")
     parser.add_argument("--exit-with-parent", action="store_true",
                         help="stop when the process that started this one is gone (sandbox mode uses it)")
     args = parser.parse_args(argv)
 
-    _, app = build(tokens=tuple(args.token) + (demo.DEMO_TOKEN,), clients={args.client_id: args.client_secret},
-                   token_ttl=args.token_ttl)
+    app = accounts_app({"token": None}, all_accounts=args.accounts == "all",
+                         first_options={"tokens": tuple(args.token) + (demo.DEMO_TOKEN,),
+                                        "clients": {args.client_id: args.client_secret}},
+                         options={"token_ttl": args.token_ttl})
 
     def ready(url: str) -> None:
         print(f"PIGGY_SIMULATOR_URL={url}", flush=True)
@@ -34,6 +38,8 @@ def main(argv: list[str] | None = None) -> int:
             value = getattr(demo, name)
             if name.isupper() and isinstance(value, (str, int)) and "SECRET" not in name and "TOKEN" not in name:
                 print(f"PIGGY_DEMO_{name}={value}", flush=True)
+        print(f"# accounts (by Bearer token; control calls: header X-Sim-Account: name): "
+              f"{', '.join(a.name for a in app.accounts)}", flush=True)
         sys.stdout.flush()
 
     SimulatorServer(app, host=args.host, port=args.port).serve_foreground(on_ready=ready,

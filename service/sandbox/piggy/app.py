@@ -201,8 +201,11 @@ class PiggySimulator:
         token_ttl: int = 3600,
         clock: Callable[[], float] | None = None,
         seed: bool = True,
+        demo_data: Any = demo,
     ) -> None:
         self.personal_tokens = set(tokens)
+        #: the account's seed data (:mod:`.demo`, or :mod:`.demo_second` for the second sandbox account)
+        self.demo_data = demo_data
         self.clients = dict(clients if clients is not None else {demo.DEMO_CLIENT_ID: demo.DEMO_CLIENT_SECRET})
         self.token_ttl = token_ttl
         self.clock = clock or time.monotonic
@@ -238,12 +241,12 @@ class PiggySimulator:
     # -- state ------------------------------------------------------------------------------------------
     def reset(self) -> None:
         with self.lock:
-            self.attributes: list[dict[str, Any]] = demo.attributes()
-            self.automations: list[dict[str, Any]] = demo.automations()
-            self.subscription_types: list[dict[str, Any]] = demo.subscription_types()
+            self.attributes: list[dict[str, Any]] = self.demo_data.attributes()
+            self.automations: list[dict[str, Any]] = self.demo_data.automations()
+            self.subscription_types: list[dict[str, Any]] = self.demo_data.subscription_types()
             self.contacts: dict[str, dict[str, Any]] = {}
             if self._seed:
-                for c in demo.contacts():
+                for c in self.demo_data.contacts():
                     self.contacts[c["uuid"]] = copy.deepcopy(c)
             self._next_id = 1000
             self.issued_tokens: dict[str, float] = {}

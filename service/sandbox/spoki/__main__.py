@@ -10,7 +10,7 @@ import argparse
 import sys
 
 from service.sandbox.server import SimulatorServer
-from service.sandbox.spoki import build, demo
+from service.sandbox.spoki import accounts_app, demo
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -19,11 +19,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=0, help="0 = an ephemeral port")
     parser.add_argument("--api-key", action="append", default=[], help="accepted API key (repeatable)")
     parser.add_argument("--page-size", type=int, default=20, help="items per page of list answers")
+    parser.add_argument("--accounts", choices=("all", "first"), default="all",
+                        help="serve every demo account of SANDBOX_ACCOUNTS (the first with --api-key) or the first alone")
     parser.add_argument("--exit-with-parent", action="store_true",
                         help="stop when the process that started this one is gone (sandbox mode uses it)")
     args = parser.parse_args(argv)
 
-    _, app = build(api_keys=tuple(args.api_key) + (demo.DEMO_API_KEY,), page_size=args.page_size)
+    app = accounts_app({"api_key": None}, all_accounts=args.accounts == "all",
+                         first_options={"api_keys": tuple(args.api_key) + (demo.DEMO_API_KEY,)},
+                         options={"page_size": args.page_size})
 
     def ready(url: str) -> None:
         print(f"SPOKI_SIMULATOR_URL={url}", flush=True)
@@ -31,6 +35,8 @@ def main(argv: list[str] | None = None) -> int:
             value = getattr(demo, name)
             if name.isupper() and isinstance(value, (str, int)) and "SECRET" not in name and "KEY" not in name:
                 print(f"SPOKI_DEMO_{name}={value}", flush=True)
+        print(f"# accounts (by X-Spoki-Api-Key; control calls: header X-Sim-Account: name): "
+              f"{', '.join(a.name for a in app.accounts)}", flush=True)
         sys.stdout.flush()
 
     SimulatorServer(app, host=args.host, port=args.port).serve_foreground(on_ready=ready,

@@ -80,8 +80,10 @@ class SpokiSimulator:
     """WSGI app. In-memory state under one lock; ``counters`` and ``runs`` record side effects."""
 
     def __init__(self, *, api_keys: tuple[str, ...] | list[str] = (demo.DEMO_API_KEY,), page_size: int = 20,
-                 seed: bool = True) -> None:
+                 seed: bool = True, demo_data: Any = demo) -> None:
         self.api_keys = set(api_keys)
+        #: the account's seed data (:mod:`.demo`, or :mod:`.demo_second` for the second sandbox account)
+        self.demo_data = demo_data
         self.default_page_size = page_size
         self._seed = seed
         self.lock = threading.RLock()
@@ -111,13 +113,13 @@ class SpokiSimulator:
     # -- state ------------------------------------------------------------------------------------------
     def reset(self) -> None:
         with self.lock:
-            self.custom_fields: dict[int, dict[str, Any]] = {f["id"]: f for f in demo.custom_fields()}
-            self.tags: dict[int, dict[str, Any]] = {t["id"]: t for t in demo.tags()}
-            self.lists: dict[int, dict[str, Any]] = {x["id"]: x for x in demo.lists()}
-            self.automations: dict[int, dict[str, Any]] = {a["id"]: a for a in demo.automations()}
+            self.custom_fields: dict[int, dict[str, Any]] = {f["id"]: f for f in self.demo_data.custom_fields()}
+            self.tags: dict[int, dict[str, Any]] = {t["id"]: t for t in self.demo_data.tags()}
+            self.lists: dict[int, dict[str, Any]] = {x["id"]: x for x in self.demo_data.lists()}
+            self.automations: dict[int, dict[str, Any]] = {a["id"]: a for a in self.demo_data.automations()}
             self.contacts: dict[int, dict[str, Any]] = {}
             if self._seed:
-                self.contacts = {c["id"]: c for c in demo.contacts()}
+                self.contacts = {c["id"]: c for c in self.demo_data.contacts()}
             self._ids = {"contact": 2000, "list": 100, "field": 333000}
             self.counters: Counter[str] = Counter()
             self.runs: list[dict[str, Any]] = []
@@ -654,7 +656,7 @@ class SpokiSimulator:
         """A WhatsApp message from ``phone`` arrives (``{"phone", "text"}``): fires ``message.inbound``."""
         body = request.get_json(silent=True) or {}
         data = {"uuid": str(uuidlib.uuid4()), "from_phone": normalize_phone(body.get("phone")) or "",
-                "to_phone": demo.ACCOUNT_PHONE,
+                "to_phone": self.demo_data.ACCOUNT_PHONE,
                 "text": str(body.get("text") or ""), "payload": body.get("payload"),
                 "sent_datetime": datetime.now().replace(microsecond=0).isoformat() + "Z"}
         with self.lock:

@@ -14,7 +14,8 @@ import sys
 
 from service.sandbox.faults import FaultConfig
 from service.sandbox.server import SimulatorServer, serve_pooled
-from service.sandbox.spotler.app import BASE_PATH, SpotlerSimulator
+from service.sandbox.spotler import accounts_app
+from service.sandbox.spotler.app import BASE_PATH
 from service.sandbox.spotler.demo import SANDBOX_CONSUMER_KEY, SANDBOX_CONSUMER_SECRET, describe
 
 
@@ -54,6 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pooled", type=int, default=0, metavar="PROCESSES",
                    help="benchmarks: serve under gunicorn with this many processes on the one port, keep-alive "
                         "connections (each process has its own state); 0 = werkzeug's server, one process")
+    p.add_argument("--accounts", choices=("all", "first"), default="all",
+                   help="serve every demo account of SANDBOX_ACCOUNTS (the first with --consumer-key/--consumer-secret) "
+                        "or the first alone")
     p.add_argument("--exit-with-parent", action="store_true",
                         help="stop when the process that started this one is gone (sandbox mode uses it)")
     return p
@@ -68,9 +72,10 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    app = SpotlerSimulator(args.consumer_key, args.consumer_secret, tier=args.tier,
-                           auth_failure_status=args.auth_failure_status, date_format=args.date_format,
-                           list_shape=args.list_shape, faults=faults)
+    app = accounts_app({"consumer_key": args.consumer_key, "consumer_secret": args.consumer_secret},
+                         all_accounts=args.accounts == "all", first_options={"tier": args.tier, "faults": faults},
+                         options={"auth_failure_status": args.auth_failure_status, "date_format": args.date_format,
+                                  "list_shape": args.list_shape})
 
     def ready(url: str) -> None:
         for line in describe(url + BASE_PATH):
@@ -78,6 +83,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"# control: {url}/__sim__/stats, {url}/__sim__/state, {url}/__sim__/faults, POST {url}/__sim__/reset",
               flush=True)
         print(f"# events: POST {url}/__sim__/signup|bounce|open|click|unsubscribe, {url}/__sim__/clock", flush=True)
+        print(f"# accounts (by OAuth consumer key; control calls: header X-Sim-Account: name): "
+              f"{', '.join(a.name for a in app.accounts)}", flush=True)
 
     if args.pooled:
         serve_pooled(app, host=args.host, port=args.port, processes=args.pooled, on_ready=ready)

@@ -64,6 +64,8 @@ class SpotlerSimulator(ContactsMixin, AutomationsMixin, AudiencesMixin, TagsMixi
     * ``run_id_location``: where ``automationContactId`` goes in trigger answers: ``item`` (default),
       ``top`` or ``none``.
     * ``faults``: a :class:`FaultConfig` applied from the start.
+    * ``seed`` / ``demo_ids``: the account's initial state and its ids (default: the demo account of
+      :mod:`.demo`; :mod:`.demo_second` has a second one).
     """
 
     SimError = SimError  # the feed handlers of FeedsMixin raise it (the other resources import it)
@@ -82,6 +84,8 @@ class SpotlerSimulator(ContactsMixin, AutomationsMixin, AudiencesMixin, TagsMixi
         max_audiences: int = 100,
         max_temporary_lists: int = 50,
         faults: FaultConfig | None = None,
+        seed: Callable[[], dict[str, Any]] = demo.seed,
+        demo_ids: demo.DemoIds = demo.DEMO,
     ) -> None:
         if tier not in ("basic", "automation", "ecommerce"):
             raise ValueError("tier must be basic, automation or ecommerce")
@@ -100,6 +104,8 @@ class SpotlerSimulator(ContactsMixin, AutomationsMixin, AudiencesMixin, TagsMixi
         self.run_id_location = run_id_location
         self.max_audiences = max_audiences
         self.max_temporary_lists = max_temporary_lists
+        self._seed = seed
+        self.demo_ids = demo_ids
         self.lock = threading.RLock()
         self.url_map = Map([Rule(BASE_PATH + path, endpoint=endpoint, methods=methods)
                             for path, endpoint, methods in ROUTES], strict_slashes=False)
@@ -111,7 +117,7 @@ class SpotlerSimulator(ContactsMixin, AutomationsMixin, AudiencesMixin, TagsMixi
     def reset(self) -> None:
         """Back to the seeded demo account, the machine's clock and the configured list shape and date form;
         counters to zero."""
-        s = demo.seed()
+        s = self._seed()
         with self.lock:
             self._init_clock()
             self.list_shape, self.date_format = self._initial_formats
@@ -236,7 +242,7 @@ class SpotlerSimulator(ContactsMixin, AutomationsMixin, AudiencesMixin, TagsMixi
                     "tags": {eid: dict(tags) for eid, tags in self.contact_tags.items() if tags},
                 })
         if request.path == "/__sim__/demo" and request.method == "GET":
-            d = demo.DEMO
+            d = self.demo_ids
             return json_response(200, {k: dict(getattr(d, k)) for k in (
                 "automations", "automation_ids", "campaigns", "campaign_triggers", "audiences", "contacts", "emails",
                 "permissions")})
