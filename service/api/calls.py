@@ -50,6 +50,11 @@ def connection() -> Connection | None:
     return found
 
 
+def connection_named() -> bool:
+    """Whether the request names a platform account (hosted mode's ``X-Platform``)."""
+    return bool(flask.request.headers.get("X-Platform"))
+
+
 def _stored_connection(rt, state: str) -> Connection:
     codec, _ = rt.triggers
     tenant = codec.loads(state).tenant  # a state we did not sign: its 400, revealing nothing
