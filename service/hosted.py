@@ -54,6 +54,7 @@ class HostedAccounts:
         self._lock = threading.Lock()
         self._sandboxes: dict[str, Any] = {}
         self._store: CredentialStore | None = None
+        self._relays: dict[str, Any] = {}
 
     def tenant(self, connection: Connection) -> str:
         return self.keys.tenant(connection)
@@ -150,9 +151,55 @@ class HostedAccounts:
                                                                              "url": running.url})
             return running.url
 
+    # -- webhook triggers (Piggy, Spoki) ------------------------------------------------------------------------
+    def relay(self, platform: str):
+        """The webhook relay of ``platform`` (every tenant's subscriptions), its worker started; None for a
+        platform without webhooks."""
+        from service.providers.factory import has_webhooks
+
+        if not has_webhooks(platform) or self.runtime._closed:
+            return None
+        with self._lock:
+            relay = self._relays.get(platform)
+        if relay is None:
+            from service.actions.webhooks import build_hosted_relay
+
+            engine = self.runtime.ledger.engine
+            with self._lock:
+                relay = self._relays.get(platform)
+                if relay is None:
+                    relay = build_hosted_relay(self.settings, engine, platform, TenantManagers(self, platform))
+                    self._relays[platform] = relay.start()
+        return relay
+
     def close(self) -> None:
         with self._lock:
             sandboxes, self._sandboxes = list(self._sandboxes.values()), {}
+            relays, self._relays = list(self._relays.values()), {}
             self._accounts.clear()
+        for relay in relays:
+            relay.close()
         for running in sandboxes:
             running.stop()
+
+
+class TenantManagers:
+    """Hosted mode's :class:`~service.providers.webhooks.ManagerSource`: the webhook-management API of a tenant's
+    account (a relay scope is a tenant), built from the tenant's stored, sealed credentials - the syncs and the
+    daily reconcile run without a request."""
+
+    def __init__(self, accounts: HostedAccounts, platform: str) -> None:
+        self.accounts = accounts
+        self.platform = platform
+        self._format = None
+
+    def manager(self, scope: str):
+        from service.providers import errors as perr
+        from service.providers.factory import webhook_format, webhook_manager
+
+        connection = self.accounts.credentials.load(scope)
+        if connection is None or connection.platform != self.platform:
+            raise perr.AuthFailed("No platform account is stored for this connection: make any call with it again.")
+        if self._format is None:
+            self._format = webhook_format(self.accounts.settings, self.platform)
+        return webhook_manager(self._format, self.accounts.platform(connection).provider)

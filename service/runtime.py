@@ -239,6 +239,8 @@ class Runtime:
         without webhooks."""
         from service.providers.factory import has_webhooks, webhook_manager
 
+        if self.settings.hosted:  # a relay per platform: webhooks_for(platform)
+            return None
         if self._webhooks is None and has_webhooks(self.settings.provider) and not self._closed:
             ledger = self.ledger
             with self._lock:
@@ -249,6 +251,12 @@ class Runtime:
                                         lambda: webhook_manager(relay.deps.format, self.provider))
                     self._webhooks = relay.start()
         return self._webhooks
+
+    def webhooks_for(self, platform: str | None):
+        """The webhook relay of ``platform``: single mode's (its one platform), hosted mode's of that platform."""
+        if self.settings.hosted:
+            return self.hosted.relay(platform) if platform else None
+        return self.webhooks if platform in (None, self.settings.provider) else None
 
     def close(self) -> None:
         with self._lock:

@@ -108,6 +108,10 @@ _WEBHOOKS = {
 }
 
 
+#: the platforms that push webhooks
+WEBHOOK_PLATFORMS = tuple(_WEBHOOKS)
+
+
 def has_webhooks(platform: str) -> bool:
     return platform in _WEBHOOKS
 
@@ -121,12 +125,14 @@ def webhook_config_class(platform: str) -> type | None:
     return getattr(importlib.import_module(module_name), config_name)
 
 
-def webhook_format(settings: Settings) -> WebhookFormat:
-    """The configured platform's webhook format (events, signature check), from ``<PLATFORM>_WEBHOOK_*``."""
-    module_name, _, format_name, _ = _WEBHOOKS[settings.provider]
+def webhook_format(settings: Settings, platform: str | None = None) -> WebhookFormat:
+    """The webhook format (events, signature check) of ``platform`` (default: the configured one), from
+    ``<PLATFORM>_WEBHOOK_*``."""
+    platform = platform or settings.provider
+    module_name, _, format_name, _ = _WEBHOOKS[platform]
     module = importlib.import_module(module_name)
-    config_cls = webhook_config_class(settings.provider)
-    prefix = settings.provider.upper() + "_WEBHOOK_"
+    config_cls = webhook_config_class(platform)
+    prefix = platform.upper() + "_WEBHOOK_"
     try:
         config = config_cls(**_values_from_env(settings, config_cls, prefix))
     except (TypeError, ValueError) as exc:
@@ -146,6 +152,10 @@ def webhook_manager(fmt: WebhookFormat, provider: Provider) -> WebhookManager:
 def check_platform_settings(settings: Settings) -> None:
     """Build the platform's config once (no network), so that a bad ``<PLATFORM>_*`` variable stops the start
     in live and in sandbox mode alike."""
+    if settings.hosted:
+        for platform in _WEBHOOKS:
+            webhook_format(settings, platform)
+        return
     provider_config(settings)
     if has_webhooks(settings.provider):
         webhook_format(settings)
