@@ -59,6 +59,11 @@ class HostedAccounts:
     def tenant(self, connection: Connection) -> str:
         return self.keys.tenant(connection)
 
+    def job_token(self, job_id: str) -> str:
+        """The secret a 202's Location carries (``/jobs/<job id>.<token>/result``): Power Platform may poll it
+        without the connection's headers (tenancy.md section 2), and then the token alone opens the job's result."""
+        return self.keys.job_token(job_id)
+
     # -- the deps of a connection ----------------------------------------------------------------------------
     def _account(self, connection: Connection) -> _Account:
         digest = self.keys.credentials_digest(connection)

@@ -94,11 +94,17 @@ class TenantKeys:
         keys = Keyring(secret)
         self._tenant = keys.identifier_key("tenancy/tenant")
         self._client = keys.subkey("tenancy/client")
+        self._job = keys.subkey("tenancy/job-location")
 
     def tenant(self, connection: Connection) -> str:
         """``t`` + 32 hex characters: who the account is (platform + account key), not reversible."""
         text = f"{connection.platform}\x00{connection.key}".encode()
         return TENANT_PREFIX + hmac.new(self._tenant, text, hashlib.sha256).hexdigest()[:32]
+
+    def job_token(self, job_id: str) -> str:
+        """22 URL-safe characters (128 bits) derived for a job: held only by whoever got its 202's Location."""
+        mac = hmac.new(self._job, job_id.encode(), hashlib.sha256).digest()[:16]
+        return base64.urlsafe_b64encode(mac).decode("ascii").rstrip("=")
 
     def credentials_digest(self, connection: Connection) -> str:
         """A keyed hash of ALL the credentials (key and secret): the key of the per-account clients."""

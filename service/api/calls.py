@@ -17,7 +17,7 @@ from service.actions.problems import ActionError
 from service.actions.resolution import contact_ref, parse_identifier
 from service.actions.tenancy import check_connection, missing_platform, scoped_caller
 from service.actions.runner import RunningCall
-from service.api.answers import answer_parts, respond
+from service.api.answers import answer_parts, location_token, respond
 from service.api.urls import external_base_url
 from service.api.wsgi_bridge import DEADLINE_KEY, Deadline
 from service.logs import request_id_var
@@ -181,18 +181,19 @@ class _EarlyAnswer:
     detached (its 202, with the Location built from what the request said here), or None when it is finishing
     anyway (its own answer comes next)."""
 
-    __slots__ = ("running", "headers", "scheme", "host")
+    __slots__ = ("running", "headers", "scheme", "host", "token")
 
     def __init__(self, running: RunningCall) -> None:
         request = flask.request
         self.running = running
         self.headers, self.scheme, self.host = request.headers, request.scheme, request.host
+        self.token = location_token()
 
     def answer_now(self) -> tuple[int, dict[str, str], bytes] | None:
         answer = self.running.detach()
         if answer is None:
             return None
-        return answer_parts(answer, lambda: external_base_url(self.headers, self.scheme, self.host))
+        return answer_parts(answer, lambda: external_base_url(self.headers, self.scheme, self.host), self.token)
 
 
 __all__ = ["build_call", "connection", "remember_connection", "request_platform", "respond", "run", "scoped",

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hmac
+
 from service.actions import jobs as actions
 from service.api.answers import respond
-from service.api.calls import scoped
+from service.api.calls import connection_named, scoped
 from service.runtime import current_runtime
 
 
@@ -18,5 +20,17 @@ def get_job(jobId: str, user=None):  # noqa: N803 - name fixed by the spec
 
 
 def get_job_result(jobId: str, user=None):  # noqa: N803
-    """The Location of a 202: 202 while the job runs, then the answer a synchronous call would have given."""
-    return respond(current_runtime().runner.result(jobId, scoped(user)))
+    """The Location of a 202: 202 while the job runs, then the answer a synchronous call would have given.
+    Hosted mode: the Location is ``/jobs/<job id>.<token>/result``; polled without the connection's headers, the
+    token alone opens it (another tenant's job stays a 404 with the headers)."""
+    rt = current_runtime()
+    if rt.hosted is None:
+        return respond(rt.runner.result(jobId, user))
+    job_id, _, token = jobId.partition(".")
+    if not connection_named():
+        if not token or not hmac.compare_digest(token, rt.hosted.job_token(job_id)):
+            from service.actions.problems import ActionError
+
+            raise ActionError(404, "JOB_NOT_FOUND", "No job with this id was found for this connection.")
+        return respond(rt.runner.result(job_id, None))
+    return respond(rt.runner.result(job_id, scoped(user)))

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import threading
 import time
+from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 
 from service.actions.storage import create_engine
 from service.actions.tenancy import CredentialBox
 from tests.api.support import assert_ok
-from tests.api.test_hosted import SHOP_B, hosted, hosted_settings, relative  # noqa: F401 - fixture
+from tests.api.test_hosted import SHOP_B, hosted, hosted_settings  # noqa: F401 - fixture
 
 WAIT = 20.0
 STOP = "/integrationservice/automation/stop/"
@@ -74,8 +75,15 @@ def test_a_202_job_is_resumed_by_another_worker_with_its_sealed_credentials_whic
     shop_b.faults.release_hangs()
     status, attempts, sealed = _job_row(empty_db_url, job_id)
     assert (status, sealed) == ("Completed", None) and attempts == 2
-    done = assert_ok(second.get(f"/jobs/{job_id}/result", headers=SHOP_B))
+    location = urlsplit(r.headers["location"]).path
+    assert location.startswith(f"/jobs/{job_id}.") and location.endswith("/result")
+    done = assert_ok(second.get(location, headers=SHOP_B))
     assert [x["automationContactId"] for x in done["results"]] == ids
+    # Power Platform may poll the Location without the connection's headers: its token opens it, nothing else
+    assert second.get(location).json() == done
+    assert second.get(f"/jobs/{job_id}/result").status_code == 404
+    assert second.get(location.replace(f"{job_id}.", f"{job_id}.x")).status_code == 404
+    assert second.get(location, headers={**SHOP_B, "X-Platform-Key": "someone-else"}).status_code == 404
     assert shop_b.stats()["requests"].get(f"POST {STOP.removeprefix('/integrationservice')}<acid>", 0) >= 2
 
     dump = _dump(empty_db_url)
