@@ -191,3 +191,16 @@ def test_a_poll_without_headers_of_a_tenant_with_no_stored_credentials_is_401(ma
     other_db = make_client(hosted_settings.with_(database_url=f"sqlite:///{tmp_path}/other.db"))
     assert_problem(other_db.get(relative(first.headers["location"])), 401, "PLATFORM_CREDENTIALS_MISSING")
     assert_problem(one.get("/triggers/contacts/added?state=forged"), 400, "TRIGGER_STATE_INVALID")
+
+
+def test_trigger_feed_caches_are_the_tenants_own_inside_their_ttl(make_client, hosted_settings):
+    api = make_client(hosted_settings.with_(trigger_feed_cache_seconds=60, list_cache_seconds=60))
+    started = {name: api.get("/triggers/contacts/added", headers=h) for name, h in (("a", SHOP_A), ("b", SHOP_B))}
+    assert {r.status_code for r in started.values()} == {202}
+    for name, h in (("a", SHOP_A), ("b", SHOP_B)):
+        assert_ok(api.put("/contacts", json={"contact": {"email": f"feed.{name}@example.com"}}, headers=h))
+    got = {}
+    for name, h in (("a", SHOP_A), ("b", SHOP_B)):
+        r = api.get(relative(started[name].headers["location"]), headers=h)
+        got[name] = [item.get("email") for item in (r.json()["value"] if r.status_code == 200 else [])]
+    assert got == {"a": ["feed.a@example.com"], "b": ["feed.b@example.com"]}
