@@ -85,11 +85,17 @@ def create_app(settings: Settings | None = None) -> connexion.FlaskApp:
     app.runtime = runtime  # for tests and tooling
 
     log.info("service configured", extra={
-        "version": __version__, "provider": settings.provider, "mode": settings.mode,
-        "flaskThreads": settings.flask_threads, "connexionPatches": list(patches),
+        "version": __version__, "provider": "hosted" if settings.hosted else settings.provider,
+        "tenancy": settings.tenancy, "mode": settings.mode, "flaskThreads": settings.flask_threads, "connexionPatches": list(patches),
         "entraIdAndDataverse": settings.microsoft.mode(settings.sandbox),
     })
-    if settings.sandbox:
+    if settings.hosted:
+        log.warning("HOSTED MODE (%s): each call names its platform account in X-Platform, X-Platform-Key and "
+                    "X-Platform-Secret%s.", settings.mode, "; the simulators' demo accounts answer (GET /sandbox)"
+                    if settings.sandbox else "")
+        if not settings.api_keys:
+            log.warning("API_KEYS is empty: hosted mode is open to any caller that brings a platform account.")
+    elif settings.sandbox:
         log.warning("SANDBOX MODE: no %s credentials are set; actions run against the in-repo simulator. "
                     "Nothing reaches a real marketing platform.", settings.provider)
         if not settings.api_keys:

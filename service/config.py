@@ -45,6 +45,11 @@ SANDBOX_API_KEY = "sandbox"
 DEV_LEDGER_HASH_KEY = "sandbox-ledger-hash-key-not-secret"
 DEV_TRIGGER_STATE_SECRET = "sandbox-trigger-state-secret-not-secret"
 DEFAULT_DATABASE_URL = "sqlite:///var/marketing-actions.db"
+TENANCIES = ("single", "hosted")
+DEV_TENANT_HASH_KEY = "sandbox-tenant-hash-key-not-secret"
+DEV_CREDENTIALS_KEY = "dev:sandbox-credentials-key-not-secret"
+#: hosted mode without API_KEYS: the key the request middleware presents for a call that brings none (open)
+HOSTED_OPEN_KEY = "hosted-open"
 
 
 #: platform credentials whose values are never shown (in messages, logs); besides, every setting declared
@@ -125,6 +130,11 @@ def _http_url(value: str) -> bool:
 _HOST_PATTERN = re.compile(r"^(\*\.)?[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?)*$")
 
 
+def _platform_url(item: str) -> bool:
+    name, sep, url = item.partition("=")
+    return bool(sep) and name in PROVIDERS and _http_url(url)
+
+
 def _seconds(text: str) -> tuple[float, ...]:
     return tuple(float(p) for p in comma_separated(text))
 
@@ -162,6 +172,32 @@ class Settings:
     provider: str = setting(
         "PROVIDER", "spotler", choices=PROVIDERS, section="the service",
         doc="Which marketing platform this deployment drives: spotler | piggy | spoki")
+    tenancy: str = setting(
+        "TENANCY", "single", choices=TENANCIES,
+        doc="single: one platform account from this environment (PROVIDER and its credentials). hosted: each "
+            "connection brings its platform and account in the headers X-Platform, X-Platform-Key and "
+            "X-Platform-Secret; one deployment serves many organisations and all three platforms.")
+    hosted_mode: str = setting(
+        "HOSTED_MODE", "sandbox", choices=("sandbox", "live"),
+        doc="TENANCY=hosted only. sandbox: the simulators' demo accounts; live: the real platforms (then "
+            "TENANT_HASH_KEY, CREDENTIALS_KEYS, LEDGER_HASH_KEY and TRIGGER_STATE_SECRET are required).")
+    tenant_hash_key: str = setting(
+        "TENANT_HASH_KEY", DEV_TENANT_HASH_KEY, example="", secret=True,
+        doc="TENANCY=hosted: secret key of the tenant hash (an HMAC of platform + account key; 32+ random "
+            "characters). Required in hosted live mode; changing it starts every tenant afresh.")
+    credentials_keys: tuple[str, ...] = setting(
+        "CREDENTIALS_KEYS", (DEV_CREDENTIALS_KEY,), example="", secret=True,
+        parse=lambda text: comma_separated(text) or (DEV_CREDENTIALS_KEY,),
+        check=lambda keys: all(re.match(r"^[A-Za-z0-9_-]{1,16}:.{32,}$", k) for k in keys),
+        allowed="comma-separated id:secret pairs (id: 1-16 letters, digits, - or _; secret: 32+ characters)",
+        doc="TENANCY=hosted: keys that encrypt platform credentials kept while work goes on after a call (a 202 "
+            "job, polling triggers, webhook syncs), as id:secret. The first encrypts, every one decrypts; to "
+            "rotate, put a new key first, run .venv/bin/python -m service.db rotate-credentials, then drop the old "
+            "one. Required in hosted live mode.")
+    hosted_clients_max: int = setting(
+        "HOSTED_CLIENTS_MAX", 256, range=(1, 100_000),
+        doc="TENANCY=hosted: most platform accounts whose clients and caches one worker keeps (least recently used "
+            "goes first).")
     api_keys: tuple[str, ...] = setting(
         "API_KEYS", (), parse=comma_separated, secret=True,
         doc='Comma-separated API keys the Power Platform connection (header X-API-Key) may use. Required in live '
@@ -273,6 +309,12 @@ class Settings:
     sandbox_upstream_url: str = setting(
         "SANDBOX_UPSTREAM_URL", "", check=_http_url, allowed="an http:// or https:// URL",
         doc="Sandbox only: base URL of an already running simulator (gunicorn.conf.py sets it for its workers).")
+    sandbox_upstream_urls: tuple[str, ...] = setting(
+        "SANDBOX_UPSTREAM_URLS", (), parse=comma_separated,
+        check=lambda items: all(_platform_url(i) for i in items),
+        allowed="comma-separated platform=URL pairs, e.g. spotler=http://127.0.0.1:8101",
+        doc="Hosted sandbox only: the running simulator of each platform (gunicorn.conf.py sets it for its "
+            "workers); a platform not named gets a simulator in the worker.")
     # the Procfile's gunicorn (read by gunicorn.conf.py and the start command)
     port: int = setting("PORT", 8000, range=(1, 65535), section="gunicorn (Procfile)")
     bind_address: str = setting(
@@ -290,7 +332,18 @@ class Settings:
     microsoft: MicrosoftSettings = field(default_factory=MicrosoftSettings)
 
     @property
+    def hosted(self) -> bool:
+        return self.tenancy == "hosted"
+
+    @property
+    def sandbox_urls(self) -> dict[str, str]:
+        """Hosted sandbox: platform -> the running simulator's URL (SANDBOX_UPSTREAM_URLS)."""
+        return dict(item.split("=", 1) for item in self.sandbox_upstream_urls)
+
+    @property
     def mode(self) -> str:
+        if self.hosted:
+            return self.hosted_mode
         names = (name for group in LIVE_CREDENTIALS[self.provider] for name in group)
         return "live" if any(self.platform_env.get(n) for n in names) else "sandbox"
 
@@ -302,6 +355,8 @@ class Settings:
     def accepted_api_keys(self) -> tuple[str, ...]:
         if self.api_keys:
             return self.api_keys
+        if self.hosted:  # open: the platform account in the headers is the credential
+            return (HOSTED_OPEN_KEY, SANDBOX_API_KEY) if self.sandbox else (HOSTED_OPEN_KEY,)
         return (SANDBOX_API_KEY,) if self.sandbox else ()
 
     @property
@@ -335,7 +390,10 @@ class Settings:
         """Cross-field rules: raises one ConfigError that names every problem (every setting live mode misses)."""
         if self.provider not in PROVIDERS:
             raise ConfigError.invalid("PROVIDER", self.provider, "one of " + ", ".join(PROVIDERS))
-        problems = self._live_problems() if self.mode == "live" else []
+        if self.hosted:
+            problems = self._hosted_live_problems() if self.mode == "live" else []
+        else:
+            problems = self._live_problems() if self.mode == "live" else []
         if self.upstream_connect_timeout + self.upstream_read_timeout > 100:
             problems.append(ConfigError.invalid(
                 "UPSTREAM_READ_TIMEOUT", f"{self.upstream_read_timeout:g}",
@@ -344,6 +402,20 @@ class Settings:
                 "after 120 s)"))
         if problems:
             raise ConfigError.of(problems)
+
+    def _hosted_live_problems(self) -> list[ConfigError]:
+        """Hosted live mode: its keys (API_KEYS is optional: the publisher's key, when set)."""
+        problems = []
+        if any(len(k) < 16 for k in self.api_keys):
+            problems.append(ConfigError.invalid("API_KEYS", ",".join(self.api_keys),
+                                                "comma-separated keys of at least 16 characters"))
+        if self.tenant_hash_key == DEV_TENANT_HASH_KEY or len(self.tenant_hash_key) < 32:
+            problems.append(ConfigError.missing("TENANT_HASH_KEY", "required in hosted live mode", _SECRET_ALLOWED))
+        if DEV_CREDENTIALS_KEY in self.credentials_keys:
+            problems.append(ConfigError.missing("CREDENTIALS_KEYS", "required in hosted live mode",
+                                                "comma-separated id:secret pairs, secrets of 32+ characters"))
+        problems += [p for p in self._live_problems() if p.variable in ("LEDGER_HASH_KEY", "TRIGGER_STATE_SECRET")]
+        return problems
 
     def _live_problems(self) -> list[ConfigError]:
         problems = []

@@ -9,6 +9,8 @@ or the file ``ENV_FILE`` names), or ``--database-url``::
                                              # state not used for 90 days: service.actions.triggers.store)
     python -m service.db recover             # settle calls whose worker died while a call that is not safe
                                              # to repeat may have reached the platform (OUTCOME_UNKNOWN)
+    python -m service.db rotate-credentials  # hosted mode: re-encrypt the kept platform credentials with the
+                                             # first key of CREDENTIALS_KEYS (then the old key can go)
 
 The running service does the recovery by itself (every worker process claims jobs whose lease expired: it
 resumes them, or settles them when a call that is not safe to repeat may have been applied); ``recover`` is
@@ -60,6 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     pg = sub.add_parser("purge", help="delete ledger records older than N days")
     pg.add_argument("--days", type=int, required=True)
     sub.add_parser("recover", help="settle crashed calls that may have reached the platform as OUTCOME_UNKNOWN")
+    sub.add_parser("rotate-credentials", help="hosted mode: re-encrypt kept credentials with the first key of "
+                                              "CREDENTIALS_KEYS")
     args = parser.parse_args(argv)
 
     env = read_environment()  # the process environment over the settings file, as the service reads them
@@ -110,6 +114,21 @@ def _command(args: argparse.Namespace, parser: argparse.ArgumentParser, url: str
             ledger.close()
         print(f"marked {settled} stale record(s) as OUTCOME_UNKNOWN; {waiting} left for the service to resume")
         return 0
+    if args.command == "rotate-credentials":
+        from service.actions.tenancy import CredentialBox, rotate
+        from service.config import DEV_CREDENTIALS_KEY
+        from service.settings_schema import comma_separated
+
+        box = CredentialBox(comma_separated(env.get("CREDENTIALS_KEYS") or "") or (DEV_CREDENTIALS_KEY,))
+        engine = create_engine(url, pool_size=1)
+        try:
+            ensure_schema(engine, auto_migrate=False)
+            done = rotate(engine, box)
+        finally:
+            engine.dispose()
+        print(f"re-encrypted the credentials of {done['jobs']} job(s) and {done['tenants']} tenant(s) with key "
+              f"{box.current!r}; {done['unreadable']} could not be opened with any key")
+        return 0 if not done["unreadable"] else 1
     return 2  # pragma: no cover - argparse rejects unknown commands
 
 

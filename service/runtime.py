@@ -8,9 +8,9 @@ gunicorn fork), so importing ``service.asgi`` stays free of I/O. Code serving a 
 and tooling.
 
 Single mode builds each deps object once and hands the same one to every call (``connection`` is None).
-Hosted mode (issue 22) plugs in here: for a :class:`~service.actions.deps.Connection`, a provider built for
-that account and caches of its own, kept in bounded LRUs keyed by the tenant (the keyed hash of platform +
-account key), with ``tenant`` set on the deps.
+Hosted mode (``TENANCY=hosted``, issue 22): for a :class:`~service.actions.deps.Connection`, the deps come from
+:class:`service.hosted.HostedAccounts` (``runtime.hosted``): a provider built for that account and caches of its
+own, kept in a bounded LRU keyed by a hash of all the credentials, with ``tenant`` set on the deps.
 """
 
 from __future__ import annotations
@@ -36,9 +36,11 @@ def current_runtime() -> "Runtime":
     return runtime_var.get()
 
 
-def _single_mode(connection: Connection | None) -> None:
-    if connection is not None:  # pragma: no cover - the seam of hosted mode (issue 22)
-        raise NotImplementedError("hosted mode (a connection per call) is not built yet")
+def _no_connection() -> Exception:
+    """Hosted mode asked for the deps of no account: the 401 that names the connection parameter to fill in."""
+    from service.actions.tenancy import missing_platform
+
+    return missing_platform()
 
 
 class Runtime:
@@ -59,12 +61,16 @@ class Runtime:
         self._writes: dict[bool, WriteDeps] = {}  # by: with the timeline
         self._trigger_deps: TriggerDeps | None = None
         self._webhooks = None
+        self._hosted = None  # service.hosted.HostedAccounts (TENANCY=hosted)
         self._closed = False
 
     # -- the deps of a call (service.actions.deps) -------------------------------------------------------------
     def platform_for(self, connection: Connection | None = None) -> Platform:
-        """The platform account of a call: the service's own in single mode."""
-        _single_mode(connection)
+        """The platform account of a call: the service's own in single mode, the connection's in hosted mode."""
+        if connection is not None or self.settings.hosted:
+            if connection is None or not self.settings.hosted:
+                raise _no_connection() if connection is None else RuntimeError("a connection in single mode")
+            return self.hosted.platform(connection)
         provider = self.provider
         platform = self._platform
         if platform is None or platform.provider is not provider:
@@ -76,6 +82,8 @@ class Runtime:
     def writes_for(self, connection: Connection | None = None, *, timeline: bool = False) -> WriteDeps:
         """A write action's deps; with ``timeline`` (the call has ``regarding``) the Dataverse write-back's
         too (the Microsoft clients are built on first use)."""
+        if connection is not None and self.settings.hosted:
+            return self.hosted.writes(connection, timeline)
         platform = self.platform_for(connection)
         deps = self._writes.get(timeline)
         if deps is None or deps.platform is not platform:
@@ -87,6 +95,8 @@ class Runtime:
 
     def triggers_for(self, connection: Connection | None = None) -> TriggerDeps:
         """A polling trigger's deps (the state store shares the ledger's database)."""
+        if connection is not None and self.settings.hosted:
+            return self.hosted.triggers(connection)
         platform = self.platform_for(connection)
         deps = self._trigger_deps
         if deps is None or deps.platform is not platform:
@@ -101,6 +111,17 @@ class Runtime:
                                          poll_seconds=s.trigger_poll_seconds,
                                          overlap_seconds=s.trigger_overlap_seconds))
         return deps
+
+    @property
+    def hosted(self):
+        """Hosted mode: the accounts of the connections (service.hosted.HostedAccounts); None in single mode."""
+        if self._hosted is None and self.settings.hosted:
+            with self._lock:
+                if self._hosted is None:
+                    from service.hosted import HostedAccounts
+
+                    self._hosted = HostedAccounts(self)
+        return self._hosted
 
     # -- upstream -------------------------------------------------------------------------------------------
     @property
@@ -149,9 +170,15 @@ class Runtime:
                     from service.actions.ledger import Ledger
                     from service.actions.storage import ensure_schema
 
+                    box = None
+                    if self.settings.hosted:
+                        from service.actions.tenancy import CredentialBox
+
+                        box = CredentialBox(self.settings.credentials_keys)
                     ledger = Ledger.from_url(self.settings.effective_database_url,
                                              lease_seconds=self.settings.job_lease_seconds,
-                                             email_hash_key=self.settings.ledger_hash_key.encode())
+                                             email_hash_key=self.settings.ledger_hash_key.encode(),
+                                             credentials_box=box)
                     try:
                         # never a missing table at run time: SQLite migrates itself, PostgreSQL under a lock
                         # (or refuses, AUTO_MIGRATE=false, with one line saying what to run)
@@ -218,6 +245,8 @@ class Runtime:
         without webhooks."""
         from service.providers.factory import has_webhooks, webhook_manager
 
+        if self.settings.hosted:  # a relay per platform: webhooks_for(platform)
+            return None
         if self._webhooks is None and has_webhooks(self.settings.provider) and not self._closed:
             ledger = self.ledger
             with self._lock:
@@ -228,6 +257,12 @@ class Runtime:
                                         lambda: webhook_manager(relay.deps.format, self.provider))
                     self._webhooks = relay.start()
         return self._webhooks
+
+    def webhooks_for(self, platform: str | None):
+        """The webhook relay of ``platform``: single mode's (its one platform), hosted mode's of that platform."""
+        if self.settings.hosted:
+            return self.hosted.relay(platform) if platform else None
+        return self.webhooks if platform in (None, self.settings.provider) else None
 
     def close(self) -> None:
         with self._lock:
@@ -240,6 +275,8 @@ class Runtime:
             self._microsoft.close()
         if self._provider is not None:
             self._provider.close()
+        if self._hosted is not None:
+            self._hosted.close()
         if self._ledger is not None:
             self._ledger.close()
         if self._sandbox is not None:

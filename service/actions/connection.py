@@ -5,6 +5,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+#: hosted mode: the platforms a connection may name (``X-Platform``) and the connection parameters a maker fills in
+PLATFORMS = ("spotler", "piggy", "spoki")
+LABELS = {"spotler": "Spotler Mail+", "piggy": "Piggy", "spoki": "Spoki"}
+PLATFORM_PARAMETER = "Platform"
+KEY_PARAMETER = {"spotler": "Consumer key", "piggy": "API token", "spoki": "API key"}  # X-Platform-Key
+SECRET_PARAMETER = {"spotler": "Consumer secret"}  # X-Platform-Secret
+
 
 @dataclass(frozen=True, slots=True)
 class Connection:

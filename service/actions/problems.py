@@ -129,10 +129,26 @@ def from_provider_error(exc: perr.ProviderError) -> Problem:
     return Problem(502, exc.code, "Bad Gateway", exc.message, ext=ext)
 
 
-def to_problem(exc: BaseException) -> Problem | None:
-    """The Problem for an action or provider error; None for anything else (an unexpected bug)."""
+def credentials_refused(platform: str) -> ActionError:
+    """Hosted mode: the platform refused the connection's credentials (its 401/403): the caller's 401, never a
+    5xx (single mode: the service's own credentials, 424)."""
+    from service.actions.connection import KEY_PARAMETER, LABELS, SECRET_PARAMETER
+
+    names = f"'{KEY_PARAMETER.get(platform, 'key')}'" + (
+        f" and '{SECRET_PARAMETER[platform]}'" if platform in SECRET_PARAMETER else "")
+    return ActionError(401, "PLATFORM_CREDENTIALS_REFUSED",
+                       f"{LABELS.get(platform, platform)} refused the credentials of this connection. Check {names} "
+                       "in the connection.", platform=platform)
+
+
+def to_problem(exc: BaseException, *, hosted_platform: str | None = None) -> Problem | None:
+    """The Problem for an action or provider error; None for anything else (an unexpected bug).
+    ``hosted_platform``: the call brought its own account (hosted mode), so a refusal of its credentials is the
+    caller's 401 ``PLATFORM_CREDENTIALS_REFUSED`` (single mode: the service's configuration, 424)."""
     if isinstance(exc, ActionError):
         return exc.problem
+    if hosted_platform is not None and isinstance(exc, perr.AuthFailed):
+        return credentials_refused(hosted_platform).problem
     if isinstance(exc, perr.ProviderError):
         return from_provider_error(exc)
     return None

@@ -100,7 +100,7 @@ class _Running:
     """One attempt of a job executing in this process."""
 
     __slots__ = ("job_id", "attempt", "ctx", "started", "done", "answer", "lock", "detached", "finishing",
-                 "unsafe_noted", "lost")
+                 "unsafe_noted", "lost", "connection")
 
     def __init__(self, job_id: str, attempt: int, ctx: JobContext) -> None:
         self.job_id = job_id
@@ -114,6 +114,8 @@ class _Running:
         self.finishing = False
         self.unsafe_noted = False
         self.lost = False
+        #: hosted mode: the call's connection, kept (sealed) with the record once the job answers 202
+        self.connection = None
 
 
 class _Guard:
@@ -198,6 +200,7 @@ class JobRunner:
         admitted = self._admit(call)
         if isinstance(admitted, Answer):
             return admitted
+        admitted.connection = call.connection
         return self._on_pool(admitted, call, work)
 
     def begin(self, call: ActionCall, work: Work) -> Answer | RunningCall:
@@ -207,6 +210,7 @@ class JobRunner:
         admitted = self._admit(call)
         if isinstance(admitted, Answer):
             return admitted
+        admitted.connection = call.connection
         return RunningCall(self, admitted, call, work)
 
     def _admit(self, call: ActionCall) -> Answer | _Running:
@@ -308,7 +312,7 @@ class JobRunner:
         with running.lock:
             if not running.finishing:
                 running.detached = True
-        if running.detached and self.ledger.mark_async(running.job_id, running.attempt):
+        if running.detached and self.ledger.mark_async(running.job_id, running.attempt, running.connection):
             log.info("job %s goes on in the background after %.0f s", running.job_id,
                      time.monotonic() - running.started)
             return self.accepted(running.job_id, progress=running.ctx.progress)
@@ -354,7 +358,7 @@ class JobRunner:
 
     def _failed(self, running: _Running, call: ActionCall, exc: Exception, started: float) -> Answer:
         ctx = running.ctx
-        problem = to_problem(exc)
+        problem = to_problem(exc, hosted_platform=call.connection.platform if call.connection else None)
         if isinstance(exc, perr.OutcomeUnknown) and self.operations is not None:
             problem = outcome_unknown_problem(
                 f"{exc.message} {self.operations.check_hint(call)}",
@@ -458,8 +462,8 @@ class JobRunner:
 
     def _resume_one(self, job: Claimed) -> None:
         call = ActionCall(operation=job.operation, provider="", caller=job.caller, request_id=job.request_id,
-                          params=job.params, body=job.body)
-        if self.operations is None or job.body is None:
+                          params=job.params, body=job.body, connection=job.connection)
+        if self.operations is None or job.body is None or job.credentials_lost or _lacks_connection(job):
             problem = (outcome_unknown_problem() if job.unsafe_call else
                        Problem(503, "JOB_NOT_RESUMABLE", "Service Unavailable",
                                "The service stopped while running this call and could not resume it. Run it "
@@ -513,6 +517,14 @@ class JobRunner:
     def running_jobs(self) -> list[str]:
         with self._lock:
             return list(self._running)
+
+
+def _lacks_connection(job: Claimed) -> bool:
+    """A hosted job (its caller is a tenant's) kept no credentials: it was not answered 202, so its request is
+    gone with the worker; it is not resumable (the client's retry runs it again)."""
+    from service.actions.tenancy import is_tenant_caller
+
+    return job.connection is None and is_tenant_caller(job.caller)
 
 
 def _ms(started: float) -> int:

@@ -13,9 +13,13 @@ from service.actions.problems import ActionError
 from service.config import Settings
 
 
-def health(platform: Platform, s: Settings) -> dict:
+def health(platform: Platform | None, s: Settings) -> dict:
+    """``platform`` None: hosted mode without a connection (every platform is served; each call names its own)."""
+    if platform is None:
+        return {"status": "ok", "version": __version__, "provider": "hosted", "mode": s.mode,
+                "supportedOperations": [op.operation_id for op in OPERATIONS]}
     provider = platform.provider  # built without network I/O
-    return {"status": "ok", "version": __version__, "provider": s.provider, "mode": s.mode,
+    return {"status": "ok", "version": __version__, "provider": provider.name, "mode": s.mode,
             "supportedOperations": [op.operation_id for op in OPERATIONS if provider.supports(op.operation_id)]}
 
 
@@ -24,7 +28,7 @@ def test_connection(platform: Platform, s: Settings) -> dict:
     details = platform.provider.ping() or {}
     out = {
         "status": "ok",
-        "provider": s.provider,
+        "provider": platform.provider.name,
         "mode": s.mode,
         "latencyMs": round((time.perf_counter() - started) * 1000, 1),
     }
@@ -42,7 +46,7 @@ def capabilities(platform: Platform, s: Settings) -> dict:
         if not item["supported"]:
             item["reason"] = provider.unsupported.get(op.operation_id, "Not supported by this platform.")
         ops.append(item)
-    return {"provider": s.provider, "mode": s.mode, "operations": ops}
+    return {"provider": provider.name, "mode": s.mode, "operations": ops}
 
 
 def tenancy(s: Settings) -> str:

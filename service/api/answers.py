@@ -21,13 +21,16 @@ JSON = "application/json"
 REPLAY_HEADER = "Idempotent-Replayed"
 
 
-def answer_parts(answer: Answer, base_url: Callable[[], str]) -> tuple[int, dict[str, str], bytes]:
-    """Status, headers and body of ``answer``; ``base_url()`` gives the external base of a 202's Location."""
+def answer_parts(answer: Answer, base_url: Callable[[], str],
+                 job_token: Callable[[str], str] | None = None) -> tuple[int, dict[str, str], bytes]:
+    """Status, headers and body of ``answer``; ``base_url()`` gives the external base of a 202's Location,
+    ``job_token`` (hosted mode) the secret it carries after the job id."""
     headers = dict(answer.headers)
     if "Content-Type" not in headers and "content-type" not in headers:
         headers["Content-Type"] = PROBLEM_JSON if answer.status >= 400 else JSON
     if answer.accepted and answer.job_id:
-        headers["Location"] = f"{base_url()}/jobs/{answer.job_id}/result"
+        ref = f"{answer.job_id}.{job_token(answer.job_id)}" if job_token else answer.job_id
+        headers["Location"] = f"{base_url()}/jobs/{ref}/result"
     if answer.retry_after is not None:
         headers["Retry-After"] = str(answer.retry_after)
     if answer.replayed:
@@ -37,10 +40,18 @@ def answer_parts(answer: Answer, base_url: Callable[[], str]) -> tuple[int, dict
 
 def respond(answer: Answer) -> flask.Response:
     """The Flask response of ``answer`` in a request's context."""
-    status, headers, body = answer_parts(answer, request_base_url)
+    status, headers, body = answer_parts(answer, request_base_url, location_token())
     response = flask.Response(body, status=status)
     response.headers.update(headers)
     return response
+
+
+def location_token() -> Callable[[str], str] | None:
+    """Hosted mode: the token function of 202 Locations (service.hosted.HostedAccounts.job_token); else None."""
+    from service.runtime import current_runtime
+
+    hosted = current_runtime().hosted
+    return hosted.job_token if hosted is not None else None
 
 
 def problem_document(problem: Problem, request_id: str | None = None) -> str:

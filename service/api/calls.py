@@ -15,8 +15,9 @@ from service.actions.idempotency import ActionCall, Answer, body_hash, derive_ke
 from service.actions.operations import SHORT_OPERATIONS
 from service.actions.problems import ActionError
 from service.actions.resolution import contact_ref, parse_identifier
+from service.actions.tenancy import check_connection, missing_platform, scoped_caller
 from service.actions.runner import RunningCall
-from service.api.answers import answer_parts, respond
+from service.api.answers import answer_parts, location_token, respond
 from service.api.urls import external_base_url
 from service.api.wsgi_bridge import DEADLINE_KEY, Deadline
 from service.logs import request_id_var
@@ -25,8 +26,64 @@ from service.runtime import current_runtime
 
 def connection() -> Connection | None:
     """The platform account the request names. Single mode: none (the service's own account). Hosted mode
-    (issue 22) reads it here from ``X-Platform``, ``X-Platform-Key`` and ``X-Platform-Secret``."""
-    return None
+    (``TENANCY=hosted``): ``X-Platform``, ``X-Platform-Key`` and ``X-Platform-Secret``, checked (a 401 or 400
+    problem naming the connection parameter to fill in); read once per request.
+
+    A trigger's poll of its ``Location`` that comes without them (Power Platform does not say whether the
+    connector's policies run on those calls) is the tenant's whose signed state it carries, with the
+    credentials the service keeps for that tenant (:func:`remember_connection`)."""
+    rt = current_runtime()
+    if not rt.settings.hosted:
+        return None
+    cached = flask.g.get("hosted_connection")
+    if cached is not None:
+        return cached
+    request = flask.request
+    headers = request.headers
+    state = request.args.get("state")
+    if not headers.get("X-Platform") and state and request.path.startswith("/triggers/"):
+        found = _stored_connection(rt, state)
+    else:
+        found = check_connection(headers.get("X-Platform"), headers.get("X-Platform-Key"),
+                                 headers.get("X-Platform-Secret"))
+    flask.g.hosted_connection = found
+    return found
+
+
+def connection_named() -> bool:
+    """Whether the request names a platform account (hosted mode's ``X-Platform``)."""
+    return bool(flask.request.headers.get("X-Platform"))
+
+
+def _stored_connection(rt, state: str) -> Connection:
+    codec, _ = rt.triggers
+    tenant = codec.loads(state).tenant  # a state we did not sign: its 400, revealing nothing
+    found = rt.hosted.credentials.load(tenant) if tenant else None
+    if found is None:
+        raise missing_platform()
+    return found
+
+
+def remember_connection() -> None:
+    """Hosted mode: keep (sealed) the credentials of this request's account for the work that goes on without a
+    request (the polls of a trigger's Location, webhook syncs); refreshed whenever a call brings them."""
+    rt = current_runtime()
+    found = connection()
+    if found is not None and flask.request.headers.get("X-Platform"):
+        rt.hosted.credentials.remember(rt.hosted.tenant(found), found)
+
+
+def tenant() -> str | None:
+    """Hosted mode: the tenant of this request (the keyed hash of platform + account key); None in single mode."""
+    found = connection()
+    return None if found is None else current_runtime().hosted.tenant(found)
+
+
+def scoped(user: str | None) -> str | None:
+    """The caller id of this request as the ledger, idempotency keys and trigger states know it: in hosted mode
+    the tenant's own (``<tenant>/<caller>``), so that nothing of another tenant is ever found.
+    (BUDGETS: the one place where the tenant of a call is known - per-tenant budgets plug in here.)"""
+    return scoped_caller(tenant(), user)
 
 
 def request_platform() -> Platform:
@@ -70,21 +127,28 @@ def build_call(operation: str, user: str | None, body: Any, scope: dict[str, Any
     raw = request.get_data(cache=True)
     headers = request.headers
     request_hash = body_hash(raw, params or None)
+    account = connection()
+    user = scoped(user)
     return ActionCall(
         operation=operation,
-        provider=current_runtime().settings.provider,
+        provider=account.platform if account is not None else current_runtime().settings.provider,
         caller=user,
         request_id=request_id_var.get(),
         contact=_contact_for_record(body),
         inputs={**params, **(body if isinstance(body, dict) else {"body": body})},
         idempotency_key=derive_key(operation, headers, raw, user, scope=params or None, request_hash=request_hash),
         body_hash=request_hash,
-        known_secrets=tuple(k for k in (headers.get("X-API-Key"), _bearer(headers)) if k),
+        known_secrets=tuple(k for k in (headers.get("X-API-Key"), _bearer(headers), *_platform_secrets(account))
+                            if k),
         params=params,
         body=body,
-        connection=connection(),
+        connection=account,
         identity=dataverse_identity(),
     )
+
+
+def _platform_secrets(account: Connection | None) -> tuple[str, ...]:
+    return () if account is None else (account.key, account.secret or "")
 
 
 def run(operation: str, user: str | None, body: Any, scope: dict[str, Any] | None = None) -> flask.Response:
@@ -117,18 +181,20 @@ class _EarlyAnswer:
     detached (its 202, with the Location built from what the request said here), or None when it is finishing
     anyway (its own answer comes next)."""
 
-    __slots__ = ("running", "headers", "scheme", "host")
+    __slots__ = ("running", "headers", "scheme", "host", "token")
 
     def __init__(self, running: RunningCall) -> None:
         request = flask.request
         self.running = running
         self.headers, self.scheme, self.host = request.headers, request.scheme, request.host
+        self.token = location_token()
 
     def answer_now(self) -> tuple[int, dict[str, str], bytes] | None:
         answer = self.running.detach()
         if answer is None:
             return None
-        return answer_parts(answer, lambda: external_base_url(self.headers, self.scheme, self.host))
+        return answer_parts(answer, lambda: external_base_url(self.headers, self.scheme, self.host), self.token)
 
 
-__all__ = ["build_call", "connection", "request_platform", "respond", "run", "Deadline"]
+__all__ = ["build_call", "connection", "remember_connection", "request_platform", "respond", "run", "scoped",
+           "tenant", "Deadline"]

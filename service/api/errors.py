@@ -124,11 +124,25 @@ def http_exception(_request, exc) -> ConnexionResponse:
 
 
 def domain_error(_request, exc: Exception) -> ConnexionResponse:
-    problem = to_problem(exc)
+    problem = to_problem(exc, hosted_platform=_hosted_platform(_request))
     if problem is None:  # pragma: no cover - registered only for domain errors
         return unexpected(_request, exc)
     log_problem(problem, upstream=isinstance(exc, ProviderError))
     return render(problem)
+
+
+def _hosted_platform(request) -> str | None:
+    """Hosted mode: the platform the request names (its credentials are the caller's, not the service's)."""
+    from service.actions.connection import PLATFORMS
+    from service.runtime import current_runtime
+
+    try:
+        if not current_runtime().settings.hosted:
+            return None
+        platform = (request.headers.get("x-platform") or "").strip().lower()
+    except (LookupError, AttributeError):  # pragma: no cover - outside a request
+        return None
+    return platform if platform in PLATFORMS else None
 
 
 def log_problem(problem: Problem, *, upstream: bool) -> None:

@@ -15,6 +15,7 @@ import uuid
 from service.actions.problems import Problem
 from service.api import jsonbody
 from service.api.answers import PROBLEM_JSON, problem_document
+from service.config import HOSTED_OPEN_KEY
 from service.logs import request_id_var
 from service.runtime import runtime_var
 
@@ -77,6 +78,11 @@ class RequestContextMiddleware:
         scope = dict(scope)
         scope["headers"] = [(k, v) for k, v in scope.get("headers", []) if k != b"x-request-id"]
         scope["headers"].append((b"x-request-id", request_id.encode()))
+        settings = self.runtime.settings
+        if settings.hosted and not settings.api_keys and b"x-api-key" not in headers \
+                and b"authorization" not in headers:
+            # hosted mode without a publisher key is open: the platform account in the headers is the credential
+            scope["headers"].append((b"x-api-key", HOSTED_OPEN_KEY.encode()))
         started = time.perf_counter()
         status_holder = {"status": 0}
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from service.actions import system as actions
-from service.api.calls import request_platform
+from service.api.calls import connection_named, request_platform
 from service.runtime import current_runtime
 
 
 def health():
-    return actions.health(request_platform(), current_runtime().settings), 200
+    rt = current_runtime()
+    hosted_without_connection = rt.settings.hosted and not connection_named()
+    return actions.health(None if hosted_without_connection else request_platform(), rt.settings), 200
 
 
 def test_connection(user=None):

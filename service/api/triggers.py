@@ -8,14 +8,16 @@ from urllib.parse import urlencode
 import flask
 
 from service.actions.triggers import engine, mailings
-from service.api.calls import connection, request_platform
+from service.api.calls import connection, remember_connection, request_platform, scoped
 from service.api.urls import absolute_url
 from service.runtime import current_runtime
 
 
 def _answer(operation: str, params: dict, *, since=None, batch_size=None, state=None, user=None):
-    result = engine.poll(current_runtime().triggers_for(connection()), operation, params, state=state, caller=user, since=since,
+    deps = current_runtime().triggers_for(connection())
+    result = engine.poll(deps, operation, params, state=state, caller=scoped(user), since=since,
                          batch_size=batch_size)
+    remember_connection()  # hosted: the next polls may come without the connection's headers
     query = dict(result.query)
     if batch_size is not None:
         query["batchSize"] = str(batch_size)

@@ -108,6 +108,10 @@ _WEBHOOKS = {
 }
 
 
+#: the platforms that push webhooks
+WEBHOOK_PLATFORMS = tuple(_WEBHOOKS)
+
+
 def has_webhooks(platform: str) -> bool:
     return platform in _WEBHOOKS
 
@@ -121,12 +125,14 @@ def webhook_config_class(platform: str) -> type | None:
     return getattr(importlib.import_module(module_name), config_name)
 
 
-def webhook_format(settings: Settings) -> WebhookFormat:
-    """The configured platform's webhook format (events, signature check), from ``<PLATFORM>_WEBHOOK_*``."""
-    module_name, _, format_name, _ = _WEBHOOKS[settings.provider]
+def webhook_format(settings: Settings, platform: str | None = None) -> WebhookFormat:
+    """The webhook format (events, signature check) of ``platform`` (default: the configured one), from
+    ``<PLATFORM>_WEBHOOK_*``."""
+    platform = platform or settings.provider
+    module_name, _, format_name, _ = _WEBHOOKS[platform]
     module = importlib.import_module(module_name)
-    config_cls = webhook_config_class(settings.provider)
-    prefix = settings.provider.upper() + "_WEBHOOK_"
+    config_cls = webhook_config_class(platform)
+    prefix = platform.upper() + "_WEBHOOK_"
     try:
         config = config_cls(**_values_from_env(settings, config_cls, prefix))
     except (TypeError, ValueError) as exc:
@@ -146,6 +152,10 @@ def webhook_manager(fmt: WebhookFormat, provider: Provider) -> WebhookManager:
 def check_platform_settings(settings: Settings) -> None:
     """Build the platform's config once (no network), so that a bad ``<PLATFORM>_*`` variable stops the start
     in live and in sandbox mode alike."""
+    if settings.hosted:
+        for platform in _WEBHOOKS:
+            webhook_format(settings, platform)
+        return
     provider_config(settings)
     if has_webhooks(settings.provider):
         webhook_format(settings)
@@ -155,3 +165,34 @@ def build_provider(settings: Settings, *, sandbox_url: str | None = None) -> Pro
     module_name, _, provider_cls_name, _ = _PLATFORMS[settings.provider]
     provider_cls = getattr(importlib.import_module(module_name), provider_cls_name)
     return provider_cls(provider_config(settings, sandbox_url=sandbox_url))
+
+
+#: hosted mode: the config fields a connection's (key, secret) fill, by platform
+_CONNECTION_FIELDS = {"spotler": ("consumer_key", "consumer_secret"), "piggy": ("api_token", None),
+                      "spoki": ("api_key", None)}
+#: config fields that hold an account's credentials (never taken from the environment in hosted mode)
+_CREDENTIAL_FIELDS = frozenset({"consumer_key", "consumer_secret", "api_token", "client_id", "client_secret",
+                                "api_key"})
+
+
+def build_provider_for(settings: Settings, platform: str, key: str, secret: str | None = None, *,
+                       sandbox_url: str | None = None) -> Provider:
+    """Hosted mode: a provider for one account of ``platform`` (the connection's ``key`` and ``secret``), with the
+    environment's ``<PLATFORM>_*`` tuning (timeouts, retries) and, in sandbox mode, the simulator's URL. A value
+    the platform's config refuses is a ValueError naming the config field (no credential in it)."""
+    module_name, config_cls_name, provider_cls_name, _ = _PLATFORMS[platform]
+    module = importlib.import_module(module_name)
+    config_cls = getattr(module, config_cls_name)
+    values = {k: v for k, v in _values_from_env(settings, config_cls, platform.upper() + "_",
+                                                 shared=SHARED_SETTINGS).items() if k not in _CREDENTIAL_FIELDS}
+    key_field, secret_field = _CONNECTION_FIELDS[platform]
+    values[key_field] = key
+    if secret_field:
+        values[secret_field] = secret
+    if sandbox_url:
+        values["base_url"] = sandbox_url
+    try:
+        config = config_cls(**values)
+    except ConfigValueError as exc:
+        raise ValueError(f"invalid {exc.field}: {exc.allowed}") from None
+    return getattr(module, provider_cls_name)(config)

@@ -192,8 +192,9 @@ class Sandbox:
 
 def start_sandbox(settings: Any) -> Sandbox:
     """Start every simulator sandbox mode needs, as child processes of this one, in parallel: the platform's
-    (unless ``SANDBOX_UPSTREAM_URL`` already points at a running one) and Entra ID + Dataverse (unless Microsoft
-    is configured or ``SANDBOX_ENTRA_URL`` is set); nothing in live mode. Put ``sandbox.env`` into the workers'
+    (unless ``SANDBOX_UPSTREAM_URL`` already points at a running one; hosted mode: every platform's, unless
+    ``SANDBOX_UPSTREAM_URLS`` names it, their URLs in ``SANDBOX_UPSTREAM_URLS``) and Entra ID + Dataverse (unless
+    Microsoft is configured or ``SANDBOX_ENTRA_URL`` is set); nothing in live mode. Put ``sandbox.env`` into the workers'
     environment. If one fails to start, the ones already started are stopped and the error is raised."""
     from concurrent.futures import ThreadPoolExecutor
 
@@ -201,18 +202,30 @@ def start_sandbox(settings: Any) -> Sandbox:
     if not settings.sandbox:
         return sandbox
     ms = settings.microsoft
-    want_platform = not settings.sandbox_upstream_url
+    hosted = getattr(settings, "hosted", False)  # TENANCY=hosted: every platform's simulator
+    if hosted:
+        running = getattr(settings, "sandbox_urls", {})
+        wanted = [p for p in sorted(SANDBOX_ACCOUNTS) if p not in running]
+    else:
+        wanted = [] if settings.sandbox_upstream_url else [settings.provider]
     want_microsoft = not ms.configured and not ms.sandbox_entra_url
-    with ThreadPoolExecutor(2) as pool:
-        platform = pool.submit(start_process, settings.provider) if want_platform else None
+    with ThreadPoolExecutor(1 + len(wanted)) as pool:
+        platforms = {p: pool.submit(start_process, p) for p in wanted}
         microsoft = pool.submit(start_microsoft_process, ms.sandbox_state_dir) if want_microsoft else None
     errors = []
-    if platform is not None:
+    urls = dict(getattr(settings, "sandbox_urls", {})) if hosted else {}
+    for name, platform in platforms.items():
         if platform.exception() is not None:
             errors.append(platform.exception())
+        elif hosted:
+            sim = platform.result()
+            urls[name] = sim.url
+            sandbox.add(name, sim)
         else:
             sim = platform.result()
             sandbox.add("platform", sim, SANDBOX_UPSTREAM_URL=sim.url)
+    if hosted and platforms:
+        sandbox.env["SANDBOX_UPSTREAM_URLS"] = ",".join(f"{p}={u}" for p, u in sorted(urls.items()))
     if microsoft is not None:
         if microsoft.exception() is not None:
             errors.append(microsoft.exception())

@@ -46,7 +46,8 @@ class Base(DeclarativeBase):
 
 
 class Job(Base):
-    """A ledger record. Columns mirror the migrations (0001, 0002_timeline, 0003_reliability; keep them in step)."""
+    """A ledger record. Columns mirror the migrations (0001, 0002_timeline, 0003_reliability, 0006_hosted; keep
+    them in step)."""
 
     __tablename__ = "job_ledger"
     __table_args__ = (
@@ -88,6 +89,9 @@ class Job(Base):
     mode: Mapped[str | None] = mapped_column(sa.String(8))
     #: the request (path parameters + body), encrypted, while the job runs
     payload: Mapped[str | None] = mapped_column(sa.Text)
+    #: hosted mode: the connection's credentials, sealed (service.actions.tenancy.CredentialBox), only while a job
+    #: that answered 202 goes on; removed when it ends (0006_hosted)
+    credentials: Mapped[str | None] = mapped_column(sa.Text)
     #: ``{done, total}`` of long work
     progress: Mapped[Any | None] = mapped_column(sa.JSON)
     #: set before a call that is not safe to repeat is sent: ``{call, readback?}``

@@ -113,7 +113,10 @@ class Claimed:
     body: Any
     upstream_ids: dict[str, list[str]]
     progress: dict[str, int] | None
-
+    #: hosted mode: the connection, from the job's sealed credentials (None: single mode, or none kept)
+    connection: Any = None
+    #: hosted mode: the record had credentials that could not be opened (a key that is gone)
+    credentials_lost: bool = False
 
 
 def encode_cursor(rec: JobRecord) -> str:

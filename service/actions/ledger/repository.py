@@ -50,7 +50,7 @@ class Ledger:
 
     def __init__(self, engine: Engine, *, email_hash_key: bytes, lease_seconds: float = DEFAULT_LEASE_SECONDS,
                  clock: Callable[[], datetime] | None = None, owns_engine: bool = False,
-                 owner: str | None = None) -> None:
+                 owner: str | None = None, credentials_box: Any = None) -> None:
         if isinstance(email_hash_key, str):
             email_hash_key = email_hash_key.encode("utf-8")
         if not email_hash_key:
@@ -66,6 +66,8 @@ class Ledger:
         keys = Keyring(email_hash_key)
         self._email_key = keys.identifier_key("ledger/email-hash")
         self._sealer = Sealer(keys, "ledger/response")
+        #: hosted mode: seals the connection of a job that goes on after its request (service.actions.tenancy)
+        self.credentials_box = credentials_box
 
     @classmethod
     def from_url(cls, database_url: str, *, email_hash_key: bytes, lease_seconds: float = DEFAULT_LEASE_SECONDS,
@@ -204,7 +206,7 @@ class Ledger:
                         request_id=(call.request_id or None) and privacy.clean_text(call.request_id)[:128],
                         http_status=None, result_code=None, message=None, finished_at=None, duration_ms=None,
                         response_status=None, response_headers=None, response_body=None, unsafe_call=None,
-                        payload=self._seal_payload(job_id, call)))
+                        payload=self._seal_payload(job_id, call), credentials=None))
             if res.rowcount != 1:
                 return None
             ids = conn.execute(sa.select(c.upstream_ids).where(c.id == job_id)).scalar_one_or_none()
@@ -217,11 +219,15 @@ class Ledger:
                                                  "unsafe_call": privacy.json_safe(info), "updated_at": self.now()})
         return res.rowcount == 1
 
-    def mark_async(self, job_id: str, attempt: int) -> bool:
-        """The call answered 202: the job continues in the background. False when it finished meanwhile."""
+    def mark_async(self, job_id: str, attempt: int, connection: Any = None) -> bool:
+        """The call answered 202: the job continues in the background. False when it finished meanwhile.
+        Hosted mode: ``connection``'s credentials are kept with it, sealed, until it ends (another worker may
+        have to resume it)."""
+        values: dict[str, Any] = {"_job_id": job_id, "_attempt": attempt, "mode": ASYNC, "updated_at": self.now()}
+        if connection is not None and self.credentials_box is not None:
+            values["credentials"] = self.credentials_box.seal(job_id, connection)
         with self.engine.begin() as conn:
-            res = conn.execute(_UPDATE_RUNNING, {"_job_id": job_id, "_attempt": attempt, "mode": ASYNC,
-                                                 "updated_at": self.now()})
+            res = conn.execute(_UPDATE_RUNNING, values)
         return res.rowcount == 1
 
     def renew(self, items: Iterable[tuple[str, int, dict[str, int] | None]]) -> set[str]:
@@ -253,7 +259,7 @@ class Ledger:
             "message": privacy.redact_text(message, known_secrets)[:2000] if message else None,
             "upstream_ids": privacy.json_safe(upstream_ids) or None, "duration_ms": duration_ms,
             "retryable": retryable, "finished_at": now, "updated_at": now, "lease_expires_at": None,
-            "lease_owner": None, "payload": None,
+            "lease_owner": None, "payload": None, "credentials": None,
             "response_status": None, "response_headers": None, "response_body": None,
         }
         if progress is not None:
@@ -302,7 +308,7 @@ class Ledger:
         with self.engine.begin() as conn:
             rows = conn.execute(
                 sa.select(c.id, c.attempts, c.operation, c.caller, c.request_id, c.unsafe_call, c.payload,
-                          c.upstream_ids, c.progress)
+                          c.upstream_ids, c.progress, c.credentials)
                 .where(c.status == IN_PROGRESS, c.lease_expires_at < now)
                 .order_by(c.lease_expires_at).limit(limit)
                 .with_for_update(skip_locked=True)).all()
@@ -318,11 +324,18 @@ class Ledger:
                     params, body = self._open_payload(row.id, row.payload)
                 except ValueError:
                     params, body = None, None
+                connection, lost = None, False
+                if row.credentials:
+                    try:
+                        connection = self.credentials_box.open(row.id, row.credentials)
+                    except (AttributeError, ValueError):  # no box (single mode) or a key that is gone
+                        lost = True
                 out.append(Claimed(job_id=row.id, attempt=row.attempts + 1, operation=row.operation,
                                    caller=row.caller, request_id=row.request_id, unsafe_call=row.unsafe_call,
                                    params=params if isinstance(params, dict) else {}, body=body,
                                    upstream_ids=dict(row.upstream_ids or {}),
-                                   progress=row.progress if isinstance(row.progress, dict) else None))
+                                   progress=row.progress if isinstance(row.progress, dict) else None,
+                                   connection=connection, credentials_lost=lost))
         return out
 
     def stored_answer(self, job_id: str, *, caller: str | None = None) -> Answer | None:

@@ -85,7 +85,7 @@ def poll(deps: TriggerDeps, operation: str, params: dict[str, Any], *, state: st
     if state is None:
         return _first(deps, trigger, codec, store, filters, binding, start_at, now)
     st = codec.loads(state)
-    if st.kind != operation or st.binding != binding:
+    if st.kind != operation or st.binding != binding or st.tenant != deps.platform.tenant:
         raise state_error("TRIGGER_STATE_FOREIGN", "This trigger state belongs to another trigger, other filter "
                                                    "values or another connection.")
     ctx = Context(deps=deps, state=st, codec=codec, store=store, filters=filters)
@@ -116,7 +116,7 @@ def poll(deps: TriggerDeps, operation: str, params: dict[str, Any], *, state: st
     new_seen = {k: t for k, t in new_seen.items() if t * 1000 + 999 >= horizon}
     more = consumed < len(ordered) or not complete
     nxt = TriggerState(kind=operation, binding=binding, cursor_ms=cursor, origin_ms=st.origin_ms,
-                       filters=st.filters, instance=st.instance)
+                       filters=st.filters, instance=st.instance, tenant=deps.platform.tenant)
     store_seen(store, nxt, new_seen)
     log.info("trigger poll", extra={"operation": operation, "items": len(items), "consumed": consumed,
                                     "waiting": len(ordered) - consumed, "upstreamCalls": ctx.calls,
@@ -136,7 +136,8 @@ def _no_since(value: Any) -> None:
 def _first(deps: TriggerDeps, trigger: Trigger, codec, store, filters: dict[str, str], binding: str, since: int | None,
            now: int) -> PollResult:
     overlap = int(deps.settings.overlap_seconds * 1000)
-    st = TriggerState(kind=trigger.operation, binding=binding, cursor_ms=now, origin_ms=now)
+    st = TriggerState(kind=trigger.operation, binding=binding, cursor_ms=now, origin_ms=now,
+                      tenant=deps.platform.tenant)
     ctx = Context(deps=deps, state=st, codec=codec, store=store, filters=filters)
     st.filters = trigger.resolve(ctx, filters)
     if trigger.uses_store(filters) and since is not None:
@@ -184,7 +185,8 @@ def _continue_baseline(deps: TriggerDeps, trigger: Trigger, ctx: Context, seen: 
             break
         after = page.next_after
     nxt = TriggerState(kind=st.kind, binding=st.binding, cursor_ms=st.cursor_ms, origin_ms=st.origin_ms,
-                       filters=st.filters, instance=st.instance, baseline_after=None if done else after)
+                       filters=st.filters, instance=st.instance, baseline_after=None if done else after,
+                       tenant=st.tenant)
     store_seen(ctx.store, nxt, seen)
     return PollResult(status=202, items=[], state=ctx.codec.dumps(nxt),
                       retry_after=settings.poll_seconds if done else 0, query=filters,

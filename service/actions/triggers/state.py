@@ -14,6 +14,7 @@ Fields (short names keep the URL short):
   its identity and its time (epoch seconds), packed and base64url-encoded. Events older than that window are
   no longer fetched, so they need no entry. When the set would make the URL too long it is stored in the
   database instead (``r``: the id of that row, a hash of its content).
+* ``t`` hosted mode: the tenant (the keyed hash of the platform account, also inside the binding's caller).
 * ``f`` resolved filter values (permission values, internal field names), ``i`` the trigger instance id (for
   triggers that keep per-contact data in the database), ``a`` the paging offset of a running baseline.
 
@@ -66,6 +67,9 @@ class TriggerState:
     filters: tuple[str, ...] = ()
     instance: str | None = None
     baseline_after: int | None = None
+    #: hosted mode: the tenant the state belongs to (a keyed hash; a poll without the connection's headers is
+    #: that tenant's, with its stored credentials); None in single mode
+    tenant: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"v": VERSION, "k": self.kind, "b": self.binding, "c": self.cursor_ms,
@@ -80,6 +84,8 @@ class TriggerState:
             out["i"] = self.instance
         if self.baseline_after is not None:
             out["a"] = self.baseline_after
+        if self.tenant:
+            out["t"] = self.tenant
         return out
 
     @classmethod
@@ -94,7 +100,8 @@ class TriggerState:
                         origin_ms=_int(data["o"]), seen=unpack_seen(data["s"]) if "s" in data else {},
                         spill=_str(data["r"]) if "r" in data else None, filters=tuple(filters),
                         instance=_str(data["i"]) if "i" in data else None,
-                        baseline_after=_int(data["a"]) if "a" in data else None)
+                        baseline_after=_int(data["a"]) if "a" in data else None,
+                        tenant=_str(data["t"]) if "t" in data else None)
         except (KeyError, TypeError, ValueError, binascii.Error, struct.error) as exc:
             raise state_error("TRIGGER_STATE_INVALID",
                               "The trigger state in this URL cannot be read (it was changed or cut short).") from exc

@@ -36,7 +36,7 @@ from service.providers.webhooks import EventType, WebhookManager
 
 log = logging.getLogger(__name__)
 
-__all__ = ["SINGLE_SCOPE", "Relay", "RelayDeps", "RelaySettings", "Subscription", "build_relay",
+__all__ = ["SINGLE_SCOPE", "Relay", "RelayDeps", "RelaySettings", "Subscription", "build_hosted_relay", "build_relay",
            "relay_settings"]
 
 
@@ -73,7 +73,8 @@ class Relay:
         return subscriptions.subscribe(self.deps, scope=scope, caller=caller, event=event, callback_url=callback_url,
                                        filter_=filter_, inbound_base=inbound_base)
 
-    def unsubscribe(self, sub_id: str, token: str | None, *, scope: str) -> bool:
+    def unsubscribe(self, sub_id: str, token: str | None, *, scope: str | None) -> bool:
+        """``scope`` None: any scope (the token alone proves the caller holds the subscription's Location)."""
         return subscriptions.unsubscribe(self.deps, sub_id, token, scope=scope)
 
     def receive(self, route_token: str, headers: Mapping[str, str], raw: bytes) -> inbound.Received:
@@ -123,6 +124,20 @@ def relay_settings(settings: Any) -> RelaySettings:
                                             "://" not in settings.public_host else settings.public_host) or None
     return RelaySettings(retry_schedule=tuple(settings.webhook_retry_schedule), allowed_hosts=hosts,
                          callback_timeout=settings.webhook_callback_timeout, public_url=public)
+
+
+def build_hosted_relay(settings: Any, engine: Engine, platform: str, managers: Any) -> Relay:
+    """Hosted mode's relay of ``platform``: every tenant's subscriptions (``scope`` = the tenant), their platform
+    accounts from ``managers`` (a ManagerSource over the tenants' stored credentials)."""
+    from service.providers.factory import webhook_format
+
+    rs = relay_settings(settings)
+    deps = RelayDeps(
+        engine=engine, settings=rs, format=webhook_format(settings, platform), managers=managers,
+        box=KeyBox(settings.ledger_hash_key.encode()),
+        callbacks=CallbackClient(callback_session(), policy(rs), connect_timeout=rs.connect_timeout,
+                                 read_timeout=rs.callback_timeout))
+    return Relay(deps)
 
 
 def build_relay(settings: Any, engine: Engine, manager: Callable[[], WebhookManager]) -> Relay:

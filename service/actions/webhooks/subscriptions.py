@@ -146,7 +146,7 @@ def subscribe(deps: RelayDeps, *, scope: str, caller: str | None, event: Any, ca
     return Subscription(sub_id, etype.name, ACTIVE, deps.box.token("delete", sub_id), flt), created
 
 
-def unsubscribe(deps: RelayDeps, sub_id: str, token: str | None, *, scope: str) -> bool:
+def unsubscribe(deps: RelayDeps, sub_id: str, token: str | None, *, scope: str | None) -> bool:
     """End a subscription (the DELETE on its Location). True when an active or orphaned one ended; an unknown id,
     a wrong token or a repeat changes nothing. The upstream webhook is removed when its last flow goes."""
     if not sub_id or len(sub_id) > 40 or not token or not _token_ok(deps, sub_id, token):

@@ -240,8 +240,8 @@ def claim_due(deps: RelayDeps, limit: int) -> list[str]:
     """Ids of upstream rows due for a sync (changed, failed earlier, or due for their reconcile)."""
     now = deps.now()
     with deps.engine.begin() as conn:
-        q = sa.select(U.id).where(U.sync_due_at <= now, sa.or_(U.lease_until.is_(None), U.lease_until < now)) \
-            .order_by(U.sync_due_at).limit(limit)
+        q = sa.select(U.id).where(U.sync_due_at <= now, sa.or_(U.lease_until.is_(None), U.lease_until < now),
+                                  U.platform == deps.platform).order_by(U.sync_due_at).limit(limit)
         return [r[0] for r in conn.execute(lock_rows(conn, q))]
 
 
