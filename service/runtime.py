@@ -59,6 +59,7 @@ class Runtime:
         self._writes: dict[bool, WriteDeps] = {}  # by: with the timeline
         self._trigger_deps: TriggerDeps | None = None
         self._webhooks = None
+        self._budgets = None
         self._closed = False
 
     # -- the deps of a call (service.actions.deps) -------------------------------------------------------------
@@ -223,6 +224,18 @@ class Runtime:
                     self._webhooks = relay.start()
         return self._webhooks
 
+    @property
+    def budgets(self):
+        """Per-tenant budgets and the refused-credentials throttle (``service.actions.budgets.Budgets``): on Redis
+        with ``REDIS_URL`` (nothing is sent before the first call), else in this process's memory."""
+        if self._budgets is None:
+            with self._lock:
+                if self._budgets is None:
+                    from service.actions.budgets import build_budgets
+
+                    self._budgets = build_budgets(self.settings)
+        return self._budgets
+
     def close(self) -> None:
         with self._lock:
             self._closed = True
@@ -230,6 +243,8 @@ class Runtime:
             self._webhooks.close()
         if self._runner is not None:
             self._runner.stop()
+        if self._budgets is not None:
+            self._budgets.close()
         if self._microsoft is not None:
             self._microsoft.close()
         if self._provider is not None:

@@ -10,6 +10,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from service.errors import LimitExceeded
 from service.providers import errors as perr
 
 PROBLEM_BASE = "https://marketing-actions.dev/problems/"
@@ -130,9 +131,12 @@ def from_provider_error(exc: perr.ProviderError) -> Problem:
 
 
 def to_problem(exc: BaseException) -> Problem | None:
-    """The Problem for an action or provider error; None for anything else (an unexpected bug)."""
+    """The Problem for an action, provider or budget error; None for anything else (an unexpected bug)."""
     if isinstance(exc, ActionError):
         return exc.problem
     if isinstance(exc, perr.ProviderError):
         return from_provider_error(exc)
+    if isinstance(exc, LimitExceeded):  # our own budgets (service.actions.budgets): the flow retries after it
+        return Problem(429, exc.code, "Too Many Requests", exc.message,
+                       headers={"Retry-After": str(exc.retry_after)})
     return None
