@@ -245,8 +245,12 @@ class TenantBudgets:
         self._item = RateLimitItemPerSecond(per_minute, window_seconds, namespace="tenant") if per_minute else None
 
     @contextlib.contextmanager
-    def admit(self, tenant: str) -> Iterator[None]:
-        """Run one call of ``tenant`` within its budgets; TenantBudgetExceeded when either is used up."""
+    def admit(self, tenant: str | None) -> Iterator[None]:
+        """Run one call of ``tenant`` within its budgets; TenantBudgetExceeded when either is used up. ``None``
+        (single mode: the service's own account, no other tenant to be fair to) is not budgeted."""
+        if tenant is None:
+            yield
+            return
         key = _key("tenant", tenant)
         token = None
         if self.max_concurrent:

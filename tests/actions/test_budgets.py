@@ -10,6 +10,7 @@ import logging
 import os
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -194,6 +195,7 @@ def test_runtime_builds_budgets_from_settings(redis_url, prefix):
 
 CHILD = r"""
 import sys
+import threading
 from service.actions.budgets import TenantBudgets, open_store
 from service.errors import TenantBudgetExceeded
 
@@ -302,3 +304,89 @@ def test_a_killed_process_slot_is_freed_after_its_lease(redis_url, prefix, child
         pass
     raw.close()
     store.close()
+
+
+def test_concurrent_admits_never_exceed_the_budget(store):
+    """Many threads at once (on Redis: one Lua script per admit): exactly the budget gets in."""
+    budgets = TenantBudgets(store, max_concurrent=3, per_minute=0)
+    start, done = threading.Barrier(12), threading.Event()
+    admitted, refused = [], []
+
+    def one() -> None:
+        start.wait()
+        try:
+            with budgets.admit(TENANT):
+                admitted.append(1)
+                done.wait(10)
+        except TenantBudgetExceeded:
+            refused.append(1)
+            if len(refused) == 9:
+                done.set()
+
+    threads = [threading.Thread(target=one) for _ in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert (len(admitted), len(refused)) == (3, 9)
+    with budgets.admit(TENANT), budgets.admit(TENANT), budgets.admit(TENANT):  # all three given back
+        pass
+
+
+def test_single_mode_is_not_budgeted():
+    store = open_store()
+    budgets = TenantBudgets(store, max_concurrent=1, per_minute=1)
+    with budgets.admit(None), budgets.admit(None), budgets.admit(None):
+        pass
+    store.close()
+
+
+def test_the_http_layer_answers_a_throttled_client_429_problem(monkeypatch, settings, make_client):
+    """Raised where the credentials are checked (as hosted mode will), before any platform call."""
+    from service.api import security
+    from tests.conftest import API_KEY
+
+    store = open_store()
+    throttle = RefusedCredentials(store, per_minute=2)
+    real = security.check_api_key
+
+    def check(apikey, required_scopes=None, request=None):
+        client = request.client.host
+        throttle.check(client)
+        info = real(apikey, required_scopes, request)
+        if info is None:
+            throttle.refused(client)
+        return info
+
+    monkeypatch.setattr(security, "check_api_key", check)
+    client = make_client(settings)
+    assert [client.get("/automations", headers={"X-API-Key": "wrong-" + API_KEY}).status_code
+            for _ in range(2)] == [401, 401]
+    answer = client.get("/automations", headers={"X-API-Key": API_KEY})  # even the right key, for the window
+    assert answer.status_code == 429 and answer.headers["content-type"] == "application/problem+json"
+    assert 1 <= int(answer.headers["retry-after"]) <= 60
+    assert answer.json()["code"] == "TOO_MANY_REFUSED_CREDENTIALS"
+    store.close()
+
+
+def test_a_redis_that_never_answers_costs_one_timeout_then_nothing(caplog):
+    """Accepts the connection, never answers: the call waits the store's timeout once, then passes; the calls
+    after it do not ask Redis for a while (fail open, no timeout per call)."""
+    import socket
+
+    from service.actions import budgets as module
+
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        store = open_store(f"redis://127.0.0.1:{silent.getsockname()[1]}/0", prefix="silent")
+        budgets = TenantBudgets(store, max_concurrent=1, per_minute=1)
+        with caplog.at_level(logging.WARNING, logger="service.actions.budgets"):
+            started = time.monotonic()
+            with budgets.admit(TENANT):
+                first = time.monotonic() - started
+                with budgets.admit(TENANT):
+                    rest = time.monotonic() - started - first
+        assert module.REDIS_TIMEOUT <= first < module.REDIS_TIMEOUT + 1 and rest < 0.1
+        assert [r.levelno for r in caplog.records] == [logging.WARNING]
+        store.close()
