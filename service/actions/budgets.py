@@ -17,7 +17,7 @@ instance; otherwise in this process's memory (the embedded default: one instance
 set of leases per tenant (:data:`_ACQUIRE`: one Lua script on the server's clock): a running call's lease is
 renewed by one thread per process every third of ``lease_seconds``, so the slot of a killed worker is free again
 after at most ``lease_seconds``; in memory it is a count per tenant, dropped when it falls to zero (so bounded by
-the calls running). Keys hold a hash of the tenant or client, never the value itself.
+the calls running). Keys hold a keyed hash of the tenant or client (``LEDGER_HASH_KEY``), never the value.
 
 **Redis down: fail open.** A Redis error or timeout (0.5 s) lets the call through unbudgeted, logs one warning,
 and skips Redis for the next :data:`DOWN_SECONDS` (no timeout per call meanwhile); never a 500.
@@ -79,10 +79,6 @@ return 1
 """
 
 
-def _key(kind: str, ident: str) -> str:
-    return kind + ":" + hashlib.blake2b(ident.encode(), digest_size=16).hexdigest()
-
-
 def _seconds(delta: float, window: int) -> int:
     """A Retry-After: whole seconds, at least 1, at most the window."""
     return min(window, max(1, math.ceil(delta)))
@@ -93,8 +89,13 @@ class _Store:
 
     errors: tuple[type[BaseException], ...] = ()
 
-    def __init__(self, storage) -> None:
+    def __init__(self, storage, hash_key: bytes = b"") -> None:
         self.limiter = MovingWindowRateLimiter(storage)
+        self._hash_key = hash_key[:64]
+
+    def key(self, kind: str, ident: str) -> str:
+        """The name a tenant or client is counted under: a keyed hash (an address is no key in clear)."""
+        return kind + ":" + hashlib.blake2b(ident.encode(), digest_size=16, key=self._hash_key).hexdigest()
 
     def available(self) -> bool:
         return True
@@ -128,8 +129,8 @@ class _Store:
 class _MemoryStore(_Store):
     """One process: ``limits``' memory storage and a count of running calls per tenant."""
 
-    def __init__(self) -> None:
-        super().__init__(MemoryStorage())
+    def __init__(self, hash_key: bytes = b"") -> None:
+        super().__init__(MemoryStorage(), hash_key)
         self._running: dict[str, int] = {}
         self._lock = threading.Lock()
 
@@ -153,12 +154,12 @@ class _RedisStore(_Store):
 
     _OPEN = object()  # the token of a call let through while Redis was away
 
-    def __init__(self, url: str, prefix: str, lease_seconds: float) -> None:
+    def __init__(self, url: str, prefix: str, lease_seconds: float, hash_key: bytes = b"") -> None:
         import redis
 
         self.redis = redis.Redis.from_url(url, socket_timeout=REDIS_TIMEOUT, socket_connect_timeout=REDIS_TIMEOUT)
         super().__init__(RedisStorage(url, connection_pool=self.redis.connection_pool, key_prefix=prefix + ":rate",
-                                      wrap_exceptions=True))
+                                      wrap_exceptions=True), hash_key)
         self.errors = (redis.RedisError, StorageError, OSError)
         self.prefix = prefix
         self.lease_ms = max(1, int(lease_seconds * 1000))
@@ -251,7 +252,7 @@ class TenantBudgets:
         if tenant is None:
             yield
             return
-        key = _key("tenant", tenant)
+        key = self._store.key("tenant", tenant)
         token = None
         if self.max_concurrent:
             token, wait = self._store.acquire(key, self.max_concurrent)
@@ -284,7 +285,7 @@ class RefusedCredentials:
         """CredentialsThrottled when ``client`` presented its most refused credentials within the window."""
         if self._item is None:
             return
-        wait = self._store.hit(self._item, _key("client", client), consume=False)
+        wait = self._store.hit(self._item, self._store.key("client", client), consume=False)
         if wait is not None:
             raise CredentialsThrottled(
                 f"Too many refused credentials came from this client within {self._item.get_expiry()} seconds. "
@@ -293,7 +294,7 @@ class RefusedCredentials:
     def refused(self, client: str) -> None:
         """Count one refused credential of ``client``."""
         if self._item is not None:
-            self._store.hit(self._item, _key("client", client))
+            self._store.hit(self._item, self._store.key("client", client))
 
 
 @dataclass
@@ -313,13 +314,18 @@ class Budgets:
         self.store.close()
 
 
-def open_store(redis_url: str = "", *, prefix: str = "marketing-actions", lease_seconds: float = 30.0) -> _Store:
-    """Redis when ``redis_url`` is given (nothing is sent before the first call), else this process's memory."""
-    return _RedisStore(redis_url, prefix, lease_seconds) if redis_url else _MemoryStore()
+def open_store(redis_url: str = "", *, prefix: str = "marketing-actions", lease_seconds: float = 30.0,
+               hash_key: bytes = b"") -> _Store:
+    """Redis when ``redis_url`` is given (nothing is sent before the first call), else this process's memory.
+    ``hash_key`` keys the hashes that name tenants and clients (every instance of a deployment: the same)."""
+    if redis_url:
+        return _RedisStore(redis_url, prefix, lease_seconds, hash_key)
+    return _MemoryStore(hash_key)
 
 
 def build_budgets(settings: Settings) -> Budgets:
     s = settings
-    store = open_store(s.redis_url, prefix=s.redis_key_prefix, lease_seconds=s.tenant_lease_seconds)
+    store = open_store(s.redis_url, prefix=s.redis_key_prefix, lease_seconds=s.tenant_lease_seconds,
+                       hash_key=s.ledger_hash_key.encode())
     return Budgets(TenantBudgets(store, max_concurrent=s.tenant_max_concurrent, per_minute=s.tenant_calls_per_minute),
                    RefusedCredentials(store, per_minute=s.refused_credentials_per_minute), store)
