@@ -13,7 +13,8 @@
 
 Where they are counted (:func:`build_budgets`): with ``REDIS_URL`` on Redis, shared by every worker and
 instance; otherwise in this process's memory (the embedded default: one instance). The rate windows are the
-``limits`` library's moving windows (its own Lua scripts on Redis). The concurrency budget on Redis is a sorted
+``limits`` library's moving windows (its own Lua scripts on Redis, stamped by each instance's clock: keep them
+NTP-synchronised). The concurrency budget on Redis is a sorted
 set of leases per tenant (:data:`_ACQUIRE`: one Lua script on the server's clock): a running call's lease is
 renewed by one thread per process every third of ``lease_seconds``, so the slot of a killed worker is free again
 after at most ``lease_seconds``; in memory it is a count per tenant, dropped when it falls to zero (so bounded by
