@@ -127,6 +127,15 @@ def _http_url(value: str) -> bool:
     return parts.scheme in ("http", "https") and bool(parts.hostname)
 
 
+def _redis_url(value: str) -> bool:
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        return False
+    return (parts.scheme in ("redis", "rediss") and bool(parts.hostname)) or (
+        parts.scheme == "unix" and bool(parts.path))
+
+
 _HOST_PATTERN = re.compile(r"^(\*\.)?[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?)*$")
 
 
@@ -315,6 +324,34 @@ class Settings:
         allowed="comma-separated platform=URL pairs, e.g. spotler=http://127.0.0.1:8101",
         doc="Hosted sandbox only: the running simulator of each platform (gunicorn.conf.py sets it for its "
             "workers); a platform not named gets a simulator in the worker.")
+    # fairness between tenants and the refused-credentials throttle (service/actions/budgets.py)
+    redis_url: str = setting(
+        "REDIS_URL", "", check=_redis_url, section="budgets (hosted mode)",
+        allowed="empty (budgets in each worker's memory) or redis://[:password@]host:6379/0 (rediss:// for TLS)",
+        doc="Where the per-tenant budgets and the refused-credentials throttle are counted. Empty: in each worker's "
+            "memory (one instance, the embedded default). Several workers or instances: a Redis server, e.g. "
+            "redis://redis.example.com:6379/0. Redis unreachable: calls are let through (fail open) and a warning "
+            "is logged.")
+    redis_key_prefix: str = setting(
+        "REDIS_KEY_PREFIX", "marketing-actions", pattern=r"^[A-Za-z0-9_.:\-]{1,64}$",
+        allowed="1 to 64 letters, digits or _ . : -",
+        doc="Prefix of every Redis key of this deployment (several deployments may share one Redis).")
+    tenant_max_concurrent: int = setting(
+        "TENANT_MAX_CONCURRENT", 8, range=(0, 10_000),
+        doc="Most calls of one tenant (platform account) running at once, over all workers and instances; one more "
+            "is answered 429 + Retry-After. 0: no limit.")
+    tenant_calls_per_minute: int = setting(
+        "TENANT_CALLS_PER_MINUTE", 600, range=(0, 1_000_000),
+        doc="Most calls of one tenant in any 60 seconds (a moving window); one more is answered 429 + Retry-After. "
+            "0: no limit.")
+    tenant_lease_seconds: float = setting(
+        "TENANT_LEASE_SECONDS", 30.0, range=(1, 600),
+        doc="Redis: a running call's slot of TENANT_MAX_CONCURRENT is a lease, renewed while the call runs; the slot "
+            "of a killed worker is free again after at most this long.")
+    refused_credentials_per_minute: int = setting(
+        "REFUSED_CREDENTIALS_PER_MINUTE", 10, range=(0, 100_000),
+        doc="Refused credentials (API key, platform key) one client (address or key id) may present in any 60 "
+            "seconds; after that its calls are answered 429 + Retry-After before any platform call. 0: no limit.")
     # the Procfile's gunicorn (read by gunicorn.conf.py and the start command)
     port: int = setting("PORT", 8000, range=(1, 65535), section="gunicorn (Procfile)")
     bind_address: str = setting(

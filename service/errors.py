@@ -1,4 +1,4 @@
-"""Every exception an upstream client may raise: one hierarchy, described here (httpx's ``_exceptions.py`` is
+"""Every exception an upstream client (or the service's own budgets) may raise: one hierarchy, described here (httpx's ``_exceptions.py`` is
 the model). Each client maps its transport errors and upstream answers to these types at its boundary; nothing
 above the clients ever sees a ``requests``, ``msal`` or ``jwt`` exception. ``code`` is stable (upper snake case)
 and safe to show; ``message`` never holds a token, a secret or an e-mail address.
@@ -32,6 +32,11 @@ Tree (what the service answers for each, via :mod:`service.actions.problems` and
             ├── DataverseRejected     another 4xx (bad request, validation)
             └── DataverseUnavailable  429 / 5xx / connection failure; retry_after when known
                 └── DataverseTimeout  no answer in time
+
+    LimitExceeded                 not an upstream's: the service's own budgets refuse a call before any upstream
+    │                             call; message, code, retry_after (whole seconds >= 1)  -> 429 + Retry-After
+    ├── TenantBudgetExceeded      a tenant's concurrent calls or calls per minute (budget) -> TENANT_BUDGET_EXCEEDED
+    └── CredentialsThrottled      too many refused credentials from one client   -> TOO_MANY_REFUSED_CREDENTIALS
 
     ConfigValueError (ValueError) a platform config field is invalid: raised at startup, never per call
 
@@ -211,3 +216,34 @@ class DataverseUnavailable(DataverseError):
 
 class DataverseTimeout(DataverseUnavailable):
     default_code = "DATAVERSE_TIMEOUT"
+
+
+# -- the service's own budgets (service.actions.budgets) --------------------------------------------------
+
+class LimitExceeded(Exception):
+    """The service's own budget refuses a call (before any upstream call): retry after ``retry_after`` seconds
+    (a whole number >= 1). ``message`` says which budget and when, never the tenant or the client."""
+
+    default_code = "LIMIT_EXCEEDED"
+
+    def __init__(self, message: str, *, retry_after: int, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code or self.default_code
+        self.retry_after = max(1, int(retry_after))
+
+
+class TenantBudgetExceeded(LimitExceeded):
+    """A tenant's budget is used up. ``budget``: ``concurrent`` or ``per_minute``."""
+
+    default_code = "TENANT_BUDGET_EXCEEDED"
+
+    def __init__(self, message: str, *, budget: str, retry_after: int) -> None:
+        super().__init__(message, retry_after=retry_after)
+        self.budget = budget
+
+
+class CredentialsThrottled(LimitExceeded):
+    """One client presented too many refused credentials within the window."""
+
+    default_code = "TOO_MANY_REFUSED_CREDENTIALS"

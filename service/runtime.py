@@ -62,6 +62,7 @@ class Runtime:
         self._trigger_deps: TriggerDeps | None = None
         self._webhooks = None
         self._hosted = None  # service.hosted.HostedAccounts (TENANCY=hosted)
+        self._budgets = None
         self._closed = False
 
     # -- the deps of a call (service.actions.deps) -------------------------------------------------------------
@@ -263,6 +264,17 @@ class Runtime:
         if self.settings.hosted:
             return self.hosted.relay(platform) if platform else None
         return self.webhooks if platform in (None, self.settings.provider) else None
+    @property
+    def budgets(self):
+        """Per-tenant budgets and the refused-credentials throttle (``service.actions.budgets.Budgets``): on Redis
+        with ``REDIS_URL`` (nothing is sent before the first call), else in this process's memory."""
+        if self._budgets is None:
+            with self._lock:
+                if self._budgets is None:
+                    from service.actions.budgets import build_budgets
+
+                    self._budgets = build_budgets(self.settings)
+        return self._budgets
 
     def close(self) -> None:
         with self._lock:
@@ -271,6 +283,8 @@ class Runtime:
             self._webhooks.close()
         if self._runner is not None:
             self._runner.stop()
+        if self._budgets is not None:
+            self._budgets.close()
         if self._microsoft is not None:
             self._microsoft.close()
         if self._provider is not None:

@@ -10,6 +10,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from service.errors import LimitExceeded
 from service.providers import errors as perr
 
 PROBLEM_BASE = "https://marketing-actions.dev/problems/"
@@ -142,7 +143,7 @@ def credentials_refused(platform: str) -> ActionError:
 
 
 def to_problem(exc: BaseException, *, hosted_platform: str | None = None) -> Problem | None:
-    """The Problem for an action or provider error; None for anything else (an unexpected bug).
+    """The Problem for an action, provider or budget error; None for anything else (an unexpected bug).
     ``hosted_platform``: the call brought its own account (hosted mode), so a refusal of its credentials is the
     caller's 401 ``PLATFORM_CREDENTIALS_REFUSED`` (single mode: the service's configuration, 424)."""
     if isinstance(exc, ActionError):
@@ -151,4 +152,7 @@ def to_problem(exc: BaseException, *, hosted_platform: str | None = None) -> Pro
         return credentials_refused(hosted_platform).problem
     if isinstance(exc, perr.ProviderError):
         return from_provider_error(exc)
+    if isinstance(exc, LimitExceeded):  # our own budgets (service.actions.budgets): the flow retries after it
+        return Problem(429, exc.code, "Too Many Requests", exc.message,
+                       headers={"Retry-After": str(exc.retry_after)})
     return None

@@ -24,6 +24,7 @@ from service.actions.problems import ActionError, Problem, title_for, to_problem
 from service.api.answers import render_problem
 from service.actions.storage import SchemaNotCurrent
 from service.api.validation import InputProblem
+from service.errors import LimitExceeded
 from service.logs import request_id_var
 from service.providers.errors import ProviderError
 
@@ -183,6 +184,7 @@ def register(app) -> None:
     app.add_error_handler(UnicodeDecodeError, lambda _r, _e: render(Problem(  # connexion 3.3 does not catch it
         400, "INVALID_JSON", "Bad Request", "The request body is not valid UTF-8 JSON.")))
     app.add_error_handler(ProviderError, domain_error)
+    app.add_error_handler(LimitExceeded, domain_error)
     app.add_error_handler(SchemaNotCurrent, database_unavailable)
     app.add_error_handler(sa_exc.OperationalError, database_unavailable)
     app.add_error_handler(sa_exc.InterfaceError, database_unavailable)

@@ -1,0 +1,332 @@
+"""Fairness between tenants and the refused-credentials throttle (issue 22, items 1 and 5).
+
+* :class:`TenantBudgets` - per tenant (the keyed hash of platform + account key), at most ``max_concurrent``
+  calls running at once and at most ``per_minute`` calls in any window of 60 seconds. ``with
+  budgets.admit(tenant): ...`` raises :class:`~service.errors.TenantBudgetExceeded` (429 + ``Retry-After``,
+  problem code ``TENANT_BUDGET_EXCEEDED``) when either is used up, so one tenant's 10,000-item "apply to each"
+  cannot starve the others. A refused call takes nothing from either budget.
+* :class:`RefusedCredentials` - after ``per_minute`` refused credentials from one client (its address or its
+  publisher key id) within any 60 seconds, :meth:`~RefusedCredentials.check` raises
+  :class:`~service.errors.CredentialsThrottled` (429 + ``Retry-After``) until the oldest refusal leaves the
+  window: call it BEFORE any upstream call, and :meth:`~RefusedCredentials.refused` when a credential is
+  refused. The service is then no oracle for guessing keys.
+
+Where they are counted (:func:`build_budgets`): with ``REDIS_URL`` on Redis, shared by every worker and
+instance; otherwise in this process's memory (the embedded default: one instance). The rate windows are the
+``limits`` library's moving windows (its own Lua scripts on Redis, stamped by each instance's clock: keep them
+NTP-synchronised). The concurrency budget on Redis is a sorted
+set of leases per tenant (:data:`_ACQUIRE`: one Lua script on the server's clock): a running call's lease is
+renewed by one thread per process every third of ``lease_seconds``, so the slot of a killed worker is free again
+after at most ``lease_seconds``; in memory it is a count per tenant, dropped when it falls to zero (so bounded by
+the calls running). Keys hold a keyed hash of the tenant or client (``LEDGER_HASH_KEY``), never the value.
+
+**Redis down: fail open.** A Redis error or timeout (0.5 s) lets the call through unbudgeted, logs one warning,
+and skips Redis for the next :data:`DOWN_SECONDS` (no timeout per call meanwhile); never a 500.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import math
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from limits import RateLimitItem, RateLimitItemPerSecond
+from limits.errors import StorageError
+from limits.storage import MemoryStorage, RedisStorage
+from limits.strategies import MovingWindowRateLimiter
+
+from service.errors import CredentialsThrottled, TenantBudgetExceeded
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from service.config import Settings
+
+log = logging.getLogger(__name__)
+
+WINDOW_SECONDS = 60
+#: seconds a caller refused for concurrency waits: slots free as soon as a running call ends
+CONCURRENT_RETRY_AFTER = 2
+#: after a Redis failure, seconds during which calls pass without asking Redis
+DOWN_SECONDS = 5.0
+REDIS_TIMEOUT = 0.5
+
+#: KEYS[1] the tenant's lease set; ARGV limit, lease ms, lease id -> {1, 0} taken, or {0, ms until the first
+#: lease expires}. Expired leases (a killed worker's) are dropped first; the server's clock decides.
+_ACQUIRE = """
+local t = redis.call('TIME')
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[1]) then
+  redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[3])
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return {1, 0}
+end
+local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+return {0, tonumber(first[2]) - now}
+"""
+#: KEYS[1] a lease set; ARGV lease ms, lease ids...: each lease still held runs ``lease ms`` from now again
+_RENEW = """
+local t = redis.call('TIME')
+local until_ = t[1] * 1000 + math.floor(t[2] / 1000) + tonumber(ARGV[1])
+for i = 2, #ARGV do redis.call('ZADD', KEYS[1], 'XX', until_, ARGV[i]) end
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+return 1
+"""
+
+
+def _seconds(delta: float, window: int) -> int:
+    """A Retry-After: whole seconds, at least 1, at most the window."""
+    return min(window, max(1, math.ceil(delta)))
+
+
+class _Store:
+    """Where budgets are counted: the moving windows (a ``limits`` storage) and the concurrency slots."""
+
+    errors: tuple[type[BaseException], ...] = ()
+
+    def __init__(self, storage, hash_key: bytes = b"") -> None:
+        self.limiter = MovingWindowRateLimiter(storage)
+        self._hash_key = hash_key[:64]
+
+    def key(self, kind: str, ident: str) -> str:
+        """The name a tenant or client is counted under: a keyed hash (an address is no key in clear)."""
+        return kind + ":" + hashlib.blake2b(ident.encode(), digest_size=16, key=self._hash_key).hexdigest()
+
+    def available(self) -> bool:
+        return True
+
+    def failed(self, exc: BaseException) -> None:  # pragma: no cover - memory never fails
+        raise exc
+
+    def hit(self, item: RateLimitItem, key: str, *, consume: bool = True) -> int | None:
+        """None when the window has room (one taken when ``consume``), else the seconds until it has."""
+        if not self.available():
+            return None
+        try:
+            if self.limiter.hit(item, key) if consume else self.limiter.test(item, key):
+                return None
+            reset = self.limiter.get_window_stats(item, key).reset_time
+        except self.errors as exc:
+            self.failed(exc)
+            return None
+        return _seconds(reset - time.time(), item.get_expiry())
+
+    def acquire(self, key: str, limit: int) -> tuple[object | None, int]:
+        raise NotImplementedError
+
+    def release(self, key: str, token: object) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+
+class _MemoryStore(_Store):
+    """One process: ``limits``' memory storage and a count of running calls per tenant."""
+
+    def __init__(self, hash_key: bytes = b"") -> None:
+        super().__init__(MemoryStorage(), hash_key)
+        self._running: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def acquire(self, key: str, limit: int) -> tuple[object | None, int]:
+        with self._lock:
+            n = self._running.get(key, 0)
+            if n >= limit:
+                return None, CONCURRENT_RETRY_AFTER
+            self._running[key] = n + 1
+        return key, 0
+
+    def release(self, key: str, token: object) -> None:
+        with self._lock:
+            n = self._running.pop(key, 0) - 1
+            if n > 0:
+                self._running[key] = n
+
+
+class _RedisStore(_Store):
+    """Every worker and instance: ``limits``' Redis storage and the lease sets (module doc); fails open."""
+
+    _OPEN = object()  # the token of a call let through while Redis was away
+
+    def __init__(self, url: str, prefix: str, lease_seconds: float, hash_key: bytes = b"") -> None:
+        import redis
+
+        self.redis = redis.Redis.from_url(url, socket_timeout=REDIS_TIMEOUT, socket_connect_timeout=REDIS_TIMEOUT)
+        super().__init__(RedisStorage(url, connection_pool=self.redis.connection_pool, key_prefix=prefix + ":rate",
+                                      wrap_exceptions=True), hash_key)
+        self.errors = (redis.RedisError, StorageError, OSError)
+        self.prefix = prefix
+        self.lease_ms = max(1, int(lease_seconds * 1000))
+        self._acquire = self.redis.register_script(_ACQUIRE)
+        self._renew = self.redis.register_script(_RENEW)
+        self._leases: dict[str, str] = {}  # lease id -> its set's key, while the call runs
+        self._lock = threading.Lock()
+        self._down_until = 0.0
+        self._stop = threading.Event()
+        self._renewer: threading.Thread | None = None
+
+    def available(self) -> bool:
+        return time.monotonic() >= self._down_until
+
+    def failed(self, exc: BaseException) -> None:
+        with self._lock:
+            first = self.available()
+            self._down_until = time.monotonic() + DOWN_SECONDS
+        if first:
+            log.warning("budgets: Redis unreachable (%s); calls pass unbudgeted (fail open) for %g s",
+                        type(exc).__name__, DOWN_SECONDS)
+
+    def acquire(self, key: str, limit: int) -> tuple[object | None, int]:
+        if not self.available():
+            return self._OPEN, 0
+        lease, slots = uuid.uuid4().hex, f"{self.prefix}:slots:{key}"
+        try:
+            taken, wait_ms = self._acquire(keys=[slots], args=[limit, self.lease_ms, lease])
+        except self.errors as exc:
+            self.failed(exc)
+            return self._OPEN, 0
+        if not taken:
+            return None, _seconds(min(int(wait_ms) / 1000, CONCURRENT_RETRY_AFTER), CONCURRENT_RETRY_AFTER)
+        with self._lock:
+            self._leases[lease] = slots
+            if self._renewer is None:
+                self._renewer = threading.Thread(target=self._renew_loop, name="budget-leases", daemon=True)
+                self._renewer.start()
+        return lease, 0
+
+    def release(self, key: str, token: object) -> None:
+        if token is self._OPEN:
+            return
+        with self._lock:
+            slots = self._leases.pop(token, None)  # type: ignore[call-overload]
+        if slots is None:
+            return
+        try:
+            self.redis.zrem(slots, token)
+        except self.errors as exc:  # the lease then ends on its own
+            self.failed(exc)
+
+    def _renew_loop(self) -> None:
+        while not self._stop.wait(self.lease_ms / 3000):
+            with self._lock:
+                by_set: dict[str, list[str]] = {}
+                for lease, slots in self._leases.items():
+                    by_set.setdefault(slots, []).append(lease)
+            if not by_set:
+                continue
+            try:
+                pipe = self.redis.pipeline(transaction=False)
+                for slots, leases in by_set.items():
+                    self._renew(keys=[slots], args=[self.lease_ms, *leases], client=pipe)
+                pipe.execute()
+            except self.errors as exc:
+                self.failed(exc)
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._renewer is not None:
+            self._renewer.join(timeout=2)
+        self.redis.close()
+
+
+class TenantBudgets:
+    """Concurrent calls and calls per window of each tenant (module doc); 0 turns a budget off."""
+
+    def __init__(self, store: _Store, *, max_concurrent: int, per_minute: int,
+                 window_seconds: int = WINDOW_SECONDS) -> None:
+        self._store = store
+        self.max_concurrent = max_concurrent
+        self.window = window_seconds
+        self._item = RateLimitItemPerSecond(per_minute, window_seconds, namespace="tenant") if per_minute else None
+
+    @contextlib.contextmanager
+    def admit(self, tenant: str | None) -> Iterator[None]:
+        """Run one call of ``tenant`` within its budgets; TenantBudgetExceeded when either is used up. ``None``
+        (single mode: the service's own account, no other tenant to be fair to) is not budgeted."""
+        if tenant is None:
+            yield
+            return
+        key = self._store.key("tenant", tenant)
+        token = None
+        if self.max_concurrent:
+            token, wait = self._store.acquire(key, self.max_concurrent)
+            if token is None:
+                raise TenantBudgetExceeded(
+                    f"This connection's platform account already has {self.max_concurrent} calls running, the most "
+                    f"it may run at once. Retry in {wait} seconds.", budget="concurrent", retry_after=wait)
+        try:
+            if self._item is not None:
+                wait = self._store.hit(self._item, key)
+                if wait is not None:
+                    raise TenantBudgetExceeded(
+                        f"This connection's platform account has made {self._item.amount} calls in the last "
+                        f"{self.window} seconds, the most it may make. Retry in {wait} seconds.",
+                        budget="per_minute", retry_after=wait)
+            yield
+        finally:
+            if token is not None:
+                self._store.release(key, token)
+
+
+class RefusedCredentials:
+    """The throttle of refused credentials per client (module doc); ``per_minute`` 0 turns it off."""
+
+    def __init__(self, store: _Store, *, per_minute: int, window_seconds: int = WINDOW_SECONDS) -> None:
+        self._store = store
+        self._item = RateLimitItemPerSecond(per_minute, window_seconds, namespace="refused") if per_minute else None
+
+    def check(self, client: str) -> None:
+        """CredentialsThrottled when ``client`` presented its most refused credentials within the window."""
+        if self._item is None:
+            return
+        wait = self._store.hit(self._item, self._store.key("client", client), consume=False)
+        if wait is not None:
+            raise CredentialsThrottled(
+                f"Too many refused credentials came from this client within {self._item.get_expiry()} seconds. "
+                f"Check the connection's keys, then retry in {wait} seconds.", retry_after=wait)
+
+    def refused(self, client: str) -> None:
+        """Count one refused credential of ``client``."""
+        if self._item is not None:
+            self._store.hit(self._item, self._store.key("client", client))
+
+
+@dataclass
+class Budgets:
+    """What :attr:`service.runtime.Runtime.budgets` holds: both, on one store."""
+
+    tenants: TenantBudgets
+    refused: RefusedCredentials
+    store: _Store
+
+    @property
+    def shared(self) -> bool:
+        """True when counted on Redis (every worker and instance), False in this process's memory."""
+        return isinstance(self.store, _RedisStore)
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def open_store(redis_url: str = "", *, prefix: str = "marketing-actions", lease_seconds: float = 30.0,
+               hash_key: bytes = b"") -> _Store:
+    """Redis when ``redis_url`` is given (nothing is sent before the first call), else this process's memory.
+    ``hash_key`` keys the hashes that name tenants and clients (every instance of a deployment: the same)."""
+    if redis_url:
+        return _RedisStore(redis_url, prefix, lease_seconds, hash_key)
+    return _MemoryStore(hash_key)
+
+
+def build_budgets(settings: Settings) -> Budgets:
+    s = settings
+    store = open_store(s.redis_url, prefix=s.redis_key_prefix, lease_seconds=s.tenant_lease_seconds,
+                       hash_key=s.ledger_hash_key.encode())
+    return Budgets(TenantBudgets(store, max_concurrent=s.tenant_max_concurrent, per_minute=s.tenant_calls_per_minute),
+                   RefusedCredentials(store, per_minute=s.refused_credentials_per_minute), store)
