@@ -148,8 +148,8 @@ def test_the_journeys_use_an_active_automation_and_contacts_of_the_spotler_demo_
         assert name in runs[0]["fields"], f"the demo automation has no field {name}"
     emails = set(re.findall(r'"email": "([^"]+)"', shell))
     assert {"jan@example.com", "piet@example.com"} <= emails <= {*DEMO.emails.values(), "nobody@example.com",
-                                                                   "nina@example.com"}
-    assert "nobody@example.com" not in DEMO.emails.values() and "nina@example.com" not in DEMO.emails.values()
+                                                                   "eva@example.com"}
+    assert "nobody@example.com" not in DEMO.emails.values() and "eva@example.com" not in DEMO.emails.values()
 
 
 def test_the_202_journeys_fault_is_one_the_simulator_takes_on_the_start_calls_path():
