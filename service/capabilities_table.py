@@ -1,9 +1,11 @@
-"""The capability table of the README: which platform supports which action, and why not.
+"""The capability table (docs/capabilities.md): which platform supports which action, and why not.
 
     python -m service.capabilities_table            # print the markdown block
     python -m service.capabilities_table --write    # (re)write docs/capabilities.md
-    python -m service.capabilities_table --readme   # also replace the block in README.md between the markers
-    python -m service.capabilities_table --check    # exit 1 when docs/capabilities.md or README.md is stale
+    python -m service.capabilities_table --check    # exit 1 when docs/capabilities.md is stale
+
+(The table was also pasted into README.md once; the README now links to docs/capabilities.md, and
+``--readme`` is accepted as another name of ``--write``.)
 
 Each provider is built the way sandbox mode builds it (default configuration, no platform variables read from
 the environment) and asked ``provider.supports(op)`` / ``provider.unsupported``; nothing touches the network
@@ -26,7 +28,6 @@ from service.markers import block_between, replace_block
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC_PATH = ROOT / "docs" / "capabilities.md"
-README_PATH = ROOT / "README.md"
 START_MARKER = "<!-- capabilities:start -->"
 END_MARKER = "<!-- capabilities:end -->"
 #: platform -> the name a reader knows it by (column headers, descriptions)
@@ -92,7 +93,7 @@ def render_markdown(matrix: dict[str, dict[str, str | None]] | None = None) -> s
 
 
 def readme_block(text: str) -> str | None:
-    """The text between this table's markers in a README (stripped), or None when a marker is missing."""
+    """The text between this table's markers in a document (stripped), or None when a marker is missing."""
     return block_between(text, START_MARKER, END_MARKER)
 
 
@@ -103,29 +104,22 @@ def replace_readme_block(text: str, block: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m service.capabilities_table", description=__doc__.split("\n")[0])
-    parser.add_argument("--write", action="store_true", help=f"write {DOC_PATH.relative_to(ROOT)}")
-    parser.add_argument("--readme", action="store_true", help="also replace the block in README.md")
-    parser.add_argument("--check", action="store_true", help="exit 1 when the files are stale")
+    parser.add_argument("--write", "--readme", dest="write", action="store_true",
+                        help=f"write {DOC_PATH.relative_to(ROOT)}")
+    parser.add_argument("--check", action="store_true", help="exit 1 when the file is stale")
     args = parser.parse_args(argv)
     block = render_markdown()
     if args.check:
-        stale = []
         if not DOC_PATH.exists() or DOC_PATH.read_text(encoding="utf-8") != block:
-            stale.append(str(DOC_PATH.relative_to(ROOT)))
-        readme = README_PATH.read_text(encoding="utf-8") if README_PATH.exists() else ""
-        if readme_block(readme) != block.strip():
-            stale.append("README.md (between the capability markers)")
-        for name in stale:
-            print(f"stale: {name}; run python -m service.capabilities_table --write --readme", file=sys.stderr)
-        return 1 if stale else 0
-    if args.write or args.readme:
+            print(f"stale: {DOC_PATH.relative_to(ROOT)}; run .venv/bin/python -m service.capabilities_table --write",
+                  file=sys.stderr)
+            return 1
+        return 0
+    if args.write:
         DOC_PATH.parent.mkdir(parents=True, exist_ok=True)
         DOC_PATH.write_text(block, encoding="utf-8")
         print(f"wrote {DOC_PATH.relative_to(ROOT)}")
-    if args.readme:
-        README_PATH.write_text(replace_readme_block(README_PATH.read_text(encoding="utf-8"), block), encoding="utf-8")
-        print("updated README.md")
-    if not (args.write or args.readme):
+    else:
         sys.stdout.write(block)
     return 0
 

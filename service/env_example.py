@@ -41,8 +41,8 @@ TOOL_VARIABLES = (
 #: per platform: (section title, comment at its top, {variable: comment above it})
 PLATFORMS = {
     "spotler": ("Spotler Mail+ (PROVIDER=spotler)",
-                "OAuth 1.0a consumer key and secret (Spotler Mail+: Settings > API). Setting them switches to live "
-                "mode.",
+                "OAuth 1.0a consumer key and secret (Spotler Mail+: Account settings > Integrations > New "
+                "authentication; docs/credentials.md). Setting them switches to live mode.",
                 {"SPOTLER_AUTOMATION_FIELDS_KEY": "Assumed wire formats (not in Spotler's published description; "
                                                   'see docs/spotler-api-coverage.md):'}),
     "piggy": ("Piggy / Leat (PROVIDER=piggy)",

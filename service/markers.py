@@ -1,4 +1,4 @@
-"""Generated blocks inside hand-written documents (README.md): the text between two marker comments."""
+"""Generated blocks inside hand-written documents (docs/sandbox.md): the text between two marker comments."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Commands we tell a reader to run use the virtualenv's interpreter: a bare ``python -m service...`` is the
 system's, which has none of the service's packages (ModuleNotFoundError: oauthlib). Findings: the README's
-Triggers section and the start-up log's token hint said ``python -m ...``."""
+Triggers section (now docs/triggers.md) and the start-up log's token hint said ``python -m ...``."""
 
 from __future__ import annotations
 
@@ -18,11 +18,23 @@ ROOT = Path(__file__).resolve().parent.parent
 BARE = re.compile(r"(?<![\w./<-])python3?(?:\.\d+)? -m service\.")
 
 
+def _without_comments(path: Path) -> str:
+    return re.sub(r"<!--.*?-->", "", path.read_text(), flags=re.S)  # generators' notes
+
+
 def test_the_readme_runs_service_modules_with_the_virtualenvs_python():
-    text = re.sub(r"<!--.*?-->", "", (ROOT / "README.md").read_text(), flags=re.S)  # generators' notes
+    text = _without_comments(ROOT / "README.md")
     bare = [line.strip() for line in text.splitlines() if BARE.search(line)]
     assert bare == []
     assert ".venv/bin/python -m service.sandbox.spotler --port 8081" in text
+
+
+def test_the_docs_run_service_modules_with_the_virtualenvs_python():
+    """What moved from the README to docs/ (the triggers' walk-through, the settings, the connector) too."""
+    bare = [(path.name, line.strip()) for path in sorted((ROOT / "docs").glob("*.md"))
+            for line in _without_comments(path).splitlines() if BARE.search(line)]
+    assert bare == []
+    assert ".venv/bin/python -m service.sandbox.flows --port 8099" in (ROOT / "docs" / "triggers.md").read_text()
 
 
 def test_the_start_up_logs_token_hint_is_a_command_that_runs(tmp_path):

@@ -172,7 +172,7 @@ def test_a_trigger_polled_the_way_the_platform_polls(service):
 
 
 def test_entra_id_journey_start_for_a_dataverse_record_and_see_the_note(service):
-    """The README's Entra ID walk-through: a sandbox user token from the documented command, an automation
+    """The Entra ID walk-through of docs/sandbox.md: a sandbox user token from the documented command, an automation
     started for a Dataverse record id (no contact given), and the note on the Dataverse simulator."""
     env = {**os.environ, "SANDBOX_STATE_DIR": str(service.sandbox_state_dir)}
     token = subprocess.run([sys.executable, "-m", "service.sandbox.entra", "token"], cwd=ROOT, env=env,

@@ -1,5 +1,5 @@
 """The connector's actions, grouped, as the capability list reports them (one source for GetCapabilities,
-provider ``unsupported`` maps and the README's capability table)."""
+provider ``unsupported`` maps and the capability table, docs/capabilities.md)."""
 
 from __future__ import annotations
 

@@ -198,5 +198,5 @@ def check_compatible(released: dict, current: dict) -> list[str]:
     if problems and any("deleted" in p or "added" in p or "changed" in p or "moved" in p for p in problems):
         problems.append("an incompatible change needs a new operation version: a new operationId with "
                         "x-ms-api-annotation {family: <old operationId>, revision: <n>}, the old operation kept "
-                        "as it was and marked deprecated: true (see README, Releasing the connector)")
+                        "as it was and marked deprecated: true (see docs/connector.md, A stable contract)")
     return problems

@@ -1,4 +1,4 @@
-"""GET /sandbox and the README's demo data of each platform; problem details and logs a sandbox user meets
+"""GET /sandbox and the demo data of each platform (docs/sandbox.md); problem details and logs a sandbox user meets
 first (the JSON field and the connector label, hints of the right platform, no "upstream problem" where no
 platform was called, counts in words, one JSON style)."""
 
@@ -65,17 +65,17 @@ def test_sandbox_lists_what_the_platform_lists(provider, platform_calls, sandbox
 
 
 @pytest.mark.parametrize("provider", PLATFORMS)
-def test_the_readme_first_call_of_each_platform_works(provider, platform_calls, sandbox):
+def test_the_documented_first_call_of_each_platform_works(provider, platform_calls, sandbox):
     path, body = demo_table.first_call(sandbox[provider])
     r = platform_calls[provider]("POST", path, body)
     assert r.status_code == 200, r.text
     assert r.json()["resultCode"] == "OK"
 
 
-def test_readme_lists_the_demo_data_of_every_platform(sandbox):
-    readme = demo_table.README_PATH.read_text(encoding="utf-8")
-    assert demo_table.readme_block(readme) == demo_table.render_markdown(sandbox).strip(), \
-        "README.md is stale: run python -m service.sandbox.demo_table --readme"
+def test_docs_sandbox_lists_the_demo_data_of_every_platform(sandbox):
+    doc = demo_table.DOC_PATH.read_text(encoding="utf-8")
+    assert demo_table.readme_block(doc) == demo_table.render_markdown(sandbox).strip(), \
+        "docs/sandbox.md is stale: run .venv/bin/python -m service.sandbox.demo_table --write"
 
 
 def test_sandbox_is_404_in_live_mode(make_client, tmp_path):

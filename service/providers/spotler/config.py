@@ -61,7 +61,7 @@ class SpotlerConfig(TransportConfig):
     def __post_init__(self) -> None:
         for name in ("consumer_key", "consumer_secret"):
             if not getattr(self, name):
-                raise ConfigValueError(name, "the OAuth 1.0a credential from Spotler Mail+ (Settings > API)")
+                raise ConfigValueError(name, "the OAuth 1.0a credential from Spotler Mail+ (Account settings > Integrations; docs/credentials.md)")
         if not self.base_url.startswith(("http://", "https://")):
             raise ConfigValueError("base_url", "an http:// or https:// URL")
         for name in ("automation_field_type_case", "score_mode_case"):

@@ -6,7 +6,7 @@
     sim.script(flow["id"], [500, 202])             # the next answers: 500, then 202 (then always 202)
     sim.deliveries(flow["id"])                     # what arrived, with what was answered
 
-Standalone (the README's walk-through): ``python -m service.sandbox.flows --port 8099``.
+Standalone (the walk-through in docs/triggers.md): ``python -m service.sandbox.flows --port 8099``.
 """
 
 from service.sandbox.flows.app import FlowsSimulator

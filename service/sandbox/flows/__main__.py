@@ -1,7 +1,7 @@
 """``python -m service.sandbox.flows --port 8099``: a stand-in for Power Automate that prints what it receives.
 
 It creates one flow and prints its callback URL (``FLOW_CALLBACK_URL=...``: give it to ``POST /hooks`` as
-``callbackUrl``), then one line per event that arrives. See the README, "Webhook triggers".
+``callbackUrl``), then one line per event that arrives. See docs/triggers.md, "Webhook triggers".
 """
 
 from __future__ import annotations

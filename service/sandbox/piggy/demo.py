@@ -113,7 +113,7 @@ def contacts() -> list[dict[str, Any]]:
 
 
 def demo_contacts() -> list[dict[str, str]]:
-    """The seeded contacts as sandbox mode shows them (``GET /sandbox``, the README): e-mail, externalId (uuid),
+    """The seeded contacts as sandbox mode shows them (``GET /sandbox``, docs/sandbox.md): e-mail, externalId (uuid),
     name."""
     return [{"email": c["email"], "externalId": c["uuid"],
              "name": " ".join(p for p in (c["current_values"].get("firstname"), c["current_values"].get("lastname"))

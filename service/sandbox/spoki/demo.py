@@ -116,7 +116,7 @@ def automations() -> list[dict[str, Any]]:
 
 
 def demo_contacts() -> list[dict[str, str]]:
-    """The seeded contacts as sandbox mode shows them (``GET /sandbox``, the README): e-mail, externalId (id),
+    """The seeded contacts as sandbox mode shows them (``GET /sandbox``, docs/sandbox.md): e-mail, externalId (id),
     name."""
     out = []
     for c in contacts():

@@ -228,7 +228,7 @@ _CONTACT_NOTES = {
 
 
 def demo_contacts() -> list[dict[str, str]]:
-    """The seeded contacts as sandbox mode shows them (``GET /sandbox``, the README): e-mail, externalId, name."""
+    """The seeded contacts as sandbox mode shows them (``GET /sandbox``, docs/sandbox.md): e-mail, externalId, name."""
     keys = {v: k for k, v in DEMO.contacts.items()}
     out = []
     for c in seed()["contacts"]:
