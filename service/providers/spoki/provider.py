@@ -36,6 +36,7 @@ from service.providers.base import (
     Provider,
     StartResult,
     Tag,
+    one_contact,
 )
 from service.providers.spoki.client import SpokiClient
 from service.providers.spoki.config import SpokiConfig
@@ -176,13 +177,10 @@ class SpokiProvider(Provider):
     def _by_email(self, email: str) -> dict[str, Any] | None:
         e = email.strip()
         if not _EMAIL_RE.match(e):
-            raise errors.InvalidInput(f"'{email}' is not a valid e-mail address.", code="INVALID_EMAIL")
+            raise errors.InvalidInput("The contact's e-mail address is not valid for Spoki.", code="INVALID_EMAIL")
         matches = [c for c in self._find_by(email=e) if str(c.get("email") or "").lower() == e.lower()]
-        if len(matches) > 1:
-            ids = [str(c["id"]) for c in matches]
-            raise errors.InvalidInput(
-                f"{len(matches)} Spoki contacts have the e-mail address {e}; address the contact by externalId "
-                f"(one of {', '.join(ids)}).", code="AMBIGUOUS_CONTACT", details={"candidates": ids})
+        if len(matches) > 1:  # AMBIGUOUS_CONTACT, the one rule of every platform
+            one_contact(self.display_name, [self._to_contact(c) for c in matches])
         return matches[0] if matches else None
 
     def _lookup(self, ref: ContactRef) -> dict[str, Any] | None:
