@@ -19,6 +19,7 @@ from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any, ClassVar
 
+from service import privacy
 from service.providers import errors
 from service.providers.http import UnsafeCallGuard
 from service.cache import TTLCache
@@ -215,13 +216,14 @@ class SpokiProvider(Provider):
                 if key == "phone":
                     phone = normalize_phone(value)
                     if phone is None:
-                        raise errors.InvalidInput(f"'{value}' is not a valid phone number.", code="INVALID_FIELD_VALUE",
-                                                  details={"field": "phone"})
+                        raise errors.InvalidInput("The phone field is not a phone number Spoki accepts (give it "
+                                                  "with its country code, such as +39 333 123 4567).",
+                                                  code="INVALID_FIELD_VALUE", details={"field": "phone"})
                     body["phone"] = phone
                 elif key == "email":
                     email = str(value).strip() if value not in (None, "") else None
                     if email and not _EMAIL_RE.match(email):
-                        raise errors.InvalidInput(f"'{value}' is not a valid e-mail address.",
+                        raise errors.InvalidInput(f"The email field {privacy.email_flaw(email) or 'is not valid'}.",
                                                   code="INVALID_FIELD_VALUE", details={"field": "email"})
                     body["email"] = email
                 else:
