@@ -10,6 +10,7 @@ Tree (what the service answers for each, via :mod:`service.actions.problems` and
     │   │                         details                                               -> 502
     │   ├── NotFound              the platform says the thing does not exist            -> 404
     │   ├── InvalidInput          the platform rejected the input as malformed          -> 400
+    │   │   └── AmbiguousContact  several contacts have the e-mail address given        -> 400 AMBIGUOUS_CONTACT
     │   ├── Rejected              the platform refuses for a business reason            -> 409
     │   ├── Forbidden             the account/product tier may not use this call        -> 403
     │   ├── AuthFailed            the platform refused our credentials (configuration)  -> 424
@@ -44,6 +45,8 @@ Tree (what the service answers for each, via :mod:`service.actions.problems` and
 """
 
 from __future__ import annotations
+
+from service.privacy import mask_email
 
 
 class ConfigValueError(ValueError):
@@ -95,6 +98,29 @@ class NotFound(ProviderError):
 
 class InvalidInput(ProviderError):
     default_code = "UPSTREAM_VALIDATION_FAILED"
+
+
+class AmbiguousContact(InvalidInput):
+    """Several contacts of the platform have the e-mail address a call gave: which one is meant is the caller's
+    choice, never ours (a welcome mail to the wrong person cannot be taken back). Raised by
+    :func:`service.providers.base.one_contact`, the one check every platform's e-mail lookup goes through,
+    before any side effect. ``candidates``: ``(externalId, e-mail)`` pairs; the e-mail addresses are masked here,
+    so neither the message nor ``details`` holds one in clear."""
+
+    default_code = "AMBIGUOUS_CONTACT"
+    #: candidates listed in the answer at most (a platform may hold more)
+    MAX_LISTED = 10
+
+    def __init__(self, platform: str, candidates: list[tuple[str, str | None]], *, more: bool = False) -> None:
+        listed = candidates[:self.MAX_LISTED]
+        ids = ", ".join(ext for ext, _ in listed)
+        count = f"{len(candidates) or 'Several'}{'+' if candidates and more else ''}"
+        super().__init__(
+            f"{count} {platform} contacts have this e-mail address, so the service cannot tell which one is meant. "
+            f"Address the contact by its externalId instead{f' (one of {ids})' if ids else ''}.",
+            details={"candidates": [{"externalId": ext, **({"email": mask_email(email)} if email else {})}
+                                    for ext, email in listed]})
+        self.external_ids = [ext for ext, _ in candidates]
 
 
 class Rejected(ProviderError):

@@ -52,6 +52,34 @@ def normalize_email(email: str) -> str:
     return email.strip().lower()
 
 
+#: the shape every address we accept has (also the one the providers check)
+EMAIL_SHAPE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+MAX_EMAIL_LENGTH = 254
+
+
+def email_flaw(text: str) -> str | None:
+    """What is wrong with an e-mail address, in words that never repeat it ("has no @", "contains spaces"), or
+    None when it has the shape of one (:data:`EMAIL_SHAPE`). ``text`` is the value with surrounding blanks
+    removed. A problem says ``f"{field} {flaw}"``: the maker learns which input and why, and no personal value
+    (nor a '***' that tells nothing) appears in the answer, the ledger or the log."""
+    if len(text) > MAX_EMAIL_LENGTH:
+        return f"is longer than {MAX_EMAIL_LENGTH} characters"
+    if EMAIL_SHAPE.match(text):
+        return None
+    if any(ch.isspace() for ch in text):
+        return "contains spaces"
+    if "@" not in text:
+        return "has no @"
+    if text.count("@") > 1:
+        return "has more than one @"
+    local, _, domain = text.partition("@")
+    if not local:
+        return "has nothing before the @"
+    if not domain:
+        return "has no domain after the @"
+    return "has no complete domain after the @ (a name with a dot, such as example.com)"
+
+
 def mask_email(email: str | None) -> str | None:
     """``john@example.com`` -> ``j***@example.com`` (any script, quoted local parts, address literals).
     Something that is not an address -> ``***``."""

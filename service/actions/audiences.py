@@ -3,7 +3,8 @@
 Membership changes take up to :data:`MAX_CONTACTS` contacts, each by email or externalId. Each distinct
 contact is resolved once (the provider's bulk lookup ``find_contacts(refs)`` when it has one, else the shared
 :func:`~service.actions.resolution.resolve_contact` on a small bounded thread pool); contacts that do not exist
-are reported ``not_found`` without failing the call. Chunking to the platform's limit is the provider's job.
+are reported ``not_found`` without failing the call, and an e-mail address that several contacts share is
+reported ``ambiguous`` with its candidates (masked e-mail, externalId) and left out. Chunking to the platform's limit is the provider's job.
 The answer has one result per input entry, in input order; an entry that repeats an earlier contact (same
 reference, or another reference to the same contact) is marked ``duplicate`` and counted once.
 """
@@ -22,7 +23,7 @@ from service.actions.idempotency import ActionResult, JobContext
 from service.actions.problems import ActionError, invalid
 from service.actions.resolution import contact_ref, parse_identifier, resolve_contact
 from service.providers.base import Audience, Contact, ContactRef, Provider
-from service.providers.errors import Forbidden, NotSupported
+from service.providers.errors import AmbiguousContact, Forbidden, NotSupported
 
 MAX_CONTACTS = 10_000
 #: parallel look-ups when the provider has no bulk lookup (bounded: the platform's rate limit is shared)
@@ -156,9 +157,15 @@ def parse_members(body: dict) -> list[_Entry]:
     return entries
 
 
-def _lookup_one(provider: Provider, ref: ContactRef) -> Contact | None:
+#: what the lookup of one member gives: the contact, None (not found), or the ambiguity to report for that entry
+Found = Contact | AmbiguousContact | None
+
+
+def _lookup_one(provider: Provider, ref: ContactRef) -> Found:
     try:
         return resolve_contact(provider, ref)[0]
+    except AmbiguousContact as exc:
+        return exc
     except ActionError as exc:
         if exc.problem.status == 404:
             return None
@@ -166,10 +173,10 @@ def _lookup_one(provider: Provider, ref: ContactRef) -> Contact | None:
 
 
 def resolve_many(provider: Provider, refs: list[ContactRef], job: JobContext | None = None,
-                 threads: int = LOOKUP_THREADS) -> list[Contact | None]:
-    """The contact (or None) for every ref, in order. Uses the provider's bulk ``find_contacts`` when it has one.
+                 threads: int = LOOKUP_THREADS) -> list[Found]:
+    """The contact (None when unknown, the AmbiguousContact when several share its e-mail) for every ref, in order. Uses the provider's bulk ``find_contacts`` when it has one.
     Long lists are looked up in steps of :data:`LOOKUP_STEP`, reporting progress to ``job``."""
-    out: list[Contact | None] = []
+    out: list[Found] = []
     for start in range(0, len(refs), LOOKUP_STEP):
         out.extend(_resolve_step(provider, refs[start:start + LOOKUP_STEP], threads))
         if job is not None and len(refs) > LOOKUP_STEP:
@@ -177,7 +184,7 @@ def resolve_many(provider: Provider, refs: list[ContactRef], job: JobContext | N
     return out
 
 
-def _resolve_step(provider: Provider, refs: list[ContactRef], threads: int) -> list[Contact | None]:
+def _resolve_step(provider: Provider, refs: list[ContactRef], threads: int) -> list[Found]:
     bulk = getattr(provider, "find_contacts", None)
     if callable(bulk):
         found = list(bulk(refs))
@@ -198,7 +205,7 @@ def change_members(platform: Platform, audience_id: str, body: dict, job: JobCon
     found = dict(zip(unique_refs, resolve_many(provider, unique_refs, job), strict=True))
     contacts: dict[str, Contact] = {}
     for c in found.values():
-        if c is not None:
+        if isinstance(c, Contact):
             contacts.setdefault(c.external_id, c)
     outcome: dict[str, str] = {}
     if contacts:
@@ -207,14 +214,19 @@ def change_members(platform: Platform, audience_id: str, body: dict, job: JobCon
             outcome = {r.external_id: r.result for r in call(audience_id, list(contacts.values()))}
 
     done, same = ("added", "already_member") if add else ("removed", "not_member")
-    counts = {done: 0, same: 0, "not_found": 0, "duplicates": 0}
+    counts = {done: 0, same: 0, "not_found": 0, "ambiguous": 0, "duplicates": 0}
     seen: set[Any] = set()
     results = []
     for e in entries:
         contact = found[e.ref]
+        ambiguity = contact if isinstance(contact, AmbiguousContact) else None
+        contact = contact if isinstance(contact, Contact) else None
         key = contact.external_id if contact is not None else e.ref
-        result = outcome.get(contact.external_id, "not_found") if contact is not None else "not_found"
+        result = "ambiguous" if ambiguity else (
+            outcome.get(contact.external_id, "not_found") if contact is not None else "not_found")
         item: dict[str, Any] = {"index": e.index, "result": result}
+        if ambiguity is not None:
+            item["candidates"] = ambiguity.details["candidates"]
         for wire in ("email", "externalId"):
             if e.given.get(wire) not in (None, ""):
                 item[wire] = str(e.given[wire]).strip()
@@ -228,16 +240,21 @@ def change_members(platform: Platform, audience_id: str, body: dict, job: JobCon
             counts[result if result in counts else same] += 1
         results.append(item)
 
-    missing = counts["not_found"]
+    missing, ambiguous = counts["not_found"], counts["ambiguous"]
     unique = len(entries) - counts["duplicates"]
-    code = "OK" if missing == 0 else ("NONE_FOUND" if missing == unique else "PARTIAL")
+    left_out = missing + ambiguous
+    code = "OK" if left_out == 0 else ("NONE_FOUND" if left_out == unique else "PARTIAL")
     label_done = "added" if add else "removed"
     label_same = ("already a member", "already members") if add else ("not a member", "not members")
     message = (f"{counts[done]} {label_done}, {counts[same]} {label_same[counts[same] != 1]}, {missing} not found"
+               + (f", {ambiguous} ambiguous (an e-mail address several contacts share: give the externalId)"
+                  if ambiguous else "")
                + (f", {counts['duplicates']} duplicate {'entry' if counts['duplicates'] == 1 else 'entries'}"
                   if counts["duplicates"] else "") + ".")
     out: dict[str, Any] = {"jobId": job.job_id, "resultCode": code, "message": message, "total": len(entries),
                            "notFound": missing, "duplicates": counts["duplicates"], "results": results}
+    if ambiguous:
+        out["ambiguous"] = ambiguous
     if add:
         out.update(added=counts["added"], alreadyMember=counts["already_member"])
     else:

@@ -21,6 +21,21 @@ JSON = "application/json"
 REPLAY_HEADER = "Idempotent-Replayed"
 
 
+def media_type_detail(sent: str | None, *, body_is_json: bool = False, accepted: list[str] | None = None) -> str:
+    """The 415's sentence: what is expected and what came, in words (``sent``: the request's Content-Type;
+    ``accepted``: the operation's media types when not only JSON). ``body_is_json``: the Content-Type was JSON
+    but no JSON object or array came (an empty body)."""
+    if body_is_json:
+        return "Send the body as a JSON object (Content-Type: application/json); this request sent none."
+    media = (sent or "").split(";", 1)[0].strip()
+    media = "".join(ch for ch in media if ch.isprintable())[:60]
+    came = f"this request sent {media}" if media else "this request sent no Content-Type"
+    others = [a for a in accepted or [] if a != JSON]
+    if others:
+        return f"Send the body as JSON (Content-Type: application/json) or as {' or '.join(others)}; {came}."
+    return f"Send the body as JSON (Content-Type: application/json); {came}."
+
+
 def answer_parts(answer: Answer, base_url: Callable[[], str],
                  job_token: Callable[[str], str] | None = None) -> tuple[int, dict[str, str], bytes]:
     """Status, headers and body of ``answer``; ``base_url()`` gives the external base of a 202's Location,

@@ -17,7 +17,7 @@ from service.actions.problems import ActionError
 from service.actions.resolution import contact_ref, parse_identifier
 from service.actions.tenancy import check_connection, missing_platform, scoped_caller
 from service.actions.runner import RunningCall
-from service.api.answers import answer_parts, location_token, respond
+from service.api.answers import answer_parts, location_token, media_type_detail, respond
 from service.api.urls import external_base_url
 from service.api.wsgi_bridge import DEADLINE_KEY, Deadline
 from service.logs import request_id_var
@@ -121,8 +121,8 @@ def build_call(operation: str, user: str | None, body: Any, scope: dict[str, Any
     derived and the contact (for the record) parsed - each once."""
     request = flask.request
     if request.mimetype != "application/json" or not isinstance(body, (dict, list)):
-        raise ActionError(415, "UNSUPPORTED_MEDIA_TYPE", "Send the request body as JSON with the header "
-                          "Content-Type: application/json.")
+        raise ActionError(415, "UNSUPPORTED_MEDIA_TYPE", media_type_detail(
+            request.headers.get("Content-Type"), body_is_json=request.mimetype == "application/json"))
     params = {name: parse_identifier(value, name) for name, value in (scope or {}).items()}
     raw = request.get_data(cache=True)
     headers = request.headers

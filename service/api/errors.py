@@ -21,7 +21,7 @@ from werkzeug.exceptions import HTTPException as WerkzeugHTTPException
 
 from service import privacy
 from service.actions.problems import ActionError, Problem, title_for, to_problem
-from service.api.answers import render_problem
+from service.api.answers import media_type_detail, render_problem
 from service.actions.storage import SchemaNotCurrent
 from service.api.validation import InputProblem
 from service.errors import LimitExceeded
@@ -90,6 +90,10 @@ def connexion_problem(_request, exc: ProblemException) -> ConnexionResponse:
         else:
             code = _STATUS_CODES.get(status, "ERROR")
     detail = exc.detail or _DETAILS.get(status) or title_for(status)
+    if isinstance(exc, UnsupportedMediaTypeProblem):  # Connexion's says "expected ['application/json']"
+        accepted = re.findall(r"'([^']+)'", str(exc.detail or "").rpartition("expected")[2])
+        detail = media_type_detail(_request.headers.get("content-type") if _request is not None else None,
+                                   accepted=accepted)
     if status == 401:
         detail = f"{detail.rstrip('.')}. {_DETAILS[401]}"
     # a bad value is never echoed at full length, an e-mail address never in clear

@@ -22,8 +22,26 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar
 
-from service.providers.errors import NotSupported
+from service.providers.errors import AmbiguousContact, NotSupported
 from service.providers.http import UnsafeCallGuard
+
+# ---------------------------------------------------------------------------------------------------------
+# The one rule of an e-mail lookup
+# ---------------------------------------------------------------------------------------------------------
+
+#: how many matches an e-mail lookup asks a platform for: two prove an ambiguity, more name the candidates
+EMAIL_LOOKUP_LIMIT = 10
+
+
+def one_contact(platform: str, matches: list["Contact"], *, more: bool = False) -> "Contact | None":
+    """The contact an e-mail lookup found, None when it found none, and :class:`AmbiguousContact` (400
+    ``AMBIGUOUS_CONTACT``, the candidates' externalIds and masked e-mail addresses) when it found several: every
+    provider's lookup by e-mail ends here, so no platform silently picks one of them. ``more``: the platform
+    has more matches than ``matches`` holds."""
+    if len(matches) > 1 or (matches and more):
+        raise AmbiguousContact(platform, [(c.external_id, c.email) for c in matches], more=more)
+    return matches[0] if matches else None
+
 
 # ---------------------------------------------------------------------------------------------------------
 # Value types
@@ -250,7 +268,9 @@ class Provider:
         self._unsupported("ListContactFields")
 
     def find_contact(self, ref: ContactRef) -> Contact | None:
-        """The contact for ``ref`` or None. Raises InvalidInput when the reference is unusable."""
+        """The contact for ``ref`` or None. Raises InvalidInput when the reference is unusable, and
+        AmbiguousContact when several contacts have its e-mail address (every e-mail lookup ends in
+        :func:`one_contact`)."""
         self._unsupported("GetContact")
 
     def upsert_contact(self, ref: ContactRef, properties: dict[str, Any], *, purge: bool = False) -> Contact:

@@ -4,6 +4,7 @@ hierarchy in :mod:`service.errors` (its docstring says what each means and what 
 from __future__ import annotations
 
 from service.errors import (
+    AmbiguousContact,
     AuthFailed,
     ConfigValueError,
     Forbidden,
@@ -20,6 +21,6 @@ from service.errors import (
 )
 
 __all__ = [
-    "AuthFailed", "ConfigValueError", "Forbidden", "InvalidInput", "NotFound", "NotSupported", "OutcomeUnknown",
+    "AmbiguousContact", "AuthFailed", "ConfigValueError", "Forbidden", "InvalidInput", "NotFound", "NotSupported", "OutcomeUnknown",
     "ProviderError", "RateLimited", "Rejected", "TransientError", "Unavailable", "UpstreamTimeout",
 ]

@@ -45,21 +45,26 @@ Usage (a client)::
 from __future__ import annotations
 
 import email.utils
+import errno
 import logging
 import math
 import os
+import socket
+import ssl
 import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from collections.abc import Callable
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import (
     ConnectTimeoutError,
     MaxRetryError,
+    NameResolutionError,
     NewConnectionError,
     ProtocolError,
     ReadTimeoutError,
@@ -282,10 +287,48 @@ def _chain(exc: BaseException) -> Iterable[BaseException]:
                 todo.append(nxt)
 
 
+def _host_port(exc: BaseException) -> tuple[str | None, int | None]:
+    """Host and port of the failed request's URL (never its path or query)."""
+    url = getattr(getattr(exc, "request", None), "url", None)
+    try:
+        parts = urlsplit(str(url)) if url else None
+        return (parts.hostname, parts.port) if parts else (None, None)
+    except ValueError:
+        return None, None
+
+
+def _where(exc: BaseException) -> str:
+    host, port = _host_port(exc)
+    if not host:
+        return "the platform's host"
+    shown = f"[{host}]" if ":" in host else host
+    return f"{shown}:{port}" if port else shown
+
+
+def _connect_failure(exc: BaseException, chain: list[BaseException]) -> str:
+    """Why a connection could not be made, by class of reason (DNS, refused, timed out, unreachable)."""
+    where = _where(exc)
+    if any(isinstance(e, (NameResolutionError, socket.gaierror)) for e in chain):
+        return f"the name {_host_port(exc)[0] or where} could not be resolved (DNS)"
+    if any(isinstance(e, ConnectionRefusedError) for e in chain):
+        return f"connection refused by {where}"
+    if any(isinstance(e, OSError) and e.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH) for e in chain):
+        return f"{where} is unreachable from here (no network route)"
+    if isinstance(exc, requests.exceptions.ConnectTimeout) or not any(isinstance(e, NewConnectionError) for e in chain):
+        return f"the connection to {where} timed out"
+    return f"the connection to {where} failed"
+
+
+def _tls_failure(exc: BaseException, chain: list[BaseException]) -> str:
+    why = " (its certificate is not trusted)" if any(isinstance(e, ssl.SSLCertVerificationError) for e in chain) else ""
+    return f"TLS handshake failed with {_where(exc)}{why}"
+
+
 def map_request_exception(exc: requests.RequestException, *, upstream: str) -> errors.ProviderError:
     """Our error for a transport failure. The result has ``request_sent`` (bool) set as an attribute.
 
-    * connect timeout / refused / DNS (the request never left): :class:`Unavailable`, ``request_sent=False``
+    * connect timeout / refused / DNS / TLS (the request never left): :class:`Unavailable`, ``request_sent=False``;
+      its message says which class of reason, and where (host and port, never the path), never internals
     * read timeout: :class:`UpstreamTimeout` (the request may have been applied)
     * connection reset or closed after sending: :class:`Unavailable` (the outcome is unknown)
     * a malformed URL: a plain :class:`ProviderError` (configuration)
@@ -303,10 +346,10 @@ def map_request_exception(exc: requests.RequestException, *, upstream: str) -> e
     elif isinstance(exc, requests.exceptions.ConnectTimeout) or any(
         isinstance(e, (ConnectTimeoutError, NewConnectionError)) for e in chain
     ):
-        err = errors.Unavailable(f"{upstream} could not be reached.")
+        err = errors.Unavailable(f"{upstream} could not be reached: {_connect_failure(exc, chain)}.")
         sent = False
     elif isinstance(exc, requests.exceptions.SSLError):
-        err = errors.Unavailable(f"The TLS connection to {upstream} failed.")
+        err = errors.Unavailable(f"{upstream} could not be reached: {_tls_failure(exc, chain)}.")
         sent = False
     elif isinstance(exc, requests.exceptions.ConnectionError) or any(isinstance(e, ProtocolError) for e in chain):
         err = errors.Unavailable(f"{upstream} closed the connection without answering.")

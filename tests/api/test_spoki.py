@@ -6,9 +6,12 @@ gets its own app (real factory, sandbox mode) pointed at it with ``sandbox_upstr
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import yaml
 
+from service import privacy
 from service.actions.catalog import OPERATIONS
 from service.capabilities_table import ROOT
 from service.sandbox.launch import SANDBOX_CREDENTIALS
@@ -144,7 +147,9 @@ def test_unknown_contact_is_404(call, sim):
 
 def test_shared_email_is_ambiguous_and_names_the_candidates(call, sim):
     body = assert_problem(call("GET", "/contacts", email=demo.SHARED_EMAIL), 400, "AMBIGUOUS_CONTACT")
-    assert body["candidates"] == [str(demo.CONTACT_VERDI_A_ID), str(demo.CONTACT_VERDI_B_ID)]
+    assert [c["externalId"] for c in body["candidates"]] == [str(demo.CONTACT_VERDI_A_ID), str(demo.CONTACT_VERDI_B_ID)]
+    assert {c["email"] for c in body["candidates"]} == {privacy.mask_email(demo.SHARED_EMAIL)}
+    assert demo.SHARED_EMAIL not in json.dumps(body)
 
 
 def test_creating_a_contact_needs_a_phone(call, sim):

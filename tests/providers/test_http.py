@@ -188,3 +188,15 @@ def test_lazy_session_is_built_once_per_process(monkeypatch):
     monkeypatch.setattr(http_mod.os, "getpid", lambda: -1)  # as if we were in a forked worker
     assert lazy.get() is not first
     lazy.close()
+
+
+def test_a_connect_timeout_says_timed_out_and_where():
+    """No loopback server can be made to hang in connect on demand: the exception requests raises for one is built
+    as requests builds it (urllib3's ConnectTimeoutError as the reason, the prepared request attached)."""
+    from urllib3.exceptions import ConnectTimeoutError
+
+    request = requests.Request("GET", "https://api.example.test:8443/v1/contacts?key=abc").prepare()
+    exc = requests.exceptions.ConnectTimeout(ConnectTimeoutError(None, "timed out"), request=request)
+    err = map_request_exception(exc, upstream="Spotler")
+    assert isinstance(err, errors.Unavailable) and err.request_sent is False
+    assert err.message == "Spotler could not be reached: the connection to api.example.test:8443 timed out."

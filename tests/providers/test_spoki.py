@@ -6,6 +6,7 @@ import datetime as dt
 
 import pytest
 
+from service import privacy
 from service.providers import errors
 from service.providers.base import ContactRef, FieldValue
 from service.providers.spoki import SpokiConfig, SpokiProvider
@@ -107,7 +108,11 @@ def test_shared_email_is_ambiguous(spoki):
     with pytest.raises(errors.InvalidInput) as exc:
         spoki.find_contact(ContactRef(email=demo.SHARED_EMAIL))
     assert exc.value.code == "AMBIGUOUS_CONTACT"
-    assert sorted(exc.value.details["candidates"]) == [str(demo.CONTACT_VERDI_A_ID), str(demo.CONTACT_VERDI_B_ID)]
+    masked = privacy.mask_email(demo.SHARED_EMAIL)
+    assert sorted(exc.value.details["candidates"], key=lambda c: c["externalId"]) == [
+        {"externalId": str(demo.CONTACT_VERDI_A_ID), "email": masked},
+        {"externalId": str(demo.CONTACT_VERDI_B_ID), "email": masked}]
+    assert demo.SHARED_EMAIL not in exc.value.message
 
 
 def test_bad_references_are_invalid_input(spoki):

@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 UPSTREAM = "Piggy"
 CODE_INVALID_INPUT = 1003
 CODE_CONTACT_NOT_FOUND = 55031
+#: several contacts have the e-mail address of a lookup [G] (service/sandbox/piggy/app.py says why)
+CODE_SEVERAL_CONTACTS = 55032
 CODE_MODEL_NOT_FOUND = 60013
 
 
@@ -218,6 +220,9 @@ class PiggyClient:
         if code == CODE_CONTACT_NOT_FOUND:
             return errors.NotFound("Piggy has no such contact.", code="CONTACT_NOT_FOUND",
                                    upstream_status=status, error_type=error_type)
+        if code == CODE_SEVERAL_CONTACTS:
+            uuids = field_errors.get("contact_uuid") if isinstance(field_errors, dict) else None
+            return errors.AmbiguousContact("Piggy", [(str(u), None) for u in uuids or [] if u])
         if code == CODE_MODEL_NOT_FOUND:
             return errors.NotFound(f"Piggy did not find the item: {message or 'model not found'}",
                                    upstream_status=status, error_type=error_type)

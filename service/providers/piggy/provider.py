@@ -29,6 +29,7 @@ from service.providers.base import (
     FieldValue,
     Provider,
     StartResult,
+    one_contact,
 )
 from service.providers.piggy.client import PiggyClient
 from service.providers.piggy.config import PiggyConfig
@@ -159,7 +160,7 @@ class PiggyProvider(Provider):
     def _email(ref_email: str) -> str:
         email = ref_email.strip().lower()  # Piggy does not accept mixed-case e-mail (Magento module)
         if not _EMAIL_RE.match(email):
-            raise errors.InvalidInput(f"'{ref_email}' is not a valid e-mail address.", code="INVALID_EMAIL")
+            raise errors.InvalidInput("The contact's e-mail address is not valid for Piggy.", code="INVALID_EMAIL")
         return email
 
     def _get_by_uuid(self, uuid: str) -> dict[str, Any]:
@@ -172,14 +173,25 @@ class PiggyProvider(Provider):
             if ref.external_id:
                 data = self._get_by_uuid(ref.external_id.strip())
             else:
-                data = self.client.request("GET", "contacts/find-one-by", params={"email": self._email(ref.email)})
+                data = self._by_email("find-one-by", ref.email)
         except errors.NotFound:
             return None
         return self._to_contact(data)
 
+    def _by_email(self, lookup: str, email: str) -> dict[str, Any]:
+        """``contacts/find-one-by`` or ``contacts/find-or-create``; several contacts with the address: the one
+        AMBIGUOUS_CONTACT of every platform (``base.one_contact``), before anything is created or changed."""
+        email = self._email(email)
+        try:
+            return self.client.request("GET", f"contacts/{lookup}", params={"email": email})
+        except errors.AmbiguousContact as exc:
+            one_contact(self.display_name, [Contact(external_id=u, email=email) for u in exc.external_ids],
+                        more=len(exc.external_ids) < 2)
+            raise  # pragma: no cover - one_contact raised
+
     def upsert_contact(self, ref: ContactRef, properties: dict[str, Any], *, purge: bool = False) -> Contact:
         if ref.email:
-            data = self.client.request("GET", "contacts/find-or-create", params={"email": self._email(ref.email)})
+            data = self._by_email("find-or-create", ref.email)
         elif ref.external_id:
             data = self._get_by_uuid(ref.external_id.strip())  # NotFound: Piggy cannot create without e-mail
         else:

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any, ClassVar
 
+from service import privacy
 from service.providers import errors
 from service.providers.http import UnsafeCallGuard
 from service.cache import TTLCache
@@ -36,6 +37,7 @@ from service.providers.base import (
     Provider,
     StartResult,
     Tag,
+    one_contact,
 )
 from service.providers.spoki.client import SpokiClient
 from service.providers.spoki.config import SpokiConfig
@@ -176,13 +178,10 @@ class SpokiProvider(Provider):
     def _by_email(self, email: str) -> dict[str, Any] | None:
         e = email.strip()
         if not _EMAIL_RE.match(e):
-            raise errors.InvalidInput(f"'{email}' is not a valid e-mail address.", code="INVALID_EMAIL")
+            raise errors.InvalidInput("The contact's e-mail address is not valid for Spoki.", code="INVALID_EMAIL")
         matches = [c for c in self._find_by(email=e) if str(c.get("email") or "").lower() == e.lower()]
-        if len(matches) > 1:
-            ids = [str(c["id"]) for c in matches]
-            raise errors.InvalidInput(
-                f"{len(matches)} Spoki contacts have the e-mail address {e}; address the contact by externalId "
-                f"(one of {', '.join(ids)}).", code="AMBIGUOUS_CONTACT", details={"candidates": ids})
+        if len(matches) > 1:  # AMBIGUOUS_CONTACT, the one rule of every platform
+            one_contact(self.display_name, [self._to_contact(c) for c in matches])
         return matches[0] if matches else None
 
     def _lookup(self, ref: ContactRef) -> dict[str, Any] | None:
@@ -217,13 +216,14 @@ class SpokiProvider(Provider):
                 if key == "phone":
                     phone = normalize_phone(value)
                     if phone is None:
-                        raise errors.InvalidInput(f"'{value}' is not a valid phone number.", code="INVALID_FIELD_VALUE",
-                                                  details={"field": "phone"})
+                        raise errors.InvalidInput("The phone field is not a phone number Spoki accepts (give it "
+                                                  "with its country code, such as +39 333 123 4567).",
+                                                  code="INVALID_FIELD_VALUE", details={"field": "phone"})
                     body["phone"] = phone
                 elif key == "email":
                     email = str(value).strip() if value not in (None, "") else None
                     if email and not _EMAIL_RE.match(email):
-                        raise errors.InvalidInput(f"'{value}' is not a valid e-mail address.",
+                        raise errors.InvalidInput(f"The email field {privacy.email_flaw(email) or 'is not valid'}.",
                                                   code="INVALID_FIELD_VALUE", details={"field": "email"})
                     body["email"] = email
                 else:

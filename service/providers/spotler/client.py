@@ -65,6 +65,14 @@ class SpotlerClient(SpotlerTransport):
         items, _ = load_list(cached_schema(s.ContactSchema), payload, "contacts")
         return items[0] if items else None
 
+    def find_contacts_by_email(self, email: str, *, limit: int) -> list[dict]:
+        """Up to ``limit`` contacts whose ``email`` property equals ``email`` (one page of ``contact/search``):
+        an account may hold several, and the caller must see them all to refuse to pick one."""
+        payload = self.call("search_contacts", "GET", "contact/search",
+                            params={"pageSize": limit, "MPSearchQuery": f"email={email.strip()}"})
+        items, _ = load_list(cached_schema(s.ContactSchema), payload, "contacts")
+        return items
+
     def insert_contact(self, contact: dict, *, update: bool = True, purge: bool = False) -> None:
         """``POST /contact``; with ``update`` an existing contact is updated (upsert). ``contact`` is wire-shaped."""
         body = cached_schema(s.ContactRequestSchema).dump({"update": update, "purge": purge, "contact": _contact_out(contact)})

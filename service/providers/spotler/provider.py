@@ -3,8 +3,8 @@
 Rules worth knowing (also in docs/spotler-api-coverage.md):
 
 * **Contact lookup**: by ``external_id`` when the reference has one (``GET /contact/{id}``), else by e-mail
-  (``GET /contact/search?pageSize=1&MPSearchQuery=email=<address>``; the first match wins when an account
-  holds duplicates).
+  (``GET /contact/search?pageSize=10&MPSearchQuery=email=<address>``); an address that several contacts share
+  is 400 ``AMBIGUOUS_CONTACT`` naming them (``base.one_contact``), never the first match.
 * **Generated external ids**: when UpsertContact gets only an e-mail address and no contact has it, the new
   contact's externalId is ``sha256(lower(trim(email)))`` in hex (64 characters). It is deterministic, so a
   replayed or concurrent upsert of the same address lands on the same contact instead of a duplicate.
@@ -36,6 +36,7 @@ from typing import Any, ClassVar
 from service.providers import errors
 from service.providers.http import UnsafeCallGuard
 from service.providers.base import (
+    EMAIL_LOOKUP_LIMIT,
     Audience,
     Automation,
     AutomationField,
@@ -57,6 +58,7 @@ from service.providers.base import (
     StartResult,
     StopRunResult,
     Tag,
+    one_contact,
 )
 from service.providers.spotler.client import SpotlerClient
 from service.providers.spotler.config import SpotlerConfig
@@ -204,20 +206,29 @@ class SpotlerProvider(Provider):
             except errors.NotFound:
                 return None
         if ref.email and ref.email.strip():
-            raw = self.client.find_contact_by_email(ref.email)
-            return self._to_contact(raw) if raw else None
+            found = self.client.find_contacts_by_email(ref.email, limit=EMAIL_LOOKUP_LIMIT)
+            return one_contact(self.display_name, [self._to_contact(raw) for raw in found],
+                               more=len(found) >= EMAIL_LOOKUP_LIMIT)
         raise errors.InvalidInput("Give the contact's email or externalId.", code="CONTACT_REFERENCE_MISSING")
 
     #: parallel e-mail searches in find_contacts (Spotler has no bulk lookup by e-mail), on the provider's threads
     lookup_threads = 16
 
-    def find_contacts(self, refs: list[ContactRef]) -> list[Contact | None]:
-        """Bulk lookup for membership changes, in input order. A ref by externalId is not looked up: Spotler's
+    def _find_for_list(self, ref: ContactRef) -> Contact | errors.AmbiguousContact | None:
+        try:
+            return self.find_contact(ref)
+        except errors.AmbiguousContact as exc:  # reported for that entry, the others go on
+            return exc
+
+    def find_contacts(self, refs: list[ContactRef]) -> list[Contact | errors.AmbiguousContact | None]:
+        """Bulk lookup for membership changes, in input order (an e-mail address several contacts share: its
+        AmbiguousContact, for the caller to report per entry). A ref by externalId is not looked up: Spotler's
         audience calls report unknown ids themselves (not_found), which saves one round trip per contact.
         E-mail refs are searched, ``lookup_threads`` at a time."""
-        out: list[Contact | None] = [Contact(external_id=r.external_id) if r.external_id else None for r in refs]
+        out: list[Contact | errors.AmbiguousContact | None] = [
+            Contact(external_id=r.external_id) if r.external_id else None for r in refs]
         todo = [i for i, r in enumerate(refs) if not r.external_id]
-        for i, contact in zip(todo, self._contact_lookups.map(lambda i: self.find_contact(refs[i]), todo),
+        for i, contact in zip(todo, self._contact_lookups.map(lambda i: self._find_for_list(refs[i]), todo),
                               strict=True):
             out[i] = contact
         return out

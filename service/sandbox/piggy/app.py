@@ -18,6 +18,12 @@ Control endpoints (no auth): ``GET /__sim__/state`` (counters and recorded runs)
 
 Guesses (marked [G] in the reference) are the HTTP statuses of the codes, the 401 body and the refusal of
 inactive automations.
+
+Several contacts with one e-mail address: Piggy documents the e-mail as a contact's unique key, and the simulator
+never creates a second one itself. A test can still seed one (:meth:`PiggySimulator.add_contact_sharing_email`,
+an account with a legacy duplicate); a lookup by that address (``find-one-by``, ``find-or-create``) then answers
+409, code 55032, with the matching uuids in ``errors.contact_uuid`` [G: Piggy's answer to that state is not
+documented; the service must refuse to pick one either way].
 """
 
 from __future__ import annotations
@@ -48,6 +54,7 @@ PREFIX = "/api/v3/oauth/clients"
 CODE_INVALID_INPUT = 1003
 CODE_CONTACT_NOT_FOUND = 55031
 CODE_MODEL_NOT_FOUND = 60013
+CODE_SEVERAL_CONTACTS = 55032  # [G] see add_contact_sharing_email
 CODE_UNAUTHENTICATED = 401  # [G] the real code is unknown
 CODE_MAINTENANCE = 503  # [G]
 
@@ -273,6 +280,11 @@ class PiggySimulator:
             email = email.strip().lower()
             return next((copy.deepcopy(c) for c in self.contacts.values() if c["email"] == email), None)
 
+    def add_contact_sharing_email(self, email: str) -> dict[str, Any]:
+        """Seed a second (third, ...) contact with an e-mail address another contact has (module doc)."""
+        with self.lock:
+            return copy.deepcopy(self._create(email.strip().lower()))
+
     def get_contact(self, cuuid: str) -> dict[str, Any] | None:
         with self.lock:
             c = self.contacts.get(cuuid)
@@ -426,6 +438,14 @@ class PiggySimulator:
     def _find(self, email: str) -> dict[str, Any] | None:
         return next((c for c in self.contacts.values() if c["email"] == email), None)
 
+    def _find_one(self, email: str) -> dict[str, Any] | None:
+        """The contact with this e-mail address for a lookup; 409 when the account holds several (module doc)."""
+        found = sorted((c for c in self.contacts.values() if c["email"] == email), key=lambda c: c["id"])
+        if len(found) > 1:
+            raise PiggyApiError(409, CODE_SEVERAL_CONTACTS, "Several contacts have this email.",
+                                {"contact_uuid": [c["uuid"] for c in found]})
+        return found[0] if found else None
+
     def h_contacts_list(self, request: Request) -> Response:
         try:
             page = max(1, int(request.args.get("page", 1)))
@@ -442,7 +462,7 @@ class PiggySimulator:
     def h_contact_find_one(self, request: Request) -> Response:
         email = self._email_arg(request.args.get("email"))
         with self.lock:
-            c = self._find(email)
+            c = self._find_one(email)
             if c is None:
                 raise _contact_not_found()
             return self._ok(self._contact_json(c))
@@ -450,7 +470,7 @@ class PiggySimulator:
     def h_contact_find_or_create(self, request: Request) -> Response:
         email = self._email_arg(request.args.get("email"))
         with self.lock:
-            c = self._find(email) or self._create(email)
+            c = self._find_one(email) or self._create(email)
             return self._ok(self._contact_json(c))
 
     def h_contact_create(self, request: Request) -> Response:
