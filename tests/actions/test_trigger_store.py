@@ -62,6 +62,15 @@ def test_touch_tells_whether_the_instance_exists(store):
     assert store.touch_instance("gone") is False
 
 
+def test_an_instance_is_its_tenants_only(store):
+    """Hosted mode: a trigger's stored baselines belong to its tenant; another tenant (or single mode) never finds
+    them, also when the instance is in this process's memo."""
+    store.create_instance("i2", "OnContactChanged", "t" + "a" * 32)
+    assert store.touch_instance("i2", "t" + "a" * 32) is True
+    assert store.touch_instance("i2", "t" + "b" * 32) is False
+    assert store.touch_instance("i2") is False
+
+
 def test_a_quiet_poll_asks_the_database_once_per_memo_time(db_url):
     engine = create_engine(db_url)
     statements: list[str] = []

@@ -91,7 +91,7 @@ def poll(deps: TriggerDeps, operation: str, params: dict[str, Any], *, state: st
     ctx = Context(deps=deps, state=st, codec=codec, store=store, filters=filters)
     seen = load_seen(store, st)
     if trigger.uses_store(filters):
-        if not st.instance or not store.touch_instance(st.instance):
+        if not st.instance or not store.touch_instance(st.instance, deps.platform.tenant):
             raise state_error("TRIGGER_STATE_EXPIRED", "The data this trigger keeps in the service was removed "
                                                        "after a long pause.")
         if st.baseline_after is not None:
@@ -156,7 +156,7 @@ def _first(deps: TriggerDeps, trigger: Trigger, codec, store, filters: dict[str,
                 seen[c.key] = c.t_ms // 1000
     if trigger.uses_store(filters):
         st.instance = base64.urlsafe_b64encode(os.urandom(12)).decode()
-        store.create_instance(st.instance, trigger.operation)
+        store.create_instance(st.instance, trigger.operation, deps.platform.tenant)
         st.baseline_after = 0
         return _continue_baseline(deps, trigger, ctx, seen, filters, now)
     store_seen(store, st, seen)

@@ -50,6 +50,8 @@ instances = sa.Table(
     sa.Column("operation", sa.String(64), nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("last_seen_at", UTCDateTime, nullable=False),
+    #: hosted mode: the tenant whose trigger it is (0006_hosted); None in single mode
+    sa.Column("tenant", sa.String(40), nullable=True),
     sa.Index("ix_trigger_instances_last_seen", "last_seen_at"),
 )
 
@@ -104,28 +106,30 @@ class TriggerStore:
         return None if row is None else row.data
 
     # -- instances ------------------------------------------------------------------------------------------
-    def create_instance(self, instance_id: str, operation: str) -> None:
+    def create_instance(self, instance_id: str, operation: str, tenant: str | None = None) -> None:
         now = _now()
         with self.engine.begin() as conn:
             self._insert_ignore(conn, instances, [{"id": instance_id, "operation": operation[:64], "created_at": now,
-                                                   "last_seen_at": now}])
+                                                   "last_seen_at": now, "tenant": tenant}])
 
-    def touch_instance(self, instance_id: str) -> bool:
-        """Mark the instance as alive; False when it does not exist (purged)."""
-        if self._alive.peek(instance_id) is not MISSING:
+    def touch_instance(self, instance_id: str, tenant: str | None = None) -> bool:
+        """Mark the instance as alive; False when it does not exist (purged) or is another tenant's."""
+        if self._alive.peek((instance_id, tenant)) is not MISSING:
             return True
         now = _now()
         with self.engine.connect() as conn:
-            seen = conn.execute(sa.select(instances.c.last_seen_at).where(instances.c.id == instance_id)).scalar()
-        if seen is None:
+            row = conn.execute(sa.select(instances.c.last_seen_at, instances.c.tenant)
+                               .where(instances.c.id == instance_id)).first()
+        if row is None or row.tenant != tenant:
             return False
+        seen = row.last_seen_at
         if now - seen >= TOUCH_INTERVAL:
             with self.engine.begin() as conn:
                 done = conn.execute(sa.update(instances).where(instances.c.id == instance_id)
                                     .values(last_seen_at=now)).rowcount
             if not done:  # purged between the two statements
                 return False
-        self._alive.put(instance_id, True)
+        self._alive.put((instance_id, tenant), True)
         return True
 
     # -- per-contact fingerprints ---------------------------------------------------------------------------

@@ -5,6 +5,7 @@ Revision ID: 0006_hosted
 Revises: 0005_webhooks
 Create Date: 2026-12-08
 
+``trigger_instances.tenant`` scopes a trigger's stored baselines by tenant (``service/actions/triggers/store.py``).
 ``job_ledger.credentials`` is described in ``service/actions/ledger/model.py``, ``tenant_credentials`` in
 ``service/actions/tenancy.py`` (keep both in step). Both hold AES-GCM seals (CREDENTIALS_KEYS), never a clear value.
 """
@@ -23,6 +24,8 @@ depends_on = None
 def upgrade() -> None:
     with op.batch_alter_table("job_ledger") as batch:
         batch.add_column(sa.Column("credentials", sa.Text(), nullable=True))
+    with op.batch_alter_table("trigger_instances") as batch:
+        batch.add_column(sa.Column("tenant", sa.String(40), nullable=True))
     op.create_table(
         "tenant_credentials",
         sa.Column("tenant", sa.String(40), primary_key=True),
@@ -34,5 +37,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("tenant_credentials")
+    with op.batch_alter_table("trigger_instances") as batch:
+        batch.drop_column("tenant")
     with op.batch_alter_table("job_ledger") as batch:
         batch.drop_column("credentials")
