@@ -12,7 +12,7 @@ import connexion
 from connexion.middleware import MiddlewarePosition
 from connexion.options import SwaggerUIOptions
 
-from service import __version__
+from service import __version__, metrics
 from service.api import connexion_patches, errors
 from service.api.capability import require_capability
 from service.api.jsonbody import ServiceJsonifier
@@ -55,6 +55,7 @@ def create_app(settings: Settings | None = None) -> connexion.FlaskApp:
     else:
         check_platform_settings(settings)  # fail fast on a bad platform variable (no network): ConfigError
     configure_logging(settings.log_level)
+    metrics.use_process_files()  # a gunicorn worker: its own files in PROMETHEUS_MULTIPROC_DIR
     runtime = Runtime(settings)
 
     @contextlib.asynccontextmanager

@@ -12,9 +12,11 @@ import re
 import time
 import uuid
 
+from service import metrics
 from service.actions.problems import Problem
 from service.api import jsonbody
 from service.api.answers import PROBLEM_JSON, problem_document
+from service.api.resolver import operation_id
 from service.logs import request_id_var
 from service.runtime import runtime_var
 
@@ -75,6 +77,8 @@ class RequestContextMiddleware:
         runtime_token = runtime_var.set(self.runtime)
         # downstream code (Flask handlers) reads the id from this header
         scope = dict(scope)
+        # Connexion's routing writes the operationId into this dict (its own copy of the scope shares it)
+        extensions = scope["extensions"] = dict(scope.get("extensions") or {})
         scope["headers"] = [(k, v) for k, v in scope.get("headers", []) if k != b"x-request-id"]
         scope["headers"].append((b"x-request-id", request_id.encode()))
         started = time.perf_counter()
@@ -130,12 +134,17 @@ class RequestContextMiddleware:
                 if not status_holder["status"]:
                     await self._too_large(send_wrapper, request_id)
         finally:
+            seconds = time.perf_counter() - started
+            operation = operation_id((extensions.get("connexion_routing") or {}).get("operation_id"))
+            metrics.request(operation, scope.get("method") or "", status_holder["status"], seconds)
             extra = {
                 "method": scope.get("method"),
                 "path": loggable_path(scope.get("path") or ""),
                 "status": status_holder["status"],
-                "durationMs": round((time.perf_counter() - started) * 1000, 2),
+                "durationMs": round(seconds * 1000, 2),
             }
+            if operation:
+                extra["operation"] = operation
             ms = ms_headers_for_log(headers)
             if ms:
                 extra["msHeaders"] = ms

@@ -11,7 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from service import privacy
+from service import metrics, privacy
 from service.actions import idempotency as idem
 from service.actions.idempotency import ASYNC, FAILED, IN_PROGRESS, STATUSES, ActionCall, Answer, KeyState
 from service.actions.ledger.model import Job, aware, new_job_id, utcnow
@@ -222,7 +222,10 @@ class Ledger:
         with self.engine.begin() as conn:
             res = conn.execute(_UPDATE_RUNNING, {"_job_id": job_id, "_attempt": attempt, "mode": ASYNC,
                                                  "updated_at": self.now()})
-        return res.rowcount == 1
+        if res.rowcount == 1:
+            metrics.job_accepted()
+            return True
+        return False
 
     def renew(self, items: Iterable[tuple[str, int, dict[str, int] | None]]) -> set[str]:
         """Extend the leases of running jobs (and store their progress); returns the ids whose lease this
@@ -268,6 +271,7 @@ class Ledger:
             log.warning("job %s: attempt %s finished after its lease was taken over; outcome not recorded",
                         job_id, attempt)
             return False
+        metrics.job_finished(status, result_code)
         return True
 
     def reschedule(self, job_id: str, attempt: int, at: datetime, problem: Problem,
