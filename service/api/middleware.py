@@ -17,7 +17,7 @@ from service.actions.problems import Problem
 from service.api import jsonbody
 from service.api.answers import PROBLEM_JSON, problem_document
 from service.api.resolver import operation_id
-from service.logs import request_id_var
+from service.logs import correlation_from_headers, correlation_var, request_id_var
 from service.runtime import runtime_var
 
 log = logging.getLogger("service.access")
@@ -74,6 +74,7 @@ class RequestContextMiddleware:
         headers = dict(scope.get("headers") or [])
         request_id = _pick_request_id(headers)
         token = request_id_var.set(request_id)
+        correlation_token = correlation_var.set(correlation_from_headers(scope.get("headers") or ()) or None)
         runtime_token = runtime_var.set(self.runtime)
         # downstream code (Flask handlers) reads the id from this header
         scope = dict(scope)
@@ -150,6 +151,7 @@ class RequestContextMiddleware:
                 extra["msHeaders"] = ms
             log.info("request", extra=extra)
             request_id_var.reset(token)
+            correlation_var.reset(correlation_token)
             runtime_var.reset(runtime_token)
 
     async def _too_large(self, send, request_id: str) -> None:

@@ -5,6 +5,7 @@ polls and items; METRICS_TOKEN guards it; /health/ready asks the database."""
 
 from __future__ import annotations
 
+import json
 import socket
 import uuid
 
@@ -140,3 +141,47 @@ def test_not_ready_when_the_database_is_down(make_client, settings):
     body = assert_problem(r, 503, "NOT_READY")
     assert int(r.headers["Retry-After"]) >= 1
     assert "127.0.0.1" not in body["detail"] and "postgres" not in body["detail"]
+
+
+RUN_HEADERS = {
+    "x-ms-workflow-run-id": "08584321234567890123456789CU12",
+    "x-ms-client-tracking-id": "08584321234567890123456789CU12",
+    "x-ms-workflow-name": "5f0c1e7a-2b8c-4b59-9a66-0c5f0e0f1a2b",
+    "x-ms-workflow-version": "08584321999999999999",
+    "x-ms-correlation-id": "9a0e7c1d-0000-4000-8000-000000000001",
+    "x-ms-activity-vector": "IN.0A.IN.05" + "x" * 500,  # capped
+    "x-ms-workflow-operation-name": "Start\x07_welcome",  # a control character is dropped
+    "x-ms-apim-tokens": "secret-looking",  # not on the list: never recorded
+    "x-ms-user-name": "someone@example.com",  # not on the list: never recorded
+}
+
+
+def test_the_run_headers_are_stored_on_the_job_shown_by_get_job_and_in_every_log_line(call, api, capsys):
+    capsys.readouterr()
+    r = api.post(f"/automations/{WELCOME}/start", json={"contact": {"email": DEMO.emails["jan"]}},
+                 headers={**KEY, **RUN_HEADERS, "Idempotency-Key": uuid.uuid4().hex})
+    assert r.status_code == 200, r.text
+    request_id = r.headers["x-request-id"]
+    job = call("GET", f"/jobs/{r.json()['jobId']}").json()
+    expected = {"workflowRunId": RUN_HEADERS["x-ms-workflow-run-id"],
+                "clientTrackingId": RUN_HEADERS["x-ms-client-tracking-id"],
+                "workflowName": RUN_HEADERS["x-ms-workflow-name"],
+                "workflowVersion": RUN_HEADERS["x-ms-workflow-version"],
+                "correlationId": RUN_HEADERS["x-ms-correlation-id"],
+                "activityVector": RUN_HEADERS["x-ms-activity-vector"][:200],
+                "workflowOperationName": "Start_welcome"}
+    assert job["correlation"] == expected
+    assert job["requestId"] == request_id
+    listed = call("GET", "/jobs").json()["value"]
+    assert [j["correlation"] for j in listed if j["jobId"] == job["jobId"]] == [expected]
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    mine = [d for d in lines if d.get("requestId") == request_id]
+    assert len(mine) >= 2 and all(d.get("correlation") == expected for d in mine), mine
+    assert "secret-looking" not in json.dumps(job) and "someone@" not in json.dumps([job, mine])
+
+
+def test_a_call_without_run_headers_has_no_correlation(call):
+    r = call("POST", f"/automations/{WELCOME}/start", {"contact": {"email": DEMO.emails["jan"]}},
+             key=uuid.uuid4().hex)
+    assert r.status_code == 200, r.text
+    assert "correlation" not in call("GET", f"/jobs/{r.json()['jobId']}").json()

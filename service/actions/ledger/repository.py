@@ -151,6 +151,7 @@ class Ledger:
             "provider": call.provider[:32],
             "caller": (call.caller or None) and privacy.clean_text(call.caller)[:255],
             "request_id": (call.request_id or None) and privacy.clean_text(call.request_id)[:128],
+            "correlation": privacy.json_safe(dict(call.correlation)) if call.correlation else None,
             "contact_email_masked": privacy.mask_email(email) if email else None,
             "contact_email_hash": self.email_hash(email) if email and email.strip() else None,
             "contact_external_id": (privacy.clean_text(str(external_id))[:255]
