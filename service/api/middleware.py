@@ -12,7 +12,7 @@ import re
 import time
 import uuid
 
-from service import metrics
+from service import metrics, telemetry
 from service.actions.problems import Problem
 from service.api import jsonbody
 from service.api.answers import PROBLEM_JSON, problem_document
@@ -84,6 +84,8 @@ class RequestContextMiddleware:
         scope["headers"].append((b"x-request-id", request_id.encode()))
         started = time.perf_counter()
         status_holder = {"status": 0}
+        span = telemetry.start_request(scope.get("method") or "", loggable_path(scope.get("path") or ""),
+                                       _text_headers(headers)) if telemetry.enabled() else None
 
         async def send_wrapper(message):
             if message["type"] == "http.response.start":
@@ -150,6 +152,8 @@ class RequestContextMiddleware:
             if ms:
                 extra["msHeaders"] = ms
             log.info("request", extra=extra)
+            telemetry.end_request(span, operation=operation, status=status_holder["status"], request_id=request_id,
+                                  correlation=correlation_var.get())
             request_id_var.reset(token)
             correlation_var.reset(correlation_token)
             runtime_var.reset(runtime_token)
@@ -237,6 +241,10 @@ class ServedSpecMiddleware:
 
 
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def _text_headers(headers: dict[bytes, bytes]) -> dict[str, str]:
+    return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in headers.items()}
 
 
 def _replay(body: bytes, receive):

@@ -66,7 +66,7 @@ from urllib3.exceptions import (
 )
 from urllib3.util.retry import Retry
 
-from service import metrics
+from service import metrics, telemetry
 from service.providers import errors
 
 log = logging.getLogger(__name__)
@@ -178,7 +178,8 @@ def build_retry(settings: HttpSettings) -> Retry:
 
 class MeasuredAdapter(HTTPAdapter):
     """The adapter of every upstream session: each call (its urllib3 retries included) is counted by platform
-    and outcome, with its time (:mod:`service.metrics`). Every upstream call passes here."""
+    and outcome, with its time (:mod:`service.metrics`), and traced as a child span of the request's when
+    tracing is on (:mod:`service.telemetry`). Every upstream call passes here."""
 
     def __init__(self, platform: str, **kwargs: Any) -> None:
         self.platform = platform
@@ -186,13 +187,17 @@ class MeasuredAdapter(HTTPAdapter):
 
     def send(self, request, *args, **kwargs):
         started = time.perf_counter()
-        try:
-            resp = super().send(request, *args, **kwargs)
-        except Exception as exc:
-            metrics.upstream_call(self.platform, metrics.upstream_outcome(None, exc), time.perf_counter() - started)
-            raise
-        metrics.upstream_call(self.platform, metrics.upstream_outcome(resp.status_code),
-                              time.perf_counter() - started)
+        with telemetry.upstream_span(self.platform, request.method or "", request.url or "") as span:
+            try:
+                resp = super().send(request, *args, **kwargs)
+            except Exception as exc:
+                outcome = metrics.upstream_outcome(None, exc)
+                metrics.upstream_call(self.platform, outcome, time.perf_counter() - started)
+                span.failed(outcome, exc)
+                raise
+            outcome = metrics.upstream_outcome(resp.status_code)
+            metrics.upstream_call(self.platform, outcome, time.perf_counter() - started)
+            span.answered(resp.status_code, outcome)
         return resp
 
 
