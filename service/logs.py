@@ -42,7 +42,8 @@ CORRELATION_MAX_LENGTH = 200
 
 def correlation_from_headers(headers: Iterable[tuple[bytes | str, bytes | str]]) -> dict[str, str]:
     """The whitelisted run headers among ``headers`` (name, value pairs), as ``{key: value}``: only those
-    present and not empty, printable ASCII only, at most :data:`CORRELATION_MAX_LENGTH` characters each."""
+    present and not empty, printable ASCII only, at most :data:`CORRELATION_MAX_LENGTH` characters each, an
+    e-mail address or a secret in one masked (a maker's own tracking id may hold one)."""
     out: dict[str, str] = {}
     for raw_name, raw_value in headers:
         name = (raw_name.decode("latin-1") if isinstance(raw_name, bytes) else raw_name).lower()
@@ -50,7 +51,7 @@ def correlation_from_headers(headers: Iterable[tuple[bytes | str, bytes | str]])
         if key is None or key in out:
             continue
         value = raw_value.decode("latin-1") if isinstance(raw_value, bytes) else raw_value
-        value = "".join(ch for ch in value if " " <= ch <= "~").strip()[:CORRELATION_MAX_LENGTH]
+        value = redact_text("".join(ch for ch in value if " " <= ch <= "~").strip()[:CORRELATION_MAX_LENGTH])
         if value:
             out[key] = value
     return out
