@@ -51,17 +51,21 @@ def _metrics_folder(configured: str) -> tuple[str, bool]:
     return configured, False
 
 
-_metrics_dir, _metrics_temporary = _metrics_folder(_settings.prometheus_multiproc_dir)
-os.environ["PROMETHEUS_MULTIPROC_DIR"] = _metrics_dir  # inherited by every worker forked from here
+_metrics_dir: str | None = None
+_metrics_temporary = False
 
 
 def on_starting(server):
     """The ledger's schema before any worker starts: migrated (SQLite; PostgreSQL under a lock), or a refusal to
     start with one line saying why (the database is down or refuses us; PostgreSQL with AUTO_MIGRATE=false: what
-    to run). Started through the Procfile, ``service.boot`` has done this already: then it is one query."""
+    to run). Started through the Procfile, ``service.boot`` has done this already: then it is one query. Then
+    the metrics folder, made and emptied for the workers to come."""
     from service.boot import ledger_or_exit
 
+    global _metrics_dir, _metrics_temporary
     ledger_or_exit(_settings)
+    _metrics_dir, _metrics_temporary = _metrics_folder(_settings.prometheus_multiproc_dir)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = _metrics_dir  # inherited by every worker forked from here
 
 
 def when_ready(server):
@@ -95,5 +99,5 @@ def child_exit(server, worker):
 
 def on_exit(server):
     stop_sandbox(_sandbox)
-    if _metrics_temporary:
+    if _metrics_temporary and _metrics_dir:
         shutil.rmtree(_metrics_dir, ignore_errors=True)

@@ -65,9 +65,14 @@ def use_process_files() -> None:
         values.ValueClass = values.get_value_class()
 
 
+def _writes_files() -> bool:
+    """True when this process's values go to files in PROMETHEUS_MULTIPROC_DIR (a gunicorn worker)."""
+    return bool(multiprocess_dir()) and values.ValueClass is not values.MutexValue
+
+
 def render() -> tuple[bytes, str]:
     """The scrape: every worker's values added up (multiprocess mode), else this process's registry."""
-    if multiprocess_dir():
+    if _writes_files():
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
         return generate_latest(registry), CONTENT_TYPE
