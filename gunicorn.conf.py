@@ -7,10 +7,18 @@ once it listens on its port, and stops it on exit: a start that fails (port in u
 simulators also stop by themselves if the master dies. The workers, forked afterwards, get their URLs through
 SANDBOX_UPSTREAM_URL, SANDBOX_ENTRA_URL, ... Before
 anything else (``on_starting``) the master makes sure the job ledger's schema is current.
+
+Metrics (``GET /metrics``, ``service/metrics.py``): the master creates the folder of prometheus_client's
+multiprocess mode (``PROMETHEUS_MULTIPROC_DIR``, or a new temporary one) and empties it, before any worker is
+forked; each worker writes its values there and a scrape adds up every worker's. ``child_exit`` marks a dead
+worker's files. Traces (OpenTelemetry) are set up in each worker, after the fork (``create_app``).
 """
 
+import glob
 import os
+import shutil
 import signal
+import tempfile
 
 from service.boot import settings_or_exit
 from service.sandbox.launch import start_sandbox, stop_sandbox
@@ -32,13 +40,32 @@ control_socket_disable = True
 _sandbox = None
 
 
+def _metrics_folder(configured: str) -> tuple[str, bool]:
+    """The multiprocess metrics folder, created and emptied (a previous run's values would be added up
+    again), and whether it is a temporary one of this start."""
+    if not configured:
+        return tempfile.mkdtemp(prefix="marketing-actions-metrics-"), True
+    os.makedirs(configured, exist_ok=True)
+    for path in glob.glob(os.path.join(configured, "*.db")):
+        os.remove(path)
+    return configured, False
+
+
+_metrics_dir: str | None = None
+_metrics_temporary = False
+
+
 def on_starting(server):
     """The ledger's schema before any worker starts: migrated (SQLite; PostgreSQL under a lock), or a refusal to
     start with one line saying why (the database is down or refuses us; PostgreSQL with AUTO_MIGRATE=false: what
-    to run). Started through the Procfile, ``service.boot`` has done this already: then it is one query."""
+    to run). Started through the Procfile, ``service.boot`` has done this already: then it is one query. Then
+    the metrics folder, made and emptied for the workers to come."""
     from service.boot import ledger_or_exit
 
+    global _metrics_dir, _metrics_temporary
     ledger_or_exit(_settings)
+    _metrics_dir, _metrics_temporary = _metrics_folder(_settings.prometheus_multiproc_dir)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = _metrics_dir  # inherited by every worker forked from here
 
 
 def when_ready(server):
@@ -63,5 +90,14 @@ def post_worker_init(worker):
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
+def child_exit(server, worker):
+    """A worker is gone (stopped, recycled, killed): its live-gauge files go; its counters stay in the sums."""
+    from service.metrics import mark_process_dead
+
+    mark_process_dead(worker.pid)
+
+
 def on_exit(server):
     stop_sandbox(_sandbox)
+    if _metrics_temporary and _metrics_dir:
+        shutil.rmtree(_metrics_dir, ignore_errors=True)

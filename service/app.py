@@ -12,7 +12,7 @@ import connexion
 from connexion.middleware import MiddlewarePosition
 from connexion.options import SwaggerUIOptions
 
-from service import __version__
+from service import __version__, metrics, telemetry
 from service.api import connexion_patches, errors
 from service.api.capability import require_capability
 from service.api.jsonbody import ServiceJsonifier
@@ -55,12 +55,18 @@ def create_app(settings: Settings | None = None) -> connexion.FlaskApp:
     else:
         check_platform_settings(settings)  # fail fast on a bad platform variable (no network): ConfigError
     configure_logging(settings.log_level)
+    metrics.use_process_files()  # a gunicorn worker: its own files in PROMETHEUS_MULTIPROC_DIR
+    # traces: set up here, in the worker after gunicorn's fork (never in the master); off without an endpoint
+    tracing = telemetry.configure(settings.otel_exporter_otlp_endpoint, service_name=settings.otel_service_name,
+                                  version=__version__)
     runtime = Runtime(settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app):
         yield
         runtime.close()
+        if tracing:
+            telemetry.shutdown()
 
     app = connexion.FlaskApp(__name__, specification_dir=ROOT, lifespan=lifespan, jsonifier=ServiceJsonifier())
     app.add_api(

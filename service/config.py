@@ -363,6 +363,25 @@ class Settings:
     web_concurrency: int = setting("WEB_CONCURRENCY", 2, range=(1, 64))
     forwarded_allow_ips: str = setting("FORWARDED_ALLOW_IPS", "127.0.0.1")
     gunicorn_max_requests: int = setting("GUNICORN_MAX_REQUESTS", 5000, range=(0, 10_000_000))
+    prometheus_multiproc_dir: str = setting(
+        "PROMETHEUS_MULTIPROC_DIR", "",
+        doc="Folder where each gunicorn worker writes its metrics for GET /metrics to add up; the master empties it "
+            "at every start (empty: a new temporary folder per start, removed at the stop). Give each instance on "
+            "one machine its own folder.")
+    # observability (docs/operations.md)
+    metrics_token: str = setting(
+        "METRICS_TOKEN", "", secret=True, section="observability",
+        doc="GET /metrics asks for Authorization: Bearer <this token> when set (empty: /metrics is open, as /health "
+            "is; keep it on an internal network then).")
+    otel_exporter_otlp_endpoint: str = setting(
+        "OTEL_EXPORTER_OTLP_ENDPOINT", "", parse=lambda text: text.rstrip("/"), check=_http_url,
+        allowed="an http:// or https:// URL",
+        doc="OpenTelemetry traces: the base URL of an OTLP/HTTP receiver (a collector), e.g. http://127.0.0.1:4318 "
+            "(spans go to /v1/traces). Empty: no traces. The SDK's other OTEL_* variables apply.")
+    otel_service_name: str = setting(
+        "OTEL_SERVICE_NAME", "marketing-actions", pattern=r"^[A-Za-z0-9._\-]{1,64}$",
+        allowed="1 to 64 letters, digits, dots, dashes or underscores",
+        doc="service.name of the traces' resource.")
     #: every PROVIDER-prefixed variable (SPOTLER_*, PIGGY_*, SPOKI_*), raw, for the provider factory
     platform_env: Mapping[str, str] = field(default_factory=dict)
     #: Entra ID connections and Dataverse write-back (ENTRA_*, DATAVERSE_*, MICROSOFT_*, SANDBOX_ENTRA_*, ...)

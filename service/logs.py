@@ -1,8 +1,10 @@
-"""JSON-lines logging on stdout with the request id in every line.
+"""JSON-lines logging on stdout with the request id, and the caller's run correlation, in every line.
 
 ``configure_logging`` is called by ``create_app()``; nothing happens at import time. The request id lives in a
 context variable set by the request middleware; it follows the request into Flask's worker threads (a2wsgi
-copies the context) and into error handlers.
+copies the context) and into error handlers. So does the **correlation** (:func:`correlation_from_headers`):
+the Power Automate run headers the request brought (whitelisted names, capped values, only those present),
+written as ``"correlation": {...}`` in every line of the call and stored on its job.
 """
 
 from __future__ import annotations
@@ -12,11 +14,47 @@ import datetime as dt
 import json
 import logging
 import sys
+from collections.abc import Iterable
 from typing import Any
 
 from service.privacy import redact_text, scrub_log_text
 
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
+#: the run headers of the current request (:func:`correlation_from_headers`); None outside a request
+correlation_var: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar("correlation", default=None)
+
+#: the request headers recorded for correlation (Power Automate / Logic Apps send them with each action call),
+#: by the key they get in a log line and on the job; no other header is ever taken
+CORRELATION_HEADERS: dict[str, str] = {
+    "x-ms-workflow-run-id": "workflowRunId",
+    "x-ms-client-tracking-id": "clientTrackingId",
+    "x-ms-workflow-name": "workflowName",
+    "x-ms-workflow-id": "workflowId",
+    "x-ms-workflow-version": "workflowVersion",
+    "x-ms-workflow-operation-name": "workflowOperationName",
+    "x-ms-correlation-id": "correlationId",
+    "x-ms-client-request-id": "clientRequestId",
+    "x-ms-activity-vector": "activityVector",
+}
+#: longest value kept (longer ones are cut); the platform's run ids and names are far shorter
+CORRELATION_MAX_LENGTH = 200
+
+
+def correlation_from_headers(headers: Iterable[tuple[bytes | str, bytes | str]]) -> dict[str, str]:
+    """The whitelisted run headers among ``headers`` (name, value pairs), as ``{key: value}``: only those
+    present and not empty, printable ASCII only, at most :data:`CORRELATION_MAX_LENGTH` characters each, an
+    e-mail address or a secret in one masked (a maker's own tracking id may hold one)."""
+    out: dict[str, str] = {}
+    for raw_name, raw_value in headers:
+        name = (raw_name.decode("latin-1") if isinstance(raw_name, bytes) else raw_name).lower()
+        key = CORRELATION_HEADERS.get(name)
+        if key is None or key in out:
+            continue
+        value = raw_value.decode("latin-1") if isinstance(raw_value, bytes) else raw_value
+        value = redact_text("".join(ch for ch in value if " " <= ch <= "~").strip()[:CORRELATION_MAX_LENGTH])
+        if value:
+            out[key] = value
+    return out
 
 _RESERVED = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime", "taskName"}
 
@@ -31,6 +69,9 @@ class JsonFormatter(logging.Formatter):
             "msg": scrub_log_text(record.getMessage()),
             "requestId": getattr(record, "request_id", None) or request_id_var.get(),
         }
+        correlation = correlation_var.get()
+        if correlation:
+            doc["correlation"] = _scrub(correlation)
         for key, value in vars(record).items():
             if key not in _RESERVED and key != "request_id" and not key.startswith("_"):
                 doc[key] = _scrub(value)

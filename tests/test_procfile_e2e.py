@@ -68,7 +68,10 @@ def running(tmp_path_factory):
                                 "XDG_RUNTIME_DIR"))}
     env.update(PORT=str(port), WEB_CONCURRENCY="2", PROVIDER="spotler", HOME=str(workdir), ENV_FILE=os.devnull,
                DATABASE_URL=f"sqlite:///{workdir}/ledger.db", SANDBOX_STATE_DIR=str(workdir / "sandbox"),
+               PROMETHEUS_MULTIPROC_DIR=str(workdir / "metrics"),
                PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}")
+    (workdir / "metrics").mkdir()
+    (workdir / "metrics" / "counter_999999999.db").write_bytes(b"stale")  # a previous run's: emptied at start
     log = workdir / "output.log"
     with open(log, "w") as out:
         proc = subprocess.Popen(["sh", "-c", "exec " + _web_command()], cwd=ROOT, env=env, start_new_session=True,
@@ -229,6 +232,40 @@ def test_connections_opened_at_once_spread_over_the_workers(running):
     finally:
         for c in conns:
             c.close()
+
+
+def _requests_counted(text: str, operation: str) -> float:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return sum(s.value for f in text_string_to_metric_families(text) for s in f.samples
+               if s.name == "marketing_actions_requests_total" and s.labels.get("operation") == operation)
+
+
+def test_one_scrape_adds_up_the_counts_of_both_workers(running):
+    """GET /metrics on either worker answers the sum over both (prometheus_client's multiprocess mode, the
+    folder made by the gunicorn master): 16 calls that landed on two pids are all in one scrape."""
+    port = int(running.client.base_url.port)
+    metrics_dir = running.home / "metrics"
+    assert not (metrics_dir / "counter_999999999.db").exists()  # the master emptied the folder at start
+    before = _requests_counted(running.client.get("/metrics", headers={"Connection": "close"}).text, "Health")
+    conns = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(16)]
+    try:
+        for c in conns:
+            c.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        for c in conns:
+            assert c.recv(65536).startswith(b"HTTP/1.1 200")
+        owners = _worker_of_each_connection(port, [c.getsockname()[1] for c in conns])
+    finally:
+        for c in conns:
+            c.close()
+    pids = set(owners)
+    assert 0 not in pids and len(pids) == 2, owners  # the calls hit both workers
+    files = {int(p.stem.rsplit("_", 1)[1]) for p in metrics_dir.glob("counter_*.db")}
+    assert pids <= files, (pids, files)  # each worker wrote its own counts
+    for _ in range(2):  # whichever worker answers the scrape, it holds both workers' counts
+        r = running.client.get("/metrics", headers={"Connection": "close"})
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain; version=0.0.4")
+        assert _requests_counted(r.text, "Health") - before == 16
 
 
 def test_clean_stop_and_quiet_output(running):

@@ -86,6 +86,8 @@ class ActionCall:
     #: ID); jobs are scoped to it. Never a secret.
     caller: str | None = None
     request_id: str | None = None
+    #: the caller's run headers (service.logs.correlation_from_headers: whitelisted, capped), stored on the job
+    correlation: dict[str, str] | None = None
     contact: ContactRef | None = None
     #: the inputs as given; the ledger redacts them again (secrets removed, e-mails and field values masked)
     inputs: dict[str, Any] | None = None

@@ -1,16 +1,23 @@
-"""Provider-independent answers for health, connection test and capabilities."""
+"""Provider-independent answers for health, readiness, connection test and capabilities."""
 
 from __future__ import annotations
 
 import os
+import logging
 import time
 from collections.abc import Callable
+from typing import Any
 
 from service import __version__
 from service.actions.catalog import OPERATIONS
 from service.actions.deps import Platform
 from service.actions.problems import ActionError
 from service.config import Settings
+
+log = logging.getLogger(__name__)
+
+#: seconds a load balancer (or Power Automate) is asked to wait before it looks again at a service not ready
+READY_RETRY_AFTER = 5
 
 
 def health(platform: Platform | None, s: Settings) -> dict:
@@ -21,6 +28,25 @@ def health(platform: Platform | None, s: Settings) -> dict:
     provider = platform.provider  # built without network I/O
     return {"status": "ok", "version": __version__, "provider": provider.name, "mode": s.mode,
             "supportedOperations": [op.operation_id for op in OPERATIONS if provider.supports(op.operation_id)]}
+
+
+def readiness(engine: Callable[[], Any], s: Settings) -> dict:
+    """Ready when the job ledger's database answers ``SELECT 1`` (``engine()`` gives the ledger's engine; it
+    may raise when the database cannot be opened at all). Not ready: 503 ``NOT_READY`` with Retry-After; the
+    reason goes to the log only (it can name the database's host)."""
+    import sqlalchemy as sa
+
+    started = time.perf_counter()
+    try:
+        with engine().connect() as conn:
+            conn.execute(sa.text("SELECT 1")).scalar()
+    except Exception as exc:  # noqa: BLE001 - any failure means: not ready
+        log.warning("readiness: the ledger's database does not answer (%s)", type(exc).__name__)
+        raise ActionError(503, "NOT_READY", "The service's database does not answer; this instance cannot take "
+                          "calls now. Try again in a few seconds.",
+                          headers={"Retry-After": str(READY_RETRY_AFTER)}) from None
+    return {"status": "ready", "version": __version__, "mode": s.mode,
+            "databaseLatencyMs": round((time.perf_counter() - started) * 1000, 1)}
 
 
 def test_connection(platform: Platform, s: Settings) -> dict:

@@ -20,7 +20,7 @@ from service.actions.runner import RunningCall
 from service.api.answers import answer_parts, location_token, media_type_detail, respond
 from service.api.urls import external_base_url
 from service.api.wsgi_bridge import DEADLINE_KEY, Deadline
-from service.logs import request_id_var
+from service.logs import correlation_var, request_id_var
 from service.runtime import current_runtime
 
 
@@ -134,6 +134,7 @@ def build_call(operation: str, user: str | None, body: Any, scope: dict[str, Any
         provider=account.platform if account is not None else current_runtime().settings.provider,
         caller=user,
         request_id=request_id_var.get(),
+        correlation=correlation_var.get(),
         contact=_contact_for_record(body),
         inputs={**params, **(body if isinstance(body, dict) else {"body": body})},
         idempotency_key=derive_key(operation, headers, raw, user, scope=params or None, request_hash=request_hash),

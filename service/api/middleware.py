@@ -12,11 +12,14 @@ import re
 import time
 import uuid
 
+from service import metrics, telemetry
 from service.actions.problems import Problem
 from service.api import jsonbody
 from service.api.answers import PROBLEM_JSON, problem_document
 from service.config import HOSTED_OPEN_KEY
 from service.logs import request_id_var
+from service.api.resolver import operation_id
+from service.logs import correlation_from_headers, correlation_var, request_id_var
 from service.runtime import runtime_var
 
 log = logging.getLogger("service.access")
@@ -73,9 +76,12 @@ class RequestContextMiddleware:
         headers = dict(scope.get("headers") or [])
         request_id = _pick_request_id(headers)
         token = request_id_var.set(request_id)
+        correlation_token = correlation_var.set(correlation_from_headers(scope.get("headers") or ()) or None)
         runtime_token = runtime_var.set(self.runtime)
         # downstream code (Flask handlers) reads the id from this header
         scope = dict(scope)
+        # Connexion's routing writes the operationId into this dict (its own copy of the scope shares it)
+        extensions = scope["extensions"] = dict(scope.get("extensions") or {})
         scope["headers"] = [(k, v) for k, v in scope.get("headers", []) if k != b"x-request-id"]
         scope["headers"].append((b"x-request-id", request_id.encode()))
         settings = self.runtime.settings
@@ -85,6 +91,8 @@ class RequestContextMiddleware:
             scope["headers"].append((b"x-api-key", HOSTED_OPEN_KEY.encode()))
         started = time.perf_counter()
         status_holder = {"status": 0}
+        span = telemetry.start_request(scope.get("method") or "", loggable_path(scope.get("path") or ""),
+                                       _text_headers(headers)) if telemetry.enabled() else None
 
         async def send_wrapper(message):
             if message["type"] == "http.response.start":
@@ -136,17 +144,25 @@ class RequestContextMiddleware:
                 if not status_holder["status"]:
                     await self._too_large(send_wrapper, request_id)
         finally:
+            seconds = time.perf_counter() - started
+            operation = operation_id((extensions.get("connexion_routing") or {}).get("operation_id"))
+            metrics.request(operation, scope.get("method") or "", status_holder["status"], seconds)
             extra = {
                 "method": scope.get("method"),
                 "path": loggable_path(scope.get("path") or ""),
                 "status": status_holder["status"],
-                "durationMs": round((time.perf_counter() - started) * 1000, 2),
+                "durationMs": round(seconds * 1000, 2),
             }
+            if operation:
+                extra["operation"] = operation
             ms = ms_headers_for_log(headers)
             if ms:
                 extra["msHeaders"] = ms
             log.info("request", extra=extra)
+            telemetry.end_request(span, operation=operation, status=status_holder["status"], request_id=request_id,
+                                  correlation=correlation_var.get())
             request_id_var.reset(token)
+            correlation_var.reset(correlation_token)
             runtime_var.reset(runtime_token)
 
     async def _too_large(self, send, request_id: str) -> None:
@@ -232,6 +248,10 @@ class ServedSpecMiddleware:
 
 
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def _text_headers(headers: dict[bytes, bytes]) -> dict[str, str]:
+    return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in headers.items()}
 
 
 def _replay(body: bytes, receive):

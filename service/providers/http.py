@@ -71,6 +71,7 @@ from urllib3.exceptions import (
 )
 from urllib3.util.retry import Retry
 
+from service import metrics, telemetry
 from service.providers import errors
 
 log = logging.getLogger(__name__)
@@ -180,19 +181,47 @@ def build_retry(settings: HttpSettings) -> Retry:
     )
 
 
+class MeasuredAdapter(HTTPAdapter):
+    """The adapter of every upstream session: each call (its urllib3 retries included) is counted by platform
+    and outcome, with its time (:mod:`service.metrics`), and traced as a child span of the request's when
+    tracing is on (:mod:`service.telemetry`). Every upstream call passes here."""
+
+    def __init__(self, platform: str, **kwargs: Any) -> None:
+        self.platform = platform
+        super().__init__(**kwargs)
+
+    def send(self, request, *args, **kwargs):
+        started = time.perf_counter()
+        with telemetry.upstream_span(self.platform, request.method or "", request.url or "") as span:
+            try:
+                resp = super().send(request, *args, **kwargs)
+            except Exception as exc:
+                outcome = metrics.upstream_outcome(None, exc)
+                metrics.upstream_call(self.platform, outcome, time.perf_counter() - started)
+                span.failed(outcome, exc)
+                raise
+            outcome = metrics.upstream_outcome(resp.status_code)
+            metrics.upstream_call(self.platform, outcome, time.perf_counter() - started)
+            span.answered(resp.status_code, outcome)
+        return resp
+
+
 def build_session(
     settings: HttpSettings,
     *,
     auth: Any = None,
     headers: dict[str, str] | None = None,
+    name: str = "upstream",
 ) -> requests.Session:
-    """A new Session with the retry policy and a pool of ``pool_maxsize`` connections per host.
+    """A new Session with the retry policy and a pool of ``pool_maxsize`` connections per host; its calls are
+    counted under the platform ``name`` (:class:`MeasuredAdapter`).
 
     Do not mutate the returned session's headers or auth per request (it is shared by threads): pass
     per-request headers to ``request()`` instead. Always pass ``timeout=settings.timeout``.
     """
     session = requests.Session()
-    adapter = HTTPAdapter(
+    adapter = MeasuredAdapter(
+        name,
         pool_connections=4,
         pool_maxsize=settings.pool_maxsize,
         max_retries=build_retry(settings),
@@ -230,7 +259,7 @@ class LazySession:
             return session
         with self._lock:
             if self._session is None or self._pid != pid:
-                session = build_session(self.settings, auth=self._auth, headers=self._headers)
+                session = build_session(self.settings, auth=self._auth, headers=self._headers, name=self.name)
                 if self._verify is not None:
                     session.verify = self._verify
                 self._session, self._pid = session, pid

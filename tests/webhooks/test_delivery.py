@@ -47,8 +47,19 @@ def delivery_of(service, sub_id: str) -> dict:
     return {"delivery": dict(row._mapping) if row else None, "subscription": sub.status if sub else None}
 
 
+def deliveries_counted(service) -> dict[str, float]:
+    """GET /metrics: the webhook deliveries by outcome."""
+    import httpx
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = httpx.get(service.base + "/metrics", timeout=10).text
+    return {s.labels["outcome"]: s.value for f in text_string_to_metric_families(text) for s in f.samples
+            if s.name == "marketing_actions_webhook_deliveries_total"}
+
+
 def test_a_failed_delivery_is_retried_and_then_delivered_once(service, flows, api):
     client = api(service)
+    before = deliveries_counted(service)
     flow = flows.new([500, 202])
     sub = client.subscribe("contact.created", flow).json()["id"]
     new_contact(client)
@@ -57,6 +68,9 @@ def test_a_failed_delivery_is_retried_and_then_delivered_once(service, flows, ap
     assert [g["answer"] for g in got] == [500, 202]
     assert got[0]["body"]["eventId"] == got[1]["body"]["eventId"]
     assert delivery_of(service, sub)["delivery"] == {"status": "delivered", "attempts": 2, "last_status": 202}
+    after = deliveries_counted(service)  # each attempt counted by its outcome in /metrics
+    assert after.get("retry", 0) - before.get("retry", 0) >= 1
+    assert after.get("delivered", 0) - before.get("delivered", 0) >= 1
 
 
 @pytest.mark.parametrize("answer, status", [(404, 404), ("WorkflowTriggerIsNotEnabled", 400), (410, 410),

@@ -46,8 +46,8 @@ class Base(DeclarativeBase):
 
 
 class Job(Base):
-    """A ledger record. Columns mirror the migrations (0001, 0002_timeline, 0003_reliability, 0006_hosted; keep
-    them in step)."""
+    """A ledger record. Columns mirror the migrations (0001, 0002_timeline, 0003_reliability, 0006_hosted,
+    0007_correlation; keep them in step)."""
 
     __tablename__ = "job_ledger"
     __table_args__ = (
@@ -67,6 +67,8 @@ class Job(Base):
     #: who called (opaque: ``key:<key id>``, ``aad:<tenant>:<object id>``); a caller sees only its own jobs
     caller: Mapped[str | None] = mapped_column(sa.String(255))
     request_id: Mapped[str | None] = mapped_column(sa.String(128))
+    #: the caller's run headers (x-ms-workflow-run-id, ...: service.logs.correlation_from_headers); 0007
+    correlation: Mapped[Any | None] = mapped_column(sa.JSON)
     contact_email_masked: Mapped[str | None] = mapped_column(sa.String(320))
     contact_email_hash: Mapped[str | None] = mapped_column(sa.String(64))
     contact_external_id: Mapped[str | None] = mapped_column(sa.String(255))

@@ -34,6 +34,7 @@ class JobRecord:
     attempts: int = 1
     caller: str | None = None
     request_id: str | None = None
+    correlation: dict[str, str] | None = None
     email_masked: str | None = None
     external_id: str | None = None
     inputs: dict[str, Any] | None = None
@@ -75,6 +76,8 @@ class JobRecord:
             "durationMs": self.duration_ms,
             "requestId": self.request_id,
         })
+        if self.correlation and isinstance(self.correlation, dict):
+            doc["correlation"] = {str(k): str(v) for k, v in self.correlation.items()}
         if self.timeline:
             doc["timeline"] = dict(self.timeline)
         return {k: v for k, v in doc.items() if v is not None and v != ""}
@@ -85,7 +88,7 @@ def record_from_row(row: Any) -> JobRecord:
     return JobRecord(
         job_id=m["id"], operation=m["operation"], provider=m["provider"], status=m["status"],
         created_at=m["created_at"], updated_at=m["updated_at"], attempts=m["attempts"],
-        caller=m["caller"], request_id=m["request_id"], email_masked=m["contact_email_masked"],
+        caller=m["caller"], request_id=m["request_id"], correlation=m["correlation"], email_masked=m["contact_email_masked"],
         external_id=m["contact_external_id"], inputs=m["inputs"], http_status=m["http_status"],
         result_code=m["result_code"], message=m["message"], upstream_ids=dict(m["upstream_ids"] or {}),
         finished_at=m["finished_at"], duration_ms=m["duration_ms"], lease_expires_at=m["lease_expires_at"],
@@ -94,7 +97,7 @@ def record_from_row(row: Any) -> JobRecord:
 
 
 RECORD_COLUMNS = [c.id, c.operation, c.provider, c.status, c.created_at, c.updated_at, c.attempts, c.caller,
-                   c.request_id, c.contact_email_masked, c.contact_external_id, c.inputs, c.http_status,
+                   c.request_id, c.correlation, c.contact_email_masked, c.contact_external_id, c.inputs, c.http_status,
                    c.result_code, c.message, c.upstream_ids, c.finished_at, c.duration_ms, c.lease_expires_at,
                    c.retryable, c.timeline, c.mode, c.progress]
 

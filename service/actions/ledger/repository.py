@@ -11,7 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from service import privacy
+from service import metrics, privacy
 from service.actions import idempotency as idem
 from service.actions.idempotency import ASYNC, FAILED, IN_PROGRESS, STATUSES, ActionCall, Answer, KeyState
 from service.actions.ledger.model import Job, aware, new_job_id, utcnow
@@ -153,6 +153,7 @@ class Ledger:
             "provider": call.provider[:32],
             "caller": (call.caller or None) and privacy.clean_text(call.caller)[:255],
             "request_id": (call.request_id or None) and privacy.clean_text(call.request_id)[:128],
+            "correlation": privacy.json_safe(dict(call.correlation)) if call.correlation else None,
             "contact_email_masked": privacy.mask_email(email) if email else None,
             "contact_email_hash": self.email_hash(email) if email and email.strip() else None,
             "contact_external_id": (privacy.clean_text(str(external_id))[:255]
@@ -228,7 +229,10 @@ class Ledger:
             values["credentials"] = self.credentials_box.seal(job_id, connection)
         with self.engine.begin() as conn:
             res = conn.execute(_UPDATE_RUNNING, values)
-        return res.rowcount == 1
+        if res.rowcount == 1:
+            metrics.job_accepted()
+            return True
+        return False
 
     def renew(self, items: Iterable[tuple[str, int, dict[str, int] | None]]) -> set[str]:
         """Extend the leases of running jobs (and store their progress); returns the ids whose lease this
@@ -274,6 +278,7 @@ class Ledger:
             log.warning("job %s: attempt %s finished after its lease was taken over; outcome not recorded",
                         job_id, attempt)
             return False
+        metrics.job_finished(status, result_code)
         return True
 
     def reschedule(self, job_id: str, attempt: int, at: datetime, problem: Problem,

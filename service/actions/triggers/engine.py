@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from service import metrics
 from service.actions.deps import TriggerDeps
 from service.actions.problems import invalid
 from service.actions.triggers.base import Candidate, Context, Trigger, epoch_ms, from_ms, now_ms
@@ -74,7 +75,18 @@ def _since(value: Any, now: int) -> int | None:
 
 def poll(deps: TriggerDeps, operation: str, params: dict[str, Any], *, state: str | None, caller: str | None,
          since: Any = None, batch_size: Any = None) -> PollResult:
-    """Answer one poll of a trigger (``state`` None: the first call)."""
+    """Answer one poll of a trigger (``state`` None: the first call); counted in :mod:`service.metrics`."""
+    try:
+        result = _poll(deps, operation, params, state=state, caller=caller, since=since, batch_size=batch_size)
+    except Exception:
+        metrics.trigger_poll(operation, "error", 0)
+        raise
+    metrics.trigger_poll(operation, result.status, len(result.items))
+    return result
+
+
+def _poll(deps: TriggerDeps, operation: str, params: dict[str, Any], *, state: str | None, caller: str | None,
+          since: Any = None, batch_size: Any = None) -> PollResult:
     trigger = TRIGGERS[operation]
     codec, store = deps.codec, deps.store
     filters = trigger.filters(params)

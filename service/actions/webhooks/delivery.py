@@ -27,6 +27,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from service import metrics
 from service.actions.webhooks import subscriptions as subs
 from service.actions.webhooks.callbacks import CallbackAnswer
 from service.actions.webhooks.deps import RelayDeps, lock_rows, short
@@ -119,7 +120,15 @@ def body(deps: RelayDeps, row: sa.Row) -> bytes:
 
 
 def deliver(deps: RelayDeps, c: Claim) -> str | None:
-    """Send one claimed delivery and record the outcome; returns it (None when the claim was lost)."""
+    """Send one claimed delivery and record the outcome; returns it (None when the claim was lost). Each outcome
+    is counted in :mod:`service.metrics`."""
+    outcome = _deliver(deps, c)
+    if outcome is not None:
+        metrics.webhook_delivery(outcome)
+    return outcome
+
+
+def _deliver(deps: RelayDeps, c: Claim) -> str | None:
     row = _load(deps, c)
     if row is None:
         return None
