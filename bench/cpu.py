@@ -44,6 +44,9 @@ HEADERS = {"X-API-Key": API_KEY}
 START_TARGET = 1.3  # service CPU per StartAutomation <= 1.3 x the naive proxy's
 LIGHT_TARGET_MS = 2.0  # dropdowns and quiet trigger polls
 BASELINE_TREE = "(baseline tree)"
+FLOOR_ALL = "StartAutomation (floor, all ledger guarantees)"
+#: issue 25: CPU per StartAutomation <= 1.4 x the floor's at 4 callers, <= 1.6 x at 32
+FLOOR_TARGETS = {4: 1.4, 32: 1.6}
 
 DROPDOWNS = {"ListAutomations": "/automations", "ListMailings": "/mailings", "ListTags": "/tags"}
 TRIGGERS = {"OnContactAdded": "/triggers/contacts/added", "OnContactBounced": "/triggers/contacts/bounced",
@@ -118,6 +121,7 @@ def run(args: argparse.Namespace) -> dict:
             if args.baseline_tree else None
         baseline = st.baseline(upstream_url=sim.url)
         floor = st.baseline(upstream_url=sim.url, floor=True)
+        floor_all = st.baseline(upstream_url=sim.url, floor="all") if args.floor_all else None
         warm = max(100, args.concurrency * 20)
 
         # warm-up: imports, pools, the ledger's schema, every cache (lists are cached LIST_CACHE_SECONDS)
@@ -126,10 +130,15 @@ def run(args: argparse.Namespace) -> dict:
             closed_loop(start_call(), concurrency=args.concurrency, base_url=other.base_url, total=warm, ramp_s=0)
         closed_loop(start_call(), concurrency=args.concurrency, base_url=baseline.base_url, total=warm, ramp_s=0)
         closed_loop(start_call(), concurrency=args.concurrency, base_url=floor.base_url, total=warm, ramp_s=0)
+        if floor_all is not None:
+            closed_loop(start_call(), concurrency=args.concurrency, base_url=floor_all.base_url, total=warm,
+                        ramp_s=0)
         # interleaved rounds (service, proxy, floor, service, ...): a drift of the shared machine's speed
         # during the run falls on all three alike, so their ratios hold
         servers = {"StartAutomation (service)": service, "StartAutomation (naive proxy)": baseline,
                    "StartAutomation (floor)": floor}
+        if floor_all is not None:
+            servers[FLOOR_ALL] = floor_all
         if other is not None:
             servers[f"StartAutomation {BASELINE_TREE}"] = other
         per_round = max(1, args.calls // args.rounds)
@@ -171,8 +180,20 @@ def markdown(out: dict) -> str:
         checks.append(["StartAutomation: floor / naive proxy CPU (what validation, idempotency, a ledger write "
                        "and a log line cost at the least; bench/floor_proxy.py)",
                        f"{low} / {base} = {low / base if base else float('inf'):.2f}", "-", "(information)"])
-        checks.append(["StartAutomation: service / floor CPU", f"{svc} / {low} = {svc / low if low else float('inf'):.2f}",
-                       "-", "(information)"])
+        target = FLOOR_TARGETS.get(out["settings"]["concurrency"])
+        ratio = svc / low if low else float("inf")
+        checks.append(["StartAutomation: service / floor CPU", f"{svc} / {low} = {ratio:.2f}",
+                       f"<= {target}" if target else "-",
+                       ("PASS" if ratio <= target else "FAIL") if target else "(information)"])
+    if FLOOR_ALL in rows:
+        low = rows[FLOOR_ALL]["cpu_ms_per_call"]
+        target = FLOOR_TARGETS.get(out["settings"]["concurrency"])
+        ratio = svc / low if low else float("inf")
+        checks.append(["StartAutomation: floor with all ledger guarantees / plain floor CPU",
+                       f"{low} / {rows['StartAutomation (floor)']['cpu_ms_per_call']}", "-", "(information)"])
+        checks.append(["StartAutomation: service / floor with all ledger guarantees CPU", f"{svc} / {low} = {ratio:.2f}",
+                       f"<= {target}" if target else "-",
+                       ("PASS" if ratio <= target else "FAIL") if target else "(information)"])
     for name, r in rows.items():
         if name.startswith("StartAutomation") or name.endswith(BASELINE_TREE):
             continue
@@ -204,6 +225,9 @@ def main() -> None:
                    help="simulator processes (gunicorn, keep-alive); 0 = the stock werkzeug simulator")
     p.add_argument("--start-only", action="store_true", help="only StartAutomation (service and proxy)")
     p.add_argument("--baseline-tree", help="another checkout whose service is measured in the same rounds")
+    p.add_argument("--floor-all", action=argparse.BooleanOptionalAction, default=True,
+                   help="also measure the floor with every guarantee of the service's ledger (bench/floor_proxy.py "
+                        "FLOOR_GUARANTEES=all) beside the plain floor")
     p.add_argument("--json")
     args = p.parse_args()
     report(args, run, markdown)

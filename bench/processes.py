@@ -194,15 +194,19 @@ def start_service(*, workdir: Path, upstream_url: str | None = None, workers: in
 
 
 def start_baseline(*, workdir: Path, upstream_url: str, workers: int = 2, threads: int = 32,
-                   ready_timeout: float = 30.0, floor: bool = False) -> Server:
+                   ready_timeout: float = 30.0, floor: bool | str = False) -> Server:
     """The naive proxy (:mod:`bench.baseline_proxy`) under gunicorn gthread workers, same worker/thread counts
     as the service (WEB_CONCURRENCY=2, FLASK_THREADS=32); with ``floor``, the floor (:mod:`bench.floor_proxy`:
-    the proxy plus validation, idempotency, a SQLite ledger write before the call and an access log)."""
+    the proxy plus validation, idempotency, a SQLite ledger write before the call and an access log); with
+    ``floor="all"``, the floor with every guarantee of the service's ledger too (``FLOOR_GUARANTEES=all``)."""
     port = free_port()
     name, module = ("floor", "bench.floor_proxy") if floor else ("baseline", "bench.baseline_proxy")
+    if floor == "all":
+        name = "floor-all"
     cmd = [str(Path(PYTHON).parent / "gunicorn"), f"{module}:app", "-k", "gthread", "-w", str(workers),
            "--threads", str(threads), "--bind", f"{HOST}:{port}", "--keep-alive", "75"]
-    env = clean_env(BASELINE_UPSTREAM_URL=upstream_url, FLOOR_DB=str(workdir / "floor.db"))
+    env = clean_env(BASELINE_UPSTREAM_URL=upstream_url, FLOOR_DB=str(workdir / f"{name}.db"),
+                    FLOOR_GUARANTEES="all" if floor == "all" else "")
     return _spawn(name, cmd, env, port, workdir, ready_timeout)
 
 

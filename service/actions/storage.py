@@ -16,6 +16,7 @@ import contextlib
 import logging
 import os
 import threading
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -199,6 +200,13 @@ class WriteLock:
 
 
 _WRITES = ("INSERT", "UPDATE", "DELETE", "REPLAC")
+#: the WriteLock of each SQLite engine (for writes that bypass the engine's events: the ledger's hot statements)
+_WRITE_LOCKS: weakref.WeakKeyDictionary[Engine, WriteLock] = weakref.WeakKeyDictionary()
+
+
+def write_lock_of(engine: Engine) -> WriteLock | None:
+    """The :class:`WriteLock` writers of ``engine`` queue on (a SQLite file), or None (PostgreSQL, in-memory)."""
+    return _WRITE_LOCKS.get(engine)
 _HELD = "marketing_actions_write_lock"
 
 
@@ -207,7 +215,7 @@ def _serialize_writes(engine: Engine, lock_path: str) -> None:
     connection goes back to the pool (every write of the ledger is a ``with engine.begin()`` block). Writers then queue on the lock instead
     of colliding inside SQLite, whose busy handler sleeps and retries (1, 2, 5, ... 100 ms): those sleeps were
     the latency tail under concurrency. Reads are not serialized (WAL)."""
-    lock = WriteLock(lock_path)
+    lock = _WRITE_LOCKS[engine] = WriteLock(lock_path)
 
     @sa.event.listens_for(engine, "before_cursor_execute")
     def _before(conn, _cursor, statement, _params, _context, _many):

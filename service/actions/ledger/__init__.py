@@ -17,8 +17,9 @@ unusable (replays of those answer ``STORED_ANSWER_UNAVAILABLE``).
 Schema: Alembic migrations in ``service/migrations``, applied by :func:`service.actions.storage.ensure_schema`.
 
 The package: :mod:`.model` (the table, UTC times, job ids), :mod:`.records` (what the ledger hands out),
-:mod:`.repository` (:class:`Ledger`: every query; tenant scoping of hosted mode goes there); the seals are
-:mod:`service.actions.sealing`.
+:mod:`.repository` (:class:`Ledger`: every query; tenant scoping of hosted mode goes there), :mod:`.hot` (the
+hot statements - the INSERT and the UPDATEs of a running attempt - on the pooled connection's DBAPI cursor,
+compiled once); the seals are :mod:`service.actions.sealing`.
 """
 
 from service.actions.idempotency import COMPLETED, FAILED, IN_PROGRESS, STATUSES

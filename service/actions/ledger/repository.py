@@ -14,6 +14,7 @@ from sqlalchemy.engine import Engine
 from service import metrics, privacy
 from service.actions import idempotency as idem
 from service.actions.idempotency import ASYNC, FAILED, IN_PROGRESS, STATUSES, ActionCall, Answer, KeyState
+from service.actions.ledger.hot import HotStatements
 from service.actions.ledger.model import Job, aware, new_job_id, utcnow
 from service.actions.ledger.records import (
     RECORD_COLUMNS,
@@ -36,8 +37,8 @@ T = Job.__table__
 c = T.c
 
 
-#: hot-path statements built once: the SET/VALUES columns come from the parameters at execution, so the
-#: statement and its cache key are not rebuilt (and every value not coerced into a new bind) on each call
+#: hot-path statements built once: the SET/VALUES columns come from the parameters at execution; they run on the
+#: pooled connection's own DBAPI cursor, compiled once per set of columns (service/actions/ledger/hot.py)
 _INSERT = sa.insert(T)
 _UPDATE_ATTEMPT = sa.update(T).where(c.id == sa.bindparam("_job_id"), c.attempts == sa.bindparam("_attempt"))
 _UPDATE_RUNNING = _UPDATE_ATTEMPT.where(c.status == IN_PROGRESS)
@@ -63,6 +64,7 @@ class Ledger:
         self.owner = (owner or f"{os.uname().nodename}:{os.getpid()}")[:64]
         self._clock = clock or utcnow
         self._owns_engine = owns_engine
+        self._hot = HotStatements(engine)
         keys = Keyring(email_hash_key)
         self._email_key = keys.identifier_key("ledger/email-hash")
         self._sealer = Sealer(keys, "ledger/response")
@@ -176,8 +178,7 @@ class Ledger:
         now = now or self.now()
         job_id = new_job_id(now)
         try:
-            with self.engine.begin() as conn:
-                conn.execute(_INSERT, self._values(call, now, job_id))
+            self._hot.execute(_INSERT, self._values(call, now, job_id))
         except sa.exc.IntegrityError:
             if call.idempotency_key is None:
                 raise
@@ -215,10 +216,9 @@ class Ledger:
 
     def mark_unsafe(self, job_id: str, attempt: int, info: dict[str, Any]) -> bool:
         """Note, before it is sent, that a call which is not safe to repeat may reach the platform."""
-        with self.engine.begin() as conn:
-            res = conn.execute(_UPDATE_RUNNING, {"_job_id": job_id, "_attempt": attempt,
-                                                 "unsafe_call": privacy.json_safe(info), "updated_at": self.now()})
-        return res.rowcount == 1
+        return self._hot.execute(_UPDATE_RUNNING, {"_job_id": job_id, "_attempt": attempt,
+                                                   "unsafe_call": privacy.json_safe(info),
+                                                   "updated_at": self.now()}) == 1
 
     def mark_async(self, job_id: str, attempt: int, connection: Any = None) -> bool:
         """The call answered 202: the job continues in the background. False when it finished meanwhile.
@@ -227,9 +227,7 @@ class Ledger:
         values: dict[str, Any] = {"_job_id": job_id, "_attempt": attempt, "mode": ASYNC, "updated_at": self.now()}
         if connection is not None and self.credentials_box is not None:
             values["credentials"] = self.credentials_box.seal(job_id, connection)
-        with self.engine.begin() as conn:
-            res = conn.execute(_UPDATE_RUNNING, values)
-        if res.rowcount == 1:
+        if self._hot.execute(_UPDATE_RUNNING, values) == 1:
             metrics.job_accepted()
             return True
         return False
@@ -272,9 +270,7 @@ class Ledger:
             r_status, r_headers, r_body = response
             values.update(response_status=r_status, response_headers=_safe_headers(r_headers),
                           response_body=self._seal(job_id, r_body))
-        with self.engine.begin() as conn:
-            res = conn.execute(_UPDATE_RUNNING, {"_job_id": job_id, "_attempt": attempt, **values})
-        if res.rowcount != 1:
+        if self._hot.execute(_UPDATE_RUNNING, {"_job_id": job_id, "_attempt": attempt, **values}) != 1:
             log.warning("job %s: attempt %s finished after its lease was taken over; outcome not recorded",
                         job_id, attempt)
             return False
