@@ -16,9 +16,8 @@ from service import metrics, telemetry
 from service.actions.problems import Problem
 from service.api import jsonbody
 from service.api.answers import PROBLEM_JSON, problem_document
-from service.config import HOSTED_OPEN_KEY
-from service.logs import request_id_var
 from service.api.resolver import operation_id
+from service.config import HOSTED_OPEN_KEY
 from service.logs import correlation_from_headers, correlation_var, request_id_var
 from service.runtime import runtime_var
 
