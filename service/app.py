@@ -13,7 +13,7 @@ from connexion.middleware import MiddlewarePosition
 from connexion.options import SwaggerUIOptions
 
 from service import __version__, metrics, telemetry
-from service.api import connexion_patches, errors
+from service.api import connexion_patches, errors, fairness
 from service.api.capability import require_capability
 from service.api.jsonbody import ServiceJsonifier
 from service.api.middleware import RequestContextMiddleware, ServedSpecMiddleware
@@ -86,6 +86,8 @@ def create_app(settings: Settings | None = None) -> connexion.FlaskApp:
     flask_app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     flask_app.before_request(require_capability)
     flask_app.before_request(start_relay)
+    if settings.hosted:
+        fairness.register(flask_app)  # per-tenant budgets and the refused-credentials throttle
     # Connexion's per-request work done once, and our WSGI bridge: checked against the installed Connexion
     patches = connexion_patches.install(app, settings)
     app.runtime = runtime  # for tests and tooling

@@ -37,6 +37,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import cachetools
 from limits import RateLimitItem, RateLimitItemPerSecond
 from limits.errors import StorageError
 from limits.storage import MemoryStorage, RedisStorage
@@ -55,6 +56,9 @@ CONCURRENT_RETRY_AFTER = 2
 #: after a Redis failure, seconds during which calls pass without asking Redis
 DOWN_SECONDS = 5.0
 REDIS_TIMEOUT = 0.5
+#: credentials accepted lately, kept (as keyed hashes) per process so that a throttle never blocks them
+PROVEN_ENTRIES = 20_000
+PROVEN_SECONDS = 3600
 
 #: KEYS[1] the tenant's lease set; ARGV limit, lease ms, lease id -> {1, 0} taken, or {0, ms until the first
 #: lease expires}. Expired leases (a killed worker's) are dropped first; the server's clock decides.
@@ -281,10 +285,15 @@ class RefusedCredentials:
     def __init__(self, store: _Store, *, per_minute: int, window_seconds: int = WINDOW_SECONDS) -> None:
         self._store = store
         self._item = RateLimitItemPerSecond(per_minute, window_seconds, namespace="refused") if per_minute else None
+        #: keyed hashes of credentials accepted lately (this process): they pass even while their client is
+        #: throttled, so a key-guesser behind a shared address (Power Platform's gateway) blocks only credentials
+        #: nobody has used yet, never the makers already connected - and learns nothing from their answers
+        self._proven: cachetools.TTLCache = cachetools.TTLCache(maxsize=PROVEN_ENTRIES, ttl=PROVEN_SECONDS)
 
-    def check(self, client: str) -> None:
-        """CredentialsThrottled when ``client`` presented its most refused credentials within the window."""
-        if self._item is None:
+    def check(self, client: str, credential: str | None = None) -> None:
+        """CredentialsThrottled when ``client`` presented its most refused credentials within the window, unless
+        ``credential`` (a keyed hash of what it presents now) was accepted lately."""
+        if self._item is None or (credential is not None and credential in self._proven):
             return
         wait = self._store.hit(self._item, self._store.key("client", client), consume=False)
         if wait is not None:
@@ -296,6 +305,10 @@ class RefusedCredentials:
         """Count one refused credential of ``client``."""
         if self._item is not None:
             self._store.hit(self._item, self._store.key("client", client))
+
+    def accepted(self, credential: str) -> None:
+        """``credential`` (a keyed hash) was accepted: it is not throttled for PROVEN_SECONDS."""
+        self._proven[credential] = True
 
 
 @dataclass

@@ -9,8 +9,13 @@ from dataclasses import dataclass
 PLATFORMS = ("spotler", "piggy", "spoki")
 LABELS = {"spotler": "Spotler Mail+", "piggy": "Piggy", "spoki": "Spoki"}
 PLATFORM_PARAMETER = "Platform"
-KEY_PARAMETER = {"spotler": "Consumer key", "piggy": "API token", "spoki": "API key"}  # X-Platform-Key
-SECRET_PARAMETER = {"spotler": "Consumer secret"}  # X-Platform-Secret
+#: the connector's hosted connection names them so for every platform (service/connector/definition.py)
+KEY_PARAMETER = {"spotler": "Platform key", "piggy": "Platform key", "spoki": "Platform key"}  # X-Platform-Key
+SECRET_PARAMETER = {"spotler": "Platform secret"}  # X-Platform-Secret
+#: what each parameter holds, in the platform's own words
+KEY_MEANING = {"spotler": "the Spotler Mail+ consumer key", "piggy": "the Piggy API token",
+               "spoki": "the Spoki API key"}
+SECRET_MEANING = {"spotler": "the Spotler Mail+ consumer secret"}
 
 
 @dataclass(frozen=True, slots=True)

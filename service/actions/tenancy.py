@@ -34,10 +34,12 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy.engine import Engine
 
 from service.actions.connection import (
+    KEY_MEANING,
     KEY_PARAMETER,
     LABELS,
     PLATFORM_PARAMETER,
     PLATFORMS,
+    SECRET_MEANING,
     SECRET_PARAMETER,
     Connection,
 )
@@ -72,14 +74,16 @@ def check_connection(platform: str | None, key: str | None, secret: str | None) 
         raise _malformed(PLATFORM_PARAMETER, "the platform must be spotler, piggy or spoki.")
     key = (key or "").strip()
     if not key:
-        raise _missing(KEY_PARAMETER[platform], f"It comes from your {LABELS[platform]} account's API settings.")
+        raise _missing(KEY_PARAMETER[platform], f"It is {KEY_MEANING[platform]}, from your {LABELS[platform]} "
+                       "account's API settings.")
     if not _CREDENTIAL.match(key):
         raise _malformed(KEY_PARAMETER[platform], "it must be 1 to 512 visible characters without spaces.")
     if platform not in SECRET_PARAMETER:
         return Connection(platform, key)  # a secret sent for a platform without one is ignored
     secret = (secret or "").strip()
     if not secret:
-        raise _missing(SECRET_PARAMETER[platform], f"It comes from your {LABELS[platform]} account's API settings.")
+        raise _missing(SECRET_PARAMETER[platform], f"It is {SECRET_MEANING[platform]}, from your "
+                       f"{LABELS[platform]} account's API settings.")
     if not _CREDENTIAL.match(secret):
         raise _malformed(SECRET_PARAMETER[platform], "it must be 1 to 512 visible characters without spaces.")
     return Connection(platform, key, secret)

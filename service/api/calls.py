@@ -17,6 +17,7 @@ from service.actions.problems import ActionError
 from service.actions.resolution import contact_ref, parse_identifier
 from service.actions.tenancy import check_connection, missing_platform, scoped_caller
 from service.actions.runner import RunningCall
+from service.api import fairness
 from service.api.answers import answer_parts, location_token, media_type_detail, respond
 from service.api.urls import external_base_url
 from service.api.wsgi_bridge import DEADLINE_KEY, Deadline
@@ -47,6 +48,7 @@ def connection() -> Connection | None:
         found = check_connection(headers.get("X-Platform"), headers.get("X-Platform-Key"),
                                  headers.get("X-Platform-Secret"))
     flask.g.hosted_connection = found
+    fairness.admit_connection(found, rt.hosted.tenant(found))  # the throttle, then the tenant's budget (429)
     return found
 
 
@@ -82,7 +84,7 @@ def tenant() -> str | None:
 def scoped(user: str | None) -> str | None:
     """The caller id of this request as the ledger, idempotency keys and trigger states know it: in hosted mode
     the tenant's own (``<tenant>/<caller>``), so that nothing of another tenant is ever found.
-    (BUDGETS: the one place where the tenant of a call is known - per-tenant budgets plug in here.)"""
+    The tenant's budget is taken where the connection is first read (:func:`connection`)."""
     return scoped_caller(tenant(), user)
 
 

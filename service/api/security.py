@@ -12,6 +12,7 @@ from typing import Any
 
 from connexion.exceptions import OAuthProblem
 
+from service.api import fairness
 from service.microsoft.errors import KeysUnavailable, TokenRejected
 from service.privacy import api_key_id
 from service.runtime import current_runtime
@@ -44,6 +45,10 @@ def check_api_key(apikey: str, required_scopes=None, request=None) -> dict | Non
     for candidate in current_runtime().settings.accepted_api_keys:
         # evaluate every key, so timing does not reveal which one (or whether any) matched
         ok |= hmac.compare_digest(presented, candidate.encode())
+    rt = current_runtime()
+    if rt.settings.hosted and rt.settings.api_keys and request is not None:
+        client = request.client.host if getattr(request, "client", None) else "unknown"
+        fairness.check_api_key(api_key_id(apikey or ""), ok, client)  # a throttled client's guesses: 429
     if not ok:
         return None
     # handlers get this as ``user``: the caller's identity, recorded with every job and scoping GET /jobs; never

@@ -61,12 +61,12 @@ def relative(location: str) -> str:
 @pytest.mark.parametrize(("headers", "status", "parameter"), [
     ({}, 401, "Platform"),
     ({"X-Platform": "mailchimp", "X-Platform-Key": "k"}, 400, "Platform"),
-    ({"X-Platform": "spotler"}, 401, "Consumer key"),
-    ({"X-Platform": "spotler", "X-Platform-Key": SHOP_A["X-Platform-Key"]}, 401, "Consumer secret"),
-    ({**SHOP_A, "X-Platform-Key": "two words"}, 400, "Consumer key"),
-    ({**SHOP_A, "X-Platform-Secret": "x" * 513}, 400, "Consumer secret"),
-    ({"X-Platform": "piggy"}, 401, "API token"),
-    ({"X-Platform": "spoki", "X-Platform-Key": "bad\tkey"}, 400, "API key"),
+    ({"X-Platform": "spotler"}, 401, "Platform key"),
+    ({"X-Platform": "spotler", "X-Platform-Key": SHOP_A["X-Platform-Key"]}, 401, "Platform secret"),
+    ({**SHOP_A, "X-Platform-Key": "two words"}, 400, "Platform key"),
+    ({**SHOP_A, "X-Platform-Secret": "x" * 513}, 400, "Platform secret"),
+    ({"X-Platform": "piggy"}, 401, "Platform key"),
+    ({"X-Platform": "spoki", "X-Platform-Key": "bad\tkey"}, 400, "Platform key"),
 ])
 def test_missing_or_malformed_connection_is_a_problem_naming_the_parameter(api, headers, status, parameter):
     code = "PLATFORM_CREDENTIALS_MISSING" if status == 401 else "PLATFORM_CREDENTIALS_INVALID"
