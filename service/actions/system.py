@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import logging
 import time
 from collections.abc import Callable
@@ -76,9 +75,8 @@ def capabilities(platform: Platform, s: Settings) -> dict:
 
 
 def tenancy(s: Settings) -> str:
-    """``single`` (the default) or ``hosted``: the settings' ``tenancy`` once it is declared there, else the
-    ``TENANCY`` environment variable (a stand-in until the hosted mode's setting lands)."""
-    return str(getattr(s, "tenancy", None) or os.environ.get("TENANCY") or "single").strip().lower()
+    """``single`` (the default) or ``hosted`` (``TENANCY``)."""
+    return s.tenancy
 
 
 def hosted_sandbox_data(s: Settings, accounts: Callable[[], list[dict]]) -> dict:

@@ -4,7 +4,6 @@ the real provider clients; single mode's answer has none of it; live mode stays 
 
 from __future__ import annotations
 
-import dataclasses
 
 import pytest
 
@@ -14,12 +13,8 @@ from service.sandbox.launch import SANDBOX_ACCOUNTS, start_in_process
 from tests.sandbox.test_accounts import _provider
 
 
-def hosted(settings: Settings, monkeypatch) -> Settings:
-    """Hosted mode: the TENANCY setting once it is declared, the environment variable until then."""
-    if "tenancy" in {f.name for f in dataclasses.fields(Settings)}:
-        return settings.with_(tenancy="hosted")
-    monkeypatch.setenv("TENANCY", "hosted")
-    return settings
+def hosted(settings: Settings) -> Settings:
+    return settings.with_(tenancy="hosted")
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +26,7 @@ def simulators():
 
 
 def test_hosted_sandbox_lists_every_demo_account(make_client, settings, monkeypatch, simulators):
-    client = make_client(hosted(settings, monkeypatch))  # validate_responses: the answer follows the schema
+    client = make_client(hosted(settings))  # validate_responses: the answer follows the schema
     r = client.get("/sandbox")
     assert r.status_code == 200, r.text
     data = r.json()
@@ -59,16 +54,16 @@ def test_hosted_sandbox_lists_every_demo_account(make_client, settings, monkeypa
 
 
 def test_single_mode_sandbox_has_no_accounts(make_client, settings, monkeypatch, simulators):
-    monkeypatch.delenv("TENANCY", raising=False)
     client = make_client(settings.with_(sandbox_upstream_url=simulators["spotler"].url))
     data = client.get("/sandbox", headers={"X-API-Key": "x"}).json()
     assert data["provider"] == "spotler" and data["contacts"] and data["automations"]
     assert "accounts" not in data and "tenancy" not in data
 
 
-def test_hosted_live_mode_has_no_sandbox(make_client, tmp_path, monkeypatch):
-    settings = Settings(provider="spoki", api_keys=("k" * 20,), ledger_hash_key="h" * 40,
-                        platform_env={"SPOKI_API_KEY": "live-key"}, database_url=f"sqlite:///{tmp_path}/l.db")
-    r = make_client(hosted(settings, monkeypatch)).get("/sandbox")
+def test_hosted_live_mode_has_no_sandbox(make_client, tmp_path):
+    settings = Settings.from_env({"TENANCY": "hosted", "HOSTED_MODE": "live", "TENANT_HASH_KEY": "t" * 40,
+                                  "CREDENTIALS_KEYS": "k1:" + "c" * 40, "LEDGER_HASH_KEY": "h" * 40,
+                                  "TRIGGER_STATE_SECRET": "s" * 40, "DATABASE_URL": f"sqlite:///{tmp_path}/l.db"})
+    r = make_client(settings).get("/sandbox")
     assert r.status_code == 404 and r.headers["content-type"] == "application/problem+json"
     assert r.json()["code"] == "NOT_SANDBOX_MODE"
