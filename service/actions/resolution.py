@@ -64,7 +64,8 @@ def contact_ref(data: Any, field: str = "contact") -> ContactRef:
 
 
 def describe(ref: ContactRef) -> str:
-    return f"externalId '{ref.external_id}'" if ref.external_id else f"email '{ref.email}'"
+    """The contact as a problem names it: its externalId, or its e-mail address masked (never in clear)."""
+    return f"externalId '{ref.external_id}'" if ref.external_id else f"email '{privacy.mask_email(ref.email)}'"
 
 
 #: the request field that creates a missing contact, and its label in the connector

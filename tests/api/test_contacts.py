@@ -45,7 +45,7 @@ def test_get_contact_by_email_and_by_external_id(call, sim):
 
 def test_get_contact_absent_is_404(call, sim):
     body = assert_problem(call("GET", "/contacts", email="nobody@example.com"), 404, "CONTACT_NOT_FOUND")
-    assert "nobody@example.com" in body["detail"]
+    assert "n***@example.com" in body["detail"] and "nobody@" not in body["detail"]  # masked, never in clear
     assert_problem(call("GET", "/contacts", externalId="no-such-id"), 404, "CONTACT_NOT_FOUND")
 
 
