@@ -130,6 +130,10 @@ def from_provider_error(exc: perr.ProviderError) -> Problem:
     return Problem(502, exc.code, "Bad Gateway", exc.message, ext=ext)
 
 
+#: hosted mode: the platform refused the connection's own credentials (the caller's 401)
+CREDENTIALS_REFUSED = "PLATFORM_CREDENTIALS_REFUSED"
+
+
 def credentials_refused(platform: str) -> ActionError:
     """Hosted mode: the platform refused the connection's credentials (its 401/403): the caller's 401, never a
     5xx (single mode: the service's own credentials, 424)."""
@@ -137,7 +141,7 @@ def credentials_refused(platform: str) -> ActionError:
 
     names = f"'{KEY_PARAMETER.get(platform, 'key')}'" + (
         f" and '{SECRET_PARAMETER[platform]}'" if platform in SECRET_PARAMETER else "")
-    return ActionError(401, "PLATFORM_CREDENTIALS_REFUSED",
+    return ActionError(401, CREDENTIALS_REFUSED,
                        f"{LABELS.get(platform, platform)} refused the credentials of this connection. Check {names} "
                        "in the connection.", platform=platform)
 

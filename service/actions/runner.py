@@ -58,7 +58,7 @@ from service.actions.idempotency import (
     problem_body,
 )
 from service.actions.ledger import Claimed, Ledger
-from service.actions.problems import ActionError, Problem, to_problem
+from service.actions.problems import CREDENTIALS_REFUSED, ActionError, Problem, to_problem
 from service.providers import errors as perr
 
 log = logging.getLogger(__name__)
@@ -391,7 +391,9 @@ class JobRunner:
                 return self.accepted(running.job_id)
             transient = False  # given up: the last problem is the job's answer
         else:
-            transient = problem.transient
+            # hosted mode: the platform refused the connection's credentials before doing anything - once the
+            # maker fixes the connection, the same call (same Idempotency-Key) must run, not replay the 401
+            transient = problem.transient or (problem.code == CREDENTIALS_REFUSED and not ctx.upstream_ids)
         self.ledger.finish(running.job_id, running.attempt, status=FAILED, http_status=problem.status,
                            result_code=problem.code, message=problem.detail, upstream_ids=ctx.upstream_ids,
                            duration_ms=_ms(started), retryable=transient, known_secrets=call.known_secrets,

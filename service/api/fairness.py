@@ -19,12 +19,12 @@ from __future__ import annotations
 import flask
 
 from service.actions.connection import Connection
+from service.actions.problems import CREDENTIALS_REFUSED
 from service.errors import AuthFailed
 from service.runtime import current_runtime
 
 _BUDGET = "hosted_budget"
 _CREDENTIAL = "hosted_credential"
-REFUSED_CODE = "PLATFORM_CREDENTIALS_REFUSED"
 
 
 def client_address() -> str:
@@ -64,7 +64,7 @@ def _after(response: flask.Response) -> flask.Response:
     throttle = current_runtime().budgets.refused
     if response.status_code == 401:
         body = response.get_json(silent=True) if not response.is_streamed else None
-        if isinstance(body, dict) and body.get("code") == REFUSED_CODE:
+        if isinstance(body, dict) and body.get("code") == CREDENTIALS_REFUSED:
             throttle.refused(client_address())
     elif response.status_code < 400:
         throttle.accepted(credential)

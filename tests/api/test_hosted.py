@@ -93,8 +93,12 @@ def test_refused_credentials_are_a_401_naming_the_platform_and_never_reuse_the_r
         assert body["platform"] == "spotler" and "Spotler" in body["detail"]
         assert "not-the-secret" not in str(body)
     # a write: recorded as failed with the same 401 (never a 5xx, never the secret)
-    write = api.put("/contacts", json={"contact": {"email": "x@example.com"}}, headers=wrong_secret)
+    key = {"Idempotency-Key": "fixed-after-the-refusal"}
+    write = api.put("/contacts", json={"contact": {"email": "x@example.com"}}, headers={**wrong_secret, **key})
     assert_problem(write, 401, "PLATFORM_CREDENTIALS_REFUSED")
+    # the maker fixes the secret: the same call runs (nothing was done), it does not replay the refusal
+    fixed = api.put("/contacts", json={"contact": {"email": "x@example.com"}}, headers={**SHOP_A, **key})
+    assert fixed.status_code == 200 and "Idempotent-Replayed" not in fixed.headers
     assert assert_problem(api.get("/connection", headers={**PIGGY, "X-Platform-Key": "nope"}), 401,
                           "PLATFORM_CREDENTIALS_REFUSED")["platform"] == "piggy"
     assert api.get("/automations", headers=SHOP_A).json() == right.json()  # the right account is unharmed
