@@ -92,8 +92,16 @@ def test_hosted_mode_section_is_short_and_links_its_page():
     body = README.read_text(encoding="utf-8").split("\n## Hosted mode (for publishers)\n", 1)
     assert len(body) == 2, 'README.md needs a section titled exactly "Hosted mode (for publishers)"'
     section = body[1].split("\n## ", 1)[0]
-    assert 1 <= len([line for line in section.splitlines() if line.strip()]) <= 5
+    assert 1 <= len([line for line in section.splitlines() if line.strip()]) <= 30
     assert "](docs/hosted.md)" in section
+    # issue 22: two accounts side by side, the maker's connection, what a publisher sets
+    from service.sandbox.launch import SANDBOX_ACCOUNTS
+
+    for account in SANDBOX_ACCOUNTS["spotler"][:2]:
+        assert account["consumer_key"] in section and account["consumer_secret"] in section
+    for needle in ("TENANCY=hosted make run", "Hosted: platform account", "TENANT_HASH_KEY", "CREDENTIALS_KEYS",
+                   "REDIS_URL", "rotate-credentials"):
+        assert needle in section, needle
 
 
 def test_the_readme_links_the_credentials_guide():
