@@ -6,7 +6,8 @@
     python -m service.relay worker      # deliver (and sync) in the foreground until SIGTERM/SIGINT, without
                                         # serving HTTP: an extra delivery process next to the service
 
-Every service process runs the same worker in a background thread; the daily reconcile runs there too.
+Every service process runs the same worker in a background thread; the daily reconcile runs there too. In hosted
+mode (``TENANCY=hosted``) each command covers every tenant of Piggy and Spoki, with their stored credentials.
 """
 
 from __future__ import annotations
@@ -20,17 +21,33 @@ import threading
 import sqlalchemy as sa
 
 
-def _relay(settings):
-    """The relay on the service's database and platform account, its worker not started."""
-    from service.actions.webhooks import build_relay
+def _relays(settings) -> tuple:
+    """The relays on the service's database, their workers not started: single mode's one (its platform
+    account), hosted mode's one per webhook platform (every tenant's subscriptions, their stored credentials)."""
+    from service.actions.webhooks import build_hosted_relay, build_relay
+    from service.actions.connection import PLATFORMS
     from service.providers.factory import has_webhooks, webhook_manager
     from service.runtime import Runtime
 
-    if not has_webhooks(settings.provider):
-        raise SystemExit(f"marketing-actions: {settings.provider} has no webhooks (PROVIDER=piggy or spoki)")
     rt = Runtime(settings)
+    if settings.hosted:
+        from service.hosted import TenantManagers
+
+        return rt, [build_hosted_relay(settings, rt.ledger.engine, platform, TenantManagers(rt.hosted, platform))
+                    for platform in PLATFORMS if has_webhooks(platform)]
+    if not has_webhooks(settings.provider):
+        rt.close()
+        raise SystemExit(f"marketing-actions: {settings.provider} has no webhooks (PROVIDER=piggy or spoki)")
     relay = build_relay(settings, rt.ledger.engine, lambda: webhook_manager(relay.deps.format, rt.provider))
-    return rt, relay
+    return rt, [relay]
+
+
+def reconcile(relays) -> dict[str, int]:
+    total = {"reconciled": 0, "failed": 0}
+    for relay in relays:
+        for key, n in relay.reconcile().items():
+            total[key] = total.get(key, 0) + n
+    return total
 
 
 def status(relay) -> dict[str, dict[str, int]]:
@@ -55,21 +72,23 @@ def main(argv: list[str] | None = None) -> int:
 
     settings = settings_or_exit()
     configure_logging(settings.log_level)
-    rt, relay = _relay(settings)
+    rt, relays = _relays(settings)
     try:
         if args.command == "reconcile":
-            print(json.dumps(relay.reconcile()))
+            print(json.dumps(reconcile(relays)))
         elif args.command == "status":
-            print(json.dumps(status(relay)))
+            print(json.dumps(status(relays[0])))  # the relay's tables: every platform's rows
         else:
             done = threading.Event()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(sig, lambda *_: done.set())
-            relay.start()
+            for relay in relays:
+                relay.start()
             print("webhook relay worker running", flush=True)
             done.wait()
     finally:
-        relay.close()
+        for relay in relays:
+            relay.close()
         rt.close()
     return 0
 

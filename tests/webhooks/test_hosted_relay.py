@@ -62,3 +62,29 @@ def test_each_tenant_gets_its_own_upstream_webhook_and_only_its_own_events(servi
     assert _events(sims["b"]) == ["contact_created"]
     assert requests.delete(sub_b.headers["Location"], headers=B, timeout=30).status_code == 200
     wait_for(lambda: not _events(sims["b"]), "B's upstream webhook removed")
+
+
+def test_the_reconcile_command_covers_every_tenant_with_its_stored_credentials(service, piggy, flows, sqlite_db):
+    """``python -m service.relay reconcile`` in hosted mode: a webhook someone deleted in one tenant's Piggy account
+    is made again there, with that tenant's sealed credentials (no request brings them)."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    sim_a = piggy.accounts[SANDBOX_ACCOUNTS["piggy"][0]["name"]]
+    sub = _call(service, "POST", "/hooks", A, {"event": "contact_created", "callbackUrl": flows.new()["callbackUrl"]})
+    assert sub.status_code == 201, sub.text
+    [gone] = list(sim_a.webhooks.subs)
+    del sim_a.webhooks.subs[gone]  # removed in Piggy's dashboard
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SPOKI_", "PIGGY_", "SPOTLER_"))}
+    env.update(TENANCY="hosted", DATABASE_URL=sqlite_db, SANDBOX_UPSTREAM_URLS=f"piggy={piggy.url}",
+               LOG_LEVEL="WARNING", ENV_FILE=os.devnull)
+    out = subprocess.run([sys.executable, "-m", "service.relay", "reconcile"], cwd=Path(__file__).parents[2],
+                         env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr[-2000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["failed"] == 0 and result["reconciled"] >= 1
+    assert _events(sim_a) == ["contact_created"] and gone not in sim_a.webhooks.subs
+    assert requests.delete(sub.headers["Location"], headers=A, timeout=30).status_code == 200
