@@ -41,6 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--calls", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--json", default=None)
+    parser.add_argument("--redis-url", default="", help="count the per-tenant budgets on this Redis (REDIS_URL); "
+                        "default: in the worker's memory")
     args = parser.parse_args(argv)
 
     sim = start_process("spotler")
@@ -53,8 +55,11 @@ def main(argv: list[str] | None = None) -> int:
         account = {**key, "X-Platform": "spotler", "X-Platform-Key": creds["consumer_key"],
                    "X-Platform-Secret": creds["consumer_secret"]}
         # the tenants first, with the hosted app alone in this process (as in a worker)
-        hosted = create_app(base.with_(tenancy="hosted", sandbox_upstream_urls=(f"spotler={sim.url}",))
-                            ).test_client()
+        # every guarantee on (budgets, throttle); the 10,000 made-up tenants come from one client, so the
+        # refused-credentials throttle - which would rightly stop them - is off for this run
+        hosted = create_app(base.with_(tenancy="hosted", sandbox_upstream_urls=(f"spotler={sim.url}",),
+                                       refused_credentials_per_minute=0, redis_url=args.redis_url,
+                                       tenant_calls_per_minute=1_000_000)).test_client()  # counted, never hit
         with hosted:
             assert hosted.get("/automations", headers=account).status_code == 200
             rss = [(0, round(rss_mb(), 1))]

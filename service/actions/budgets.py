@@ -26,6 +26,7 @@ and skips Redis for the next :data:`DOWN_SECONDS` (no timeout per call meanwhile
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import hashlib
 import logging
@@ -58,6 +59,8 @@ DOWN_SECONDS = 5.0
 REDIS_TIMEOUT = 0.5
 #: credentials accepted lately, kept (as keyed hashes) per process so that a throttle never blocks them
 PROVEN_ENTRIES = 20_000
+#: in memory: the most tenants and clients whose windows are kept at once (the oldest go first)
+MEMORY_WINDOW_KEYS = 100_000
 PROVEN_SECONDS = 3600
 
 #: KEYS[1] the tenant's lease set; ARGV limit, lease ms, lease id -> {1, 0} taken, or {0, ms until the first
@@ -138,6 +141,27 @@ class _MemoryStore(_Store):
         super().__init__(MemoryStorage(), hash_key)
         self._running: dict[str, int] = {}
         self._lock = threading.Lock()
+        #: the moving windows (of at most WINDOW_SECONDS): per key the times of the hits still inside the window
+        #: (a key idle for a whole window is dropped). Not ``limits``' MemoryStorage for these: it starts a timer thread after every hit
+        #: that walks every key (bench.hosted_tenants: +2.7 ms CPU per call once 10,000 tenants had called)
+        self._windows: cachetools.TTLCache = cachetools.TTLCache(maxsize=MEMORY_WINDOW_KEYS, ttl=WINDOW_SECONDS)
+
+    def hit(self, item: RateLimitItem, key: str, *, consume: bool = True) -> int | None:
+        window = item.get_expiry()
+        now = time.monotonic()
+        name = (key, item.key_for())
+        with self._lock:
+            hits = self._windows.get(name)
+            if hits is None:
+                hits = collections.deque()
+            self._windows[name] = hits  # (re)set: dropped only after a whole window without a hit
+            while hits and hits[0] <= now - window:
+                hits.popleft()
+            if len(hits) < item.amount:
+                if consume:
+                    hits.append(now)
+                return None
+            return _seconds(hits[0] + window - now, window)
 
     def acquire(self, key: str, limit: int) -> tuple[object | None, int]:
         with self._lock:
