@@ -26,7 +26,7 @@ and skips Redis for the next :data:`DOWN_SECONDS` (no timeout per call meanwhile
 
 from __future__ import annotations
 
-import collections
+import bisect
 import contextlib
 import hashlib
 import logging
@@ -60,7 +60,7 @@ REDIS_TIMEOUT = 0.5
 #: credentials accepted lately, kept (as keyed hashes) per process so that a throttle never blocks them
 PROVEN_ENTRIES = 20_000
 #: in memory: the most tenants and clients whose windows are kept at once (the oldest go first)
-MEMORY_WINDOW_KEYS = 100_000
+MEMORY_WINDOW_KEYS = 50_000
 PROVEN_SECONDS = 3600
 
 #: KEYS[1] the tenant's lease set; ARGV limit, lease ms, lease id -> {1, 0} taken, or {0, ms until the first
@@ -149,14 +149,13 @@ class _MemoryStore(_Store):
     def hit(self, item: RateLimitItem, key: str, *, consume: bool = True) -> int | None:
         window = item.get_expiry()
         now = time.monotonic()
-        name = (key, item.key_for())
+        name = key + "|" + item.namespace  # one string per key and budget (a list of floats each: ~100 bytes)
         with self._lock:
             hits = self._windows.get(name)
             if hits is None:
-                hits = collections.deque()
+                hits = []
             self._windows[name] = hits  # (re)set: dropped only after a whole window without a hit
-            while hits and hits[0] <= now - window:
-                hits.popleft()
+            del hits[:bisect.bisect_right(hits, now - window)]
             if len(hits) < item.amount:
                 if consume:
                     hits.append(now)
