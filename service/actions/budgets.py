@@ -12,7 +12,8 @@
   refused. The service is then no oracle for guessing keys.
 
 Where they are counted (:func:`build_budgets`): with ``REDIS_URL`` on Redis, shared by every worker and
-instance; otherwise in this process's memory (the embedded default: one instance). The rate windows are the
+instance; otherwise in this process's memory (the embedded default: one instance; its moving windows are a list
+of hit times per key, at most :data:`MEMORY_WINDOW_KEYS` keys). On Redis the rate windows are the
 ``limits`` library's moving windows (its own Lua scripts on Redis, stamped by each instance's clock: keep them
 NTP-synchronised). The concurrency budget on Redis is a sorted
 set of leases per tenant (:data:`_ACQUIRE`: one Lua script on the server's clock): a running call's lease is
