@@ -5,8 +5,8 @@
 Measures, per call, the wall time and this process's CPU of ``with budgets.admit(tenant): pass`` with both
 budgets on (the defaults: 8 at once, 600 per minute; the tenants taken in turn so no budget refuses) and of
 ``RefusedCredentials.check``: memory first, then Redis (its own key prefix, deleted afterwards; skipped when
-Redis does not answer). Redis here is on loopback: a remote one adds its round trips (3 per admit: the lease, the
-moving window, the release; 1 per check).
+Redis does not answer). Redis here is on loopback: a remote one adds its round trips (2 per admit: one Lua script
+taking the lease and the moving window together, the release; 1 per check).
 """
 
 from __future__ import annotations

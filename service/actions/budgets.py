@@ -12,14 +12,15 @@
   refused. The service is then no oracle for guessing keys.
 
 Where they are counted (:func:`build_budgets`): with ``REDIS_URL`` on Redis, shared by every worker and
-instance; otherwise in this process's memory (the embedded default: one instance; its moving windows are a list
-of hit times per key, at most :data:`MEMORY_WINDOW_KEYS` keys). On Redis the rate windows are the
-``limits`` library's moving windows (its own Lua scripts on Redis, stamped by each instance's clock: keep them
-NTP-synchronised). The concurrency budget on Redis is a sorted
-set of leases per tenant (:data:`_ACQUIRE`: one Lua script on the server's clock): a running call's lease is
-renewed by one thread per process every third of ``lease_seconds``, so the slot of a killed worker is free again
-after at most ``lease_seconds``; in memory it is a count per tenant, dropped when it falls to zero (so bounded by
-the calls running). Keys hold a keyed hash of the tenant or client (``LEDGER_HASH_KEY``), never the value.
+instance; otherwise in this process's memory (the embedded default: one instance). On Redis a tenant's two
+budgets are two sorted sets, taken together by ONE Lua script on the server's clock (:data:`_ADMIT`: one round
+trip per admit, both or neither) and given back by one ZREM: its leases (a running call's lease is renewed by one
+thread per process every third of ``lease_seconds``, so the slot of a killed worker is free again after at most
+``lease_seconds``) and its moving window (the times of its calls, trimmed to the window). The refused-credentials
+windows (a rare path) are the ``limits`` library's moving windows (its own Lua scripts, stamped by each
+instance's clock: keep them NTP-synchronised). In memory the windows are lists of hit times (at most :data:`MEMORY_WINDOW_KEYS` keys) and the concurrency
+budget a count per tenant, dropped when it falls to zero (so bounded by the calls running). Keys hold a keyed hash
+of the tenant or client (``LEDGER_HASH_KEY``), never the value.
 
 **Redis down: fail open.** A Redis error or timeout (0.5 s) lets the call through unbudgeted, logs one warning,
 and skips Redis for the next :data:`DOWN_SECONDS` (no timeout per call meanwhile); never a 500.
@@ -64,19 +65,36 @@ PROVEN_ENTRIES = 20_000
 MEMORY_WINDOW_KEYS = 50_000
 PROVEN_SECONDS = 3600
 
-#: KEYS[1] the tenant's lease set; ARGV limit, lease ms, lease id -> {1, 0} taken, or {0, ms until the first
-#: lease expires}. Expired leases (a killed worker's) are dropped first; the server's clock decides.
-_ACQUIRE = """
+#: KEYS[1] the tenant's lease set, KEYS[2] its moving window (hit times); ARGV concurrency limit (0: off), lease
+#: ms, lease id (also the hit's member), calls per window (0: off), window ms -> {2, 0} both taken, or nothing taken
+#: and {0, ms until the first lease expires} (concurrency) / {1, ms until the oldest hit leaves the window} (rate).
+#: Expired leases (a killed worker's) and hits out of the window are dropped first; the server's clock decides.
+_ADMIT = """
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[1]) then
-  redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[3])
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
-  return {1, 0}
+local limit, lease_ms = tonumber(ARGV[1]), tonumber(ARGV[2])
+local amount, window = tonumber(ARGV[4]), tonumber(ARGV[5])
+if limit > 0 then
+  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+  if redis.call('ZCARD', KEYS[1]) >= limit then
+    local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+    return {0, tonumber(first[2]) - now}
+  end
 end
-local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-return {0, tonumber(first[2]) - now}
+if amount > 0 then
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - window)
+  if redis.call('ZCARD', KEYS[2]) >= amount then
+    local first = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
+    return {1, tonumber(first[2]) + window - now}
+  end
+  redis.call('ZADD', KEYS[2], now, ARGV[3])
+  redis.call('PEXPIRE', KEYS[2], window)
+end
+if limit > 0 then
+  redis.call('ZADD', KEYS[1], now + lease_ms, ARGV[3])
+  redis.call('PEXPIRE', KEYS[1], lease_ms)
+end
+return {2, 0}
 """
 #: KEYS[1] a lease set; ARGV lease ms, lease ids...: each lease still held runs ``lease ms`` from now again
 _RENEW = """
@@ -124,6 +142,22 @@ class _Store:
             self.failed(exc)
             return None
         return _seconds(reset - time.time(), item.get_expiry())
+
+    def admit(self, key: str, limit: int, item: RateLimitItem | None) -> tuple[object | None, str | None, int]:
+        """Take a concurrent slot (``limit`` 0: none) and one call of ``item``'s window (None: none), both or
+        neither: ``(token for release or None, None, 0)``, or ``(None, "concurrent" | "per_minute", seconds)``."""
+        token = None
+        if limit:
+            token, wait = self.acquire(key, limit)
+            if token is None:
+                return None, "concurrent", wait
+        if item is not None:
+            wait = self.hit(item, key)  # type: ignore[assignment]
+            if wait is not None:
+                if token is not None:
+                    self.release(key, token)
+                return None, "per_minute", wait
+        return token, None, 0
 
     def acquire(self, key: str, limit: int) -> tuple[object | None, int]:
         raise NotImplementedError
@@ -192,7 +226,7 @@ class _RedisStore(_Store):
         self.errors = (redis.RedisError, StorageError, OSError)
         self.prefix = prefix
         self.lease_ms = max(1, int(lease_seconds * 1000))
-        self._acquire = self.redis.register_script(_ACQUIRE)
+        self._admit = self.redis.register_script(_ADMIT)
         self._renew = self.redis.register_script(_RENEW)
         self._leases: dict[str, str] = {}  # lease id -> its set's key, while the call runs
         self._lock = threading.Lock()
@@ -211,23 +245,31 @@ class _RedisStore(_Store):
             log.warning("budgets: Redis unreachable (%s); calls pass unbudgeted (fail open) for %g s",
                         type(exc).__name__, DOWN_SECONDS)
 
-    def acquire(self, key: str, limit: int) -> tuple[object | None, int]:
-        if not self.available():
-            return self._OPEN, 0
-        lease, slots = uuid.uuid4().hex, f"{self.prefix}:slots:{key}"
+    def admit(self, key: str, limit: int, item: RateLimitItem | None) -> tuple[object | None, str | None, int]:
+        """Both budgets in one round trip (:data:`_ADMIT`); the keys share a hash tag (one Redis Cluster slot)."""
+        if not self.available() or not (limit or item is not None):
+            return (self._OPEN if limit else None), None, 0
+        lease, slots = uuid.uuid4().hex, f"{self.prefix}:slots:{{{key}}}"
+        window_ms = item.get_expiry() * 1000 if item is not None else 0
         try:
-            taken, wait_ms = self._acquire(keys=[slots], args=[limit, self.lease_ms, lease])
+            verdict, wait_ms = self._admit(keys=[slots, f"{self.prefix}:minute:{{{key}}}"],
+                                           args=[limit, self.lease_ms, lease, item.amount if item else 0, window_ms])
         except self.errors as exc:
             self.failed(exc)
-            return self._OPEN, 0
-        if not taken:
-            return None, _seconds(min(int(wait_ms) / 1000, CONCURRENT_RETRY_AFTER), CONCURRENT_RETRY_AFTER)
+            return self._OPEN, None, 0
+        if verdict == 0:
+            return None, "concurrent", _seconds(min(int(wait_ms) / 1000, CONCURRENT_RETRY_AFTER),
+                                                CONCURRENT_RETRY_AFTER)
+        if verdict == 1:
+            return None, "per_minute", _seconds(int(wait_ms) / 1000, window_ms // 1000)
+        if not limit:
+            return None, None, 0
         with self._lock:
             self._leases[lease] = slots
             if self._renewer is None:
                 self._renewer = threading.Thread(target=self._renew_loop, name="budget-leases", daemon=True)
                 self._renewer.start()
-        return lease, 0
+        return lease, None, 0
 
     def release(self, key: str, token: object) -> None:
         if token is self._OPEN:
@@ -282,21 +324,17 @@ class TenantBudgets:
             yield
             return
         key = self._store.key("tenant", tenant)
-        token = None
-        if self.max_concurrent:
-            token, wait = self._store.acquire(key, self.max_concurrent)
-            if token is None:
-                raise TenantBudgetExceeded(
-                    f"This connection's platform account already has {self.max_concurrent} calls running, the most "
-                    f"it may run at once. Retry in {wait} seconds.", budget="concurrent", retry_after=wait)
+        token, budget, wait = self._store.admit(key, self.max_concurrent, self._item)
+        if budget == "concurrent":
+            raise TenantBudgetExceeded(
+                f"This connection's platform account already has {self.max_concurrent} calls running, the most "
+                f"it may run at once. Retry in {wait} seconds.", budget="concurrent", retry_after=wait)
+        if budget is not None:
+            raise TenantBudgetExceeded(
+                f"This connection's platform account has made {self._item.amount} calls in the last "  # type: ignore[union-attr]
+                f"{self.window} seconds, the most it may make. Retry in {wait} seconds.",
+                budget="per_minute", retry_after=wait)
         try:
-            if self._item is not None:
-                wait = self._store.hit(self._item, key)
-                if wait is not None:
-                    raise TenantBudgetExceeded(
-                        f"This connection's platform account has made {self._item.amount} calls in the last "
-                        f"{self.window} seconds, the most it may make. Retry in {wait} seconds.",
-                        budget="per_minute", retry_after=wait)
             yield
         finally:
             if token is not None:

@@ -306,6 +306,30 @@ def test_a_killed_process_slot_is_freed_after_its_lease(redis_url, prefix, child
     store.close()
 
 
+def test_on_redis_both_budgets_are_two_keyed_sets_taken_together(redis_url, prefix):
+    """One script takes the lease and the window's hit, or neither: the keys name a keyed hash (never the
+    tenant), share one hash tag (one Redis Cluster slot) and expire by themselves."""
+    import redis
+
+    store = open_store(redis_url, prefix=prefix, hash_key=b"k" * 32)
+    budgets = TenantBudgets(store, max_concurrent=1, per_minute=2)
+    raw = redis.Redis.from_url(redis_url, decode_responses=True)
+    with budgets.admit(TENANT):
+        assert _refusal(budgets.admit(TENANT)).budget == "concurrent"
+        (slots,), (minute,) = raw.keys(prefix + ":slots:*"), raw.keys(prefix + ":minute:*")
+        assert len(raw.keys(prefix + ":*")) == 2 and TENANT not in slots + minute
+        assert slots.split("{")[1] == minute.split("{")[1]
+        assert raw.zcard(slots) == 1 and raw.zcard(minute) == 1  # the refused call took neither
+        assert 0 < raw.pttl(slots) <= 30_000 and 0 < raw.pttl(minute) <= 60_000
+    assert raw.zcard(slots) == 0  # released
+    with budgets.admit(TENANT):
+        pass
+    assert _refusal(budgets.admit(TENANT)).budget == "per_minute"
+    assert raw.zcard(slots) == 0 and raw.zcard(minute) == 2  # refused for the rate: no lease left behind
+    raw.close()
+    store.close()
+
+
 def test_concurrent_admits_never_exceed_the_budget(store):
     """Many threads at once (on Redis: one Lua script per admit): exactly the budget gets in."""
     budgets = TenantBudgets(store, max_concurrent=3, per_minute=0)
