@@ -188,14 +188,15 @@ def test_a_short_action_runs_in_the_request_thread_and_its_202_follows_the_forwa
         make_client, settings, spotler_sim, sim):
     """Short actions (one contact) run in the request's thread, without a hand-off to a runner thread; past the
     deadline the transport answers the job's 202, with the Location the caller reaches us at."""
-    client = make_client(settings.with_(sandbox_upstream_url=spotler_sim.url, sync_deadline_seconds=0.2))
+    # a deadline the first (cold) call always meets, and an upstream that is slower than it
+    client = make_client(settings.with_(sandbox_upstream_url=spotler_sim.url, sync_deadline_seconds=1.0))
     runner = client.app_.runtime.runner
     body = {"contact": {"externalId": JAN_ID}}
     headers = {"X-API-Key": API_KEY, "X-Forwarded-Proto": "https", "X-Forwarded-Host": "actions.example.com"}
     assert client.post(f"/automations/{WELCOME}/start", json=body, headers={**headers, "Idempotency-Key": key()}
                        ).status_code == 200
     assert not runner._pool._threads  # no runner thread was started for it
-    sim.faults.configure(latency_ms=400, path_prefix=TRIGGER)
+    sim.faults.configure(latency_ms=1600, path_prefix=TRIGGER)
     r = client.post(f"/automations/{WELCOME}/start", json=body, headers={**headers, "Idempotency-Key": key()})
     assert r.status_code == 202, r.text
     assert r.headers["Location"] == f"https://actions.example.com/jobs/{r.json()['jobId']}/result"
