@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING
 import cachetools
 from limits import RateLimitItem, RateLimitItemPerSecond
 from limits.errors import StorageError
-from limits.storage import MemoryStorage, RedisStorage
+from limits.storage import RedisStorage
 from limits.strategies import MovingWindowRateLimiter
 
 from service.errors import CredentialsThrottled, TenantBudgetExceeded
@@ -112,12 +112,11 @@ def _seconds(delta: float, window: int) -> int:
 
 
 class _Store:
-    """Where budgets are counted: the moving windows (a ``limits`` storage) and the concurrency slots."""
+    """Where budgets are counted: the moving windows and the concurrency slots."""
 
     errors: tuple[type[BaseException], ...] = ()
 
-    def __init__(self, storage, hash_key: bytes = b"") -> None:
-        self.limiter = MovingWindowRateLimiter(storage)
+    def __init__(self, hash_key: bytes = b"") -> None:
         self._hash_key = hash_key[:64]
 
     def key(self, kind: str, ident: str) -> str:
@@ -132,16 +131,7 @@ class _Store:
 
     def hit(self, item: RateLimitItem, key: str, *, consume: bool = True) -> int | None:
         """None when the window has room (one taken when ``consume``), else the seconds until it has."""
-        if not self.available():
-            return None
-        try:
-            if self.limiter.hit(item, key) if consume else self.limiter.test(item, key):
-                return None
-            reset = self.limiter.get_window_stats(item, key).reset_time
-        except self.errors as exc:
-            self.failed(exc)
-            return None
-        return _seconds(reset - time.time(), item.get_expiry())
+        raise NotImplementedError
 
     def admit(self, key: str, limit: int, item: RateLimitItem | None) -> tuple[object | None, str | None, int]:
         """Take a concurrent slot (``limit`` 0: none) and one call of ``item``'s window (None: none), both or
@@ -170,10 +160,10 @@ class _Store:
 
 
 class _MemoryStore(_Store):
-    """One process: ``limits``' memory storage and a count of running calls per tenant."""
+    """One process: moving windows of its own and a count of running calls per tenant."""
 
     def __init__(self, hash_key: bytes = b"") -> None:
-        super().__init__(MemoryStorage(), hash_key)
+        super().__init__(hash_key)
         self._running: dict[str, int] = {}
         self._lock = threading.Lock()
         #: the moving windows (of at most WINDOW_SECONDS): per key the times of the hits still inside the window
@@ -221,8 +211,9 @@ class _RedisStore(_Store):
         import redis
 
         self.redis = redis.Redis.from_url(url, socket_timeout=REDIS_TIMEOUT, socket_connect_timeout=REDIS_TIMEOUT)
-        super().__init__(RedisStorage(url, connection_pool=self.redis.connection_pool, key_prefix=prefix + ":rate",
-                                      wrap_exceptions=True), hash_key)
+        super().__init__(hash_key)
+        self.limiter = MovingWindowRateLimiter(RedisStorage(url, connection_pool=self.redis.connection_pool,
+                                                            key_prefix=prefix + ":rate", wrap_exceptions=True))
         self.errors = (redis.RedisError, StorageError, OSError)
         self.prefix = prefix
         self.lease_ms = max(1, int(lease_seconds * 1000))
@@ -233,6 +224,19 @@ class _RedisStore(_Store):
         self._down_until = 0.0
         self._stop = threading.Event()
         self._renewer: threading.Thread | None = None
+
+    def hit(self, item: RateLimitItem, key: str, *, consume: bool = True) -> int | None:
+        """The refused-credentials windows: ``limits``' moving windows on Redis (fails open)."""
+        if not self.available():
+            return None
+        try:
+            if self.limiter.hit(item, key) if consume else self.limiter.test(item, key):
+                return None
+            reset = self.limiter.get_window_stats(item, key).reset_time
+        except self.errors as exc:
+            self.failed(exc)
+            return None
+        return _seconds(reset - time.time(), item.get_expiry())
 
     def available(self) -> bool:
         return time.monotonic() >= self._down_until
