@@ -28,6 +28,13 @@ def _in_ci() -> bool:
     return os.environ.get("CI", "").strip().lower() in ("true", "1", "yes")
 
 
+def unavailable(msg: str) -> None:
+    """A server the tests need is not there: skipped locally, a failure in CI (``CI`` set)."""
+    if _in_ci():
+        pytest.fail(msg)
+    pytest.skip(msg)
+
+
 @pytest.fixture(scope="session")
 def pg_admin_url() -> str:
     """The PostgreSQL server for tests, checked once per session."""
@@ -37,10 +44,7 @@ def pg_admin_url() -> str:
         with engine.connect() as conn:
             conn.execute(sa.text("SELECT 1"))
     except Exception as exc:  # noqa: BLE001 - any connection failure
-        msg = f"PostgreSQL for tests not reachable at {normalize_url(url).render_as_string()}: {exc}"
-        if _in_ci():
-            pytest.fail(msg)
-        pytest.skip(msg)
+        unavailable(f"PostgreSQL for tests not reachable at {normalize_url(url).render_as_string()}: {exc}")
     finally:
         engine.dispose()
     return normalize_url(url).render_as_string(hide_password=False)

@@ -218,17 +218,21 @@ def test_connections_opened_at_once_spread_over_the_workers(running):
     """The Procfile's worker class (service.workers.BalancedUvicornWorker) takes a new connection only while
     no other worker holds fewer: 16 keep-alive connections opened at once end up on both workers (a plain
     uvicorn worker took a whole burst: 32/0 was measured)."""
-    port = int(running.client.base_url.port)
-    conns = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(16)]
+    owners = _health_burst(int(running.client.base_url.port), 16)
+    counts = sorted(owners.count(pid) for pid in set(owners))
+    assert 0 not in owners and len(counts) == 2, owners
+    assert counts[0] >= 4, counts  # balanced: 8/8 ideally; a plain worker gives 16/0
+
+
+def _health_burst(port: int, n: int) -> list[int]:
+    """``n`` keep-alive connections opened at once, each answered one GET /health: the worker pid of each."""
+    conns = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(n)]
     try:
         for c in conns:
             c.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
         for c in conns:
             assert c.recv(65536).startswith(b"HTTP/1.1 200")
-        owners = _worker_of_each_connection(port, [c.getsockname()[1] for c in conns])
-        counts = sorted(owners.count(pid) for pid in set(owners))
-        assert 0 not in owners and len(counts) == 2, owners
-        assert counts[0] >= 4, counts  # balanced: 8/8 ideally; a plain worker gives 16/0
+        return _worker_of_each_connection(port, [c.getsockname()[1] for c in conns])
     finally:
         for c in conns:
             c.close()
@@ -244,20 +248,10 @@ def _requests_counted(text: str, operation: str) -> float:
 def test_one_scrape_adds_up_the_counts_of_both_workers(running):
     """GET /metrics on either worker answers the sum over both (prometheus_client's multiprocess mode, the
     folder made by the gunicorn master): 16 calls that landed on two pids are all in one scrape."""
-    port = int(running.client.base_url.port)
     metrics_dir = running.home / "metrics"
     assert not (metrics_dir / "counter_999999999.db").exists()  # the master emptied the folder at start
     before = _requests_counted(running.client.get("/metrics", headers={"Connection": "close"}).text, "Health")
-    conns = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(16)]
-    try:
-        for c in conns:
-            c.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
-        for c in conns:
-            assert c.recv(65536).startswith(b"HTTP/1.1 200")
-        owners = _worker_of_each_connection(port, [c.getsockname()[1] for c in conns])
-    finally:
-        for c in conns:
-            c.close()
+    owners = _health_burst(int(running.client.base_url.port), 16)
     pids = set(owners)
     assert 0 not in pids and len(pids) == 2, owners  # the calls hit both workers
     files = {int(p.stem.rsplit("_", 1)[1]) for p in metrics_dir.glob("counter_*.db")}

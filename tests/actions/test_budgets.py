@@ -22,7 +22,7 @@ from service.actions.problems import to_problem
 from service.config import ConfigError, Settings
 from service.errors import CredentialsThrottled, TenantBudgetExceeded
 from service.runtime import Runtime
-from tests.databases import _in_ci
+from tests.databases import unavailable
 
 ROOT = Path(__file__).resolve().parents[2]
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL") or "redis://127.0.0.1:6379/15"
@@ -38,10 +38,7 @@ def redis_url() -> str:
     try:
         client.ping()
     except redis.RedisError as exc:
-        msg = f"Redis for tests not reachable at {TEST_REDIS_URL}: {exc}"
-        if _in_ci():
-            pytest.fail(msg)
-        pytest.skip(msg)
+        unavailable(f"Redis for tests not reachable at {TEST_REDIS_URL}: {exc}")
     finally:
         client.close()
     return TEST_REDIS_URL
